@@ -1,0 +1,46 @@
+# Two commands set up a fresh machine: `make reproduce` and `make test`. Both install first,
+# and skip the install when requirements.lock and pyproject.toml have not changed.
+SHELL := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
+# The machine's pip config lists local mirrors that lack most packages; pip warns once per package.
+QUIET_PIP := grep -v "is ignored: it is neither a file nor a directory" || true
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+BIN := $(VENV)/bin
+LOCK_HASH := $(shell cat requirements.lock pyproject.toml | sha256sum | cut -c1-16)
+STAMP := $(VENV)/.installed-$(LOCK_HASH)
+CORES ?= all
+PYTEST_ARGS ?=
+
+.PHONY: install test reproduce bench lock clean
+
+install: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml
+	@echo ">> installing ticketbench into $(VENV) (pinned by requirements.lock)"
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock 2>&1 | { $(QUIET_PIP); }
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e . 2>&1 | { $(QUIET_PIP); }
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+test: install
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+reproduce: install
+	HF_HUB_OFFLINE=1 PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake --cores $(CORES)
+
+bench: install
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest tests/benchmarks --benchmark-enable --benchmark-only \
+		--benchmark-json results/bench/benchmarks.json -p no:randomly
+
+# Re-resolve the lock from pyproject.toml's direct dependencies in a scratch environment.
+lock:
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/python -m pip install --quiet --upgrade pip
+	.lock-venv/bin/python -m pip install --quiet .
+	{ head -3 requirements.lock; .lock-venv/bin/python -m pip freeze --all | grep -v -E '^(pip|ticketbench)(==| @)' | sort -f; } > requirements.lock.new
+	mv requirements.lock.new requirements.lock && rm -rf .lock-venv
+
+clean:
+	rm -rf $(VENV) .pytest_cache .snakemake
