@@ -1,0 +1,182 @@
+"""Hyper-parameters are frozen dataclasses: they make the CLI flags, read config files and name runs.
+
+Rules (taken from OpenLTH): fields are ``str``/``int``/``float``/``bool``; booleans default to False
+so that they become ``--flag`` switches; help text lives in ``field(metadata={"help": ...})``; a new
+field needs a default that changes nothing, so that ``run_id`` of old runs stays the same.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, TypeVar
+
+from .errors import ConfigError
+
+H = TypeVar("H", bound="Hparams")
+_SCALARS = {"str": str, "int": int, "float": float, "bool": bool}
+
+
+def hp(default: Any, help: str) -> Any:  # noqa: A002 - mirrors argparse's name
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class Hparams:
+    """Base class. Subclasses set ``section`` (the config-file block they read) and override ``check``."""
+
+    section: ClassVar[str] = ""
+
+    @classmethod
+    def _fields(cls) -> list[dataclasses.Field]:
+        return [f for f in dataclasses.fields(cls) if f.init]
+
+    @classmethod
+    def add_args(cls, parser: argparse.ArgumentParser) -> None:
+        group = parser.add_argument_group(cls.section or cls.__name__, cls.__doc__.splitlines()[0] if cls.__doc__ else None)
+        for f in cls._fields():
+            kind = _SCALARS[f.type] if isinstance(f.type, str) else f.type
+            flag = "--" + f.name.replace("_", "-")
+            text = f"{f.metadata.get('help', '')} (default: {f.default!r})"
+            if kind is bool:
+                group.add_argument(flag, dest=f.name, action="store_true", default=argparse.SUPPRESS, help=text)
+            else:
+                group.add_argument(flag, dest=f.name, type=kind, default=argparse.SUPPRESS, metavar=f.name.upper(),
+                                   help=text)
+
+    @classmethod
+    def from_sources(cls: type[H], config: dict[str, Any] | None = None, args: argparse.Namespace | None = None) -> H:
+        """Defaults, then the config file's block, then explicit command-line flags."""
+        values = dict((config or {}).get(cls.section, {}) or {}) if cls.section else dict(config or {})
+        if args is not None:
+            values.update({f.name: getattr(args, f.name) for f in cls._fields() if hasattr(args, f.name)})
+        return cls.from_dict(values)
+
+    @classmethod
+    def from_dict(cls: type[H], values: dict[str, Any]) -> H:
+        names = {f.name: f for f in cls._fields()}
+        kwargs = {}
+        for key, value in values.items():
+            if key not in names:
+                raise ConfigError(f"{cls.section}.{key}" if cls.section else key, value,
+                                  f"known keys of {cls.section or cls.__name__}: {', '.join(sorted(names))}")
+            kwargs[key] = _coerce(cls.section, names[key], value)
+        obj = cls(**kwargs)
+        obj.check()
+        return obj
+
+    def check(self) -> None:
+        """Raise ConfigError for values that are out of range. Subclasses extend this."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in self._fields()}
+
+    def non_default(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in self._fields() if getattr(self, f.name) != f.default}
+
+    def run_id(self) -> str:
+        """Short stable hash of the non-default fields: unchanged when a no-op field is added."""
+        blob = json.dumps({type(self).__name__: self.non_default()}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+    def _require(self, key: str, ok: bool, allowed: str) -> None:
+        if not ok:
+            name = f"{self.section}.{key}" if self.section else key
+            raise ConfigError(name, getattr(self, key), allowed)
+
+
+def _coerce(section: str, f: dataclasses.Field, value: Any) -> Any:
+    kind = _SCALARS[f.type] if isinstance(f.type, str) else f.type
+    key = f"{section}.{f.name}" if section else f.name
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(key, value, "true or false")
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if kind is str and isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value)
+    if kind is str and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise ConfigError(key, value, f"a value of type {kind.__name__}")
+    return value
+
+
+def int_list(text: str) -> list[int]:
+    """Parse '3,8' (config strings for epoch lists) into [3, 8]."""
+    return [int(t) for t in str(text).replace(" ", "").split(",") if t != ""]
+
+
+@dataclass(frozen=True)
+class DataHparams(Hparams):
+    """Which data to train on and how to load it."""
+
+    section: ClassVar[str] = "data"
+    dataset: str = hp("digits", "dataset name: digits (embedded), synthetic, cifar10, cifar100, tiny-imagenet, imagenet")
+    data_root: str = hp("", "folder that holds the dataset files (not needed for digits/synthetic)")
+    download: bool = hp(False, "download CIFAR into --data-root if it is missing")
+    no_augment: bool = hp(False, "turn off training-set augmentation")
+    image_size: int = hp(0, "resize in-memory datasets to this size (0: the dataset's default)")
+    workers: int = hp(0, "data-loader worker processes (0 keeps everything in the main process)")
+
+    def check(self) -> None:
+        from .data import dataset_names
+
+        self._require("dataset", self.dataset in dataset_names(), f"one of {', '.join(dataset_names())}")
+        self._require("image_size", self.image_size >= 0, "0 (dataset default) or a positive size")
+        self._require("workers", self.workers >= 0, "a non-negative integer")
+
+
+@dataclass(frozen=True)
+class ModelHparams(Hparams):
+    """Which network to build."""
+
+    section: ClassVar[str] = "model"
+    backbone: str = hp("test_resnet", "any timm model name, or a paper network such as cifar_resnet20")
+
+
+SCHEDULES = ("cosine", "multistep", "constant")
+
+
+@dataclass(frozen=True)
+class TrainHparams(Hparams):
+    """How to train: SGD with momentum, a learning-rate schedule and rewind snapshots."""
+
+    section: ClassVar[str] = "train"
+    epochs: int = hp(15, "training epochs")
+    batch_size: int = hp(128, "minibatch size")
+    lr: float = hp(0.1, "peak learning rate")
+    momentum: float = hp(0.9, "SGD momentum")
+    nesterov: bool = hp(False, "use Nesterov momentum")
+    weight_decay: float = hp(5e-4, "L2 weight decay")
+    schedule: str = hp("cosine", "learning-rate schedule: cosine, multistep or constant")
+    milestones: str = hp("", "multistep: comma-separated epochs at which the lr is multiplied by --gamma")
+    gamma: float = hp(0.1, "multistep decay factor")
+    warmup_epochs: int = hp(0, "linear learning-rate warm-up epochs")
+    rewind_epochs: str = hp("0", "comma-separated epochs k: save the weights after k epochs as rewind snapshots")
+    rewind_iterations: str = hp("", "comma-separated iterations at which to save rewind snapshots too")
+    label_smoothing: float = hp(0.0, "label smoothing of the cross-entropy loss")
+
+    def check(self) -> None:
+        self._require("epochs", self.epochs > 0, "a positive number of epochs")
+        self._require("batch_size", self.batch_size > 0, "a positive batch size")
+        self._require("lr", self.lr > 0, "a positive learning rate")
+        self._require("momentum", 0 <= self.momentum < 1, "a value in [0, 1)")
+        self._require("weight_decay", self.weight_decay >= 0, "a non-negative value")
+        self._require("schedule", self.schedule in SCHEDULES, f"one of {', '.join(SCHEDULES)}")
+        self._require("warmup_epochs", 0 <= self.warmup_epochs < self.epochs, "0 <= warmup_epochs < epochs")
+        self._require("label_smoothing", 0 <= self.label_smoothing < 1, "a value in [0, 1)")
+        for key in ("milestones", "rewind_epochs", "rewind_iterations"):
+            try:
+                values = int_list(getattr(self, key))
+            except ValueError:
+                self._require(key, False, "comma-separated non-negative integers, e.g. '0,3'")
+            self._require(key, all(v >= 0 for v in values), "comma-separated non-negative integers")
+        self._require("rewind_epochs", all(v <= self.epochs for v in int_list(self.rewind_epochs)),
+                      f"epochs between 0 and epochs={self.epochs}")
+        self._require("milestones", self.schedule != "multistep" or bool(int_list(self.milestones)),
+                      "at least one epoch when schedule is multistep")

@@ -1,0 +1,137 @@
+"""Every file the suite writes goes through here: atomic, typed, and with readable errors.
+
+A killed job must never leave a file that looks complete, so every writer stages its bytes in a
+temporary file in the destination folder and renames it into place (rename is atomic on POSIX).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import struct
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+
+from .errors import ArtifactError
+
+META_KEY = "ticketbench"
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; rename it onto ``path`` only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    write_bytes(path, text.encode())
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> None:
+    write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, torch.Tensor):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    if hasattr(o, "item"):
+        return o.item()
+    raise TypeError(f"cannot write {type(o).__name__} as JSON")
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    path = Path(path)
+    if not path.is_file():
+        raise ArtifactError(path, "file not found")
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ArtifactError(path, f"not valid JSON ({e}); the file is damaged or was cut short") from None
+
+
+def save_tensors(path: str | os.PathLike, tensors: dict[str, torch.Tensor], metadata: dict[str, Any]) -> None:
+    """Save tensors as safetensors, with ``metadata`` stored as one JSON string in the header."""
+    tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+    header = {META_KEY: json.dumps(metadata, sort_keys=True, default=_json_default)}
+    write_bytes(path, st_save(tensors, metadata=header))
+
+
+def load_tensors(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Load a file written by :func:`save_tensors`; damaged files raise an :class:`ArtifactError` naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ArtifactError(path, "file not found")
+    data = path.read_bytes()
+    hint = "not a readable safetensors file ({}); it is damaged or was cut short: re-run the stage or `dvc pull` it"
+    try:
+        tensors = st_load(data)
+        meta = _read_header(data).get("__metadata__") or {}
+        return tensors, json.loads(meta.get(META_KEY, "{}"))
+    except (SafetensorError, ValueError, struct.error) as e:
+        raise ArtifactError(path, hint.format(str(e).splitlines()[0] if str(e) else type(e).__name__)) from None
+
+
+def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
+    """Only the JSON metadata of a safetensors file (reads the header, not the tensors)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ArtifactError(path, "file not found")
+    with open(path, "rb") as f:
+        head = f.read(8)
+        try:
+            (n,) = struct.unpack("<Q", head)
+            header = json.loads(f.read(n))
+        except (struct.error, json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise ArtifactError(path, f"not a readable safetensors header ({e}); the file is damaged") from None
+    return json.loads((header.get("__metadata__") or {}).get(META_KEY, "{}"))
+
+
+def _read_header(data: bytes) -> dict[str, Any]:
+    (n,) = struct.unpack("<Q", data[:8])
+    return json.loads(data[8 : 8 + n])
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def state_hash(tensors: dict[str, torch.Tensor]) -> str:
+    """A content hash of a state dict that does not depend on file layout (names, dtypes, shapes, bytes)."""
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        t = tensors[name].detach().contiguous().cpu().reshape(-1)
+        h.update(f"{name}:{t.dtype}:{tuple(t.shape)};".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()

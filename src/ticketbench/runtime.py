@@ -1,0 +1,64 @@
+"""Determinism, devices and the version stamp that goes into every metrics.json."""
+
+from __future__ import annotations
+
+import os
+import platform
+import random
+
+import numpy as np
+import torch
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed every RNG the suite uses and return a generator for data order."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    g = torch.Generator()
+    g.manual_seed(seed)
+    return g
+
+
+def make_deterministic() -> None:
+    """Ask torch for bitwise-reproducible kernels; must run before CUDA initialises."""
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = True
+    # TF32 changes numerics between GPU generations; comparisons across machines need it off.
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    from .errors import ConfigError
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError("device", name, "this machine has no CUDA device; use cpu or auto")
+    if not (name == "cpu" or name.startswith("cuda")):
+        raise ConfigError("device", name, "one of auto, cpu, cuda, cuda:N")
+    return torch.device(name)
+
+
+def versions() -> dict[str, str]:
+    import timm
+    import torchvision
+
+    from . import __version__
+
+    out = {
+        "ticketbench": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "timm": timm.__version__,
+        "numpy": np.__version__,
+        "cpu_threads": str(torch.get_num_threads()),
+    }
+    if torch.cuda.is_available():
+        out["cuda"] = str(torch.version.cuda)
+        out["gpu"] = torch.cuda.get_device_name(0)
+    return out

@@ -1,0 +1,37 @@
+import os
+
+import pytest
+import torch
+from torch import nn
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+class TinyNet(nn.Module):
+    """A 3-layer CNN that trains in well under a second on the synthetic dataset."""
+
+    def __init__(self, num_classes: int = 10, in_chans: int = 3):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_chans, 8, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(8)
+        self.conv2 = nn.Conv2d(8, 16, 3, stride=2, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(16)
+        self.fc = nn.Linear(16, num_classes)
+
+    def forward(self, x):
+        x = torch.relu(self.bn1(self.conv1(x)))
+        x = torch.relu(self.bn2(self.conv2(x)))
+        return self.fc(x.mean((2, 3)))
+
+
+@pytest.fixture
+def tiny_net():
+    torch.manual_seed(0)
+    return TinyNet()
+
+
+@pytest.fixture(scope="session")
+def synthetic_splits():
+    from ticketbench.data import load_splits
+
+    return load_splits("synthetic")
