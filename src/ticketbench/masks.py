@@ -1,0 +1,207 @@
+"""Pruning masks: which weights are kept, which layers may be pruned, and magnitude pruning.
+
+A mask maps parameter names (``layer1.0.conv1.weight``) to boolean tensors; True means kept.
+Sparsity is always the fraction of *prunable* weights that are zero, over the layers of a named
+policy, because the three papers disagree on which layers count.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Iterable, Mapping
+
+import torch
+from torch import nn
+
+from . import io
+from .errors import ArtifactError, ConfigError
+from .registry import Registry
+
+
+@dataclass(frozen=True)
+class LayerPolicy:
+    """Which weight tensors a method may prune."""
+
+    conv: bool
+    linear: bool
+    stem: bool
+    classifier: bool
+    description: str
+
+
+POLICIES: Registry[LayerPolicy] = Registry("prune_policy")
+POLICIES.add("prac", LayerPolicy(True, False, True, False, "every conv including the stem; classifier and linears kept (PrAC)"))
+POLICIES.add("structure_lth", LayerPolicy(True, False, False, False, "every conv except the stem; classifier kept (Structure-LTH)"))
+POLICIES.add("openlth", LayerPolicy(True, True, True, True, "every conv and linear layer, stem and classifier included (OpenLTH)"))
+POLICIES.add("jackpot", LayerPolicy(True, True, True, False, "every conv and linear except the classifier (lottery jackpots)"))
+
+
+def prunable_names(model: nn.Module, policy: str | LayerPolicy) -> list[str]:
+    """Parameter names (``<module>.weight``) that ``policy`` allows to prune, in module order."""
+    from .models import classifier_names, conv_linear_layers, stem_name
+
+    pol = POLICIES.get(policy) if isinstance(policy, str) else policy
+    stem, heads = stem_name(model), set(classifier_names(model))
+    names = []
+    for name, module in conv_linear_layers(model).items():
+        is_conv = isinstance(module, nn.Conv2d)
+        if (is_conv and not pol.conv) or (not is_conv and not pol.linear and name not in heads):
+            continue
+        if name == stem and not pol.stem:
+            continue
+        if name in heads and not pol.classifier:
+            continue
+        names.append(f"{name}.weight" if name else "weight")
+    if not names:
+        raise ConfigError("prune_policy", policy if isinstance(policy, str) else pol.description,
+                          f"a policy that leaves at least one prunable layer in {type(model).__name__}")
+    return names
+
+
+class Mask(dict):
+    """Parameter name -> bool tensor (True = kept)."""
+
+    @classmethod
+    def ones_like(cls, model: nn.Module, names: Iterable[str]) -> "Mask":
+        params = dict(model.named_parameters())
+        return cls({n: torch.ones_like(params[n], dtype=torch.bool, device="cpu") for n in names})
+
+    @classmethod
+    def from_weights(cls, weights: Mapping[str, torch.Tensor]) -> "Mask":
+        """The mask of the non-zero entries (what a pruned checkpoint implies)."""
+        return cls({n: (w != 0).cpu() for n, w in weights.items()})
+
+    @property
+    def total(self) -> int:
+        return sum(m.numel() for m in self.values())
+
+    @property
+    def kept(self) -> int:
+        return int(sum(int(m.sum()) for m in self.values()))
+
+    def sparsity(self) -> float:
+        return 1.0 - self.kept / self.total if self.total else 0.0
+
+    def layer_sparsity(self) -> dict[str, float]:
+        return {n: 1.0 - float(m.float().mean()) for n, m in self.items()}
+
+    @torch.no_grad()
+    def apply_(self, model: nn.Module) -> nn.Module:
+        """Zero the pruned weights of ``model`` in place."""
+        params = dict(model.named_parameters())
+        for n, m in self.items():
+            params[n].mul_(m.to(params[n].device, params[n].dtype))
+        return model
+
+    def save(self, path, *, method: str, source_hash: str = "", config: dict | None = None, **extra) -> None:
+        meta = {"kind": "mask", "method": method, "source_hash": source_hash, "sparsity": self.sparsity(),
+                "layer_sparsity": self.layer_sparsity(), "config": config or {}, **extra}
+        io.save_tensors(path, dict(self), meta)
+
+    @classmethod
+    def load(cls, path) -> tuple["Mask", dict]:
+        tensors, meta = io.load_tensors(path)
+        if meta.get("kind") != "mask" or any(t.dtype != torch.bool for t in tensors.values()):
+            raise ArtifactError(path, f"is not a ticketbench mask (kind={meta.get('kind')!r})")
+        return cls(tensors), meta
+
+
+def iou(a: Mapping[str, torch.Tensor], b: Mapping[str, torch.Tensor]) -> float:
+    """Intersection over union of the kept weights of two masks over their common layers."""
+    names = sorted(set(a) & set(b))
+    if not names:
+        raise ValueError("the two masks share no layer")
+    inter = sum(int((a[n] & b[n]).sum()) for n in names)
+    union = sum(int((a[n] | b[n]).sum()) for n in names)
+    return inter / union if union else 1.0
+
+
+def _prune_count(remaining: int, fraction: float) -> int:
+    # Python's round() (half to even) matches torch.nn.utils.prune's amount rounding.
+    return min(remaining, round(fraction * remaining))
+
+
+def _lowest(scores: torch.Tensor, alive: torch.Tensor, k: int) -> torch.Tensor:
+    """Flat indices of the k lowest scores among alive entries; ties go to the lower flat index."""
+    idx = alive.nonzero().flatten()
+    order = torch.sort(scores[idx], stable=True).indices
+    return idx[order[:k]]
+
+
+def magnitude_prune(weights: Mapping[str, torch.Tensor], fraction: float, mask: Mapping[str, torch.Tensor] | None = None,
+                    scope: str = "global") -> Mask:
+    """Remove ``fraction`` of the weights that ``mask`` still keeps, smallest magnitude first.
+
+    Args:
+        weights: name -> weight tensor, for the prunable layers only.
+        fraction: share of the *remaining* weights to remove (0.2 for IMP).
+        mask: the current mask (all kept if None); pruned weights stay pruned.
+        scope: ``global`` ranks all layers together, ``layerwise`` removes ``fraction`` in each layer.
+    """
+    if not 0 <= fraction <= 1:
+        raise ConfigError("fraction", fraction, "a fraction in [0, 1]")
+    names = list(weights)
+    old = {n: (mask[n].bool().cpu() if mask is not None else torch.ones_like(weights[n], dtype=torch.bool, device="cpu"))
+           for n in names}
+    new = Mask({n: m.clone() for n, m in old.items()})
+    if scope == "layerwise":
+        for n in names:
+            flat = new[n].view(-1)
+            drop = _lowest(weights[n].detach().abs().flatten().cpu().double(), old[n].flatten(),
+                           _prune_count(int(old[n].sum()), fraction))
+            flat[drop] = False
+        return new
+    if scope != "global":
+        raise ConfigError("scope", scope, "global or layerwise")
+    scores = torch.cat([weights[n].detach().abs().flatten().cpu().double() for n in names])
+    alive = torch.cat([old[n].flatten() for n in names])
+    drop = _lowest(scores, alive, _prune_count(int(alive.sum()), fraction))
+    flat = torch.cat([new[n].flatten() for n in names])
+    flat[drop] = False
+    offset = 0
+    for n in names:
+        k = new[n].numel()
+        new[n] = flat[offset : offset + k].view_as(new[n]).clone()
+        offset += k
+    return Mask(new)
+
+
+def prune_to_sparsity(weights: Mapping[str, torch.Tensor], sparsity: float, scope: str = "global") -> Mask:
+    """One-shot magnitude mask with exactly ``round(sparsity * n)`` zeros (globally or in each layer)."""
+    if not 0 <= sparsity < 1:
+        raise ConfigError("sparsity", sparsity, "a fraction in [0, 1)")
+    return magnitude_prune(weights, sparsity, None, scope)
+
+
+def sparsity_after_rounds(rounds: int, rate: float = 0.2) -> float:
+    return 1.0 - (1.0 - rate) ** rounds
+
+
+def rounds_for_sparsity(target: float, rate: float = 0.2) -> int:
+    return math.ceil(math.log(1 - target) / math.log(1 - rate) - 1e-9)
+
+
+def count_zeros(model: nn.Module, names: Iterable[str]) -> tuple[int, int]:
+    """(zeros, total) over the named parameters: the sparsity that metrics.json reports."""
+    params = dict(model.named_parameters())
+    zeros = sum(int((params[n] == 0).sum()) for n in names)
+    return zeros, sum(params[n].numel() for n in names)
+
+
+class MaskEnforcer:
+    """Keeps pruned weights exactly zero during training by re-masking after every optimiser step.
+
+    One fused ``_foreach_mul_`` over all masked tensors costs far less than a parametrisation that
+    rebuilds each weight in every forward pass, which is how the overhead stays within a few percent.
+    """
+
+    def __init__(self, model: nn.Module, mask: Mapping[str, torch.Tensor] | None):
+        params = dict(model.named_parameters())
+        self.params = [params[n] for n in (mask or {})]
+        self.masks = [mask[n].to(params[n].device, params[n].dtype) for n in (mask or {})]
+
+    @torch.no_grad()
+    def __call__(self) -> None:
+        if self.params:
+            torch._foreach_mul_(self.params, self.masks)
