@@ -1,0 +1,112 @@
+"""What every CLI stage shares: the config file, the output folder and its hparams.json guard."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from . import io, paths
+from .errors import ConfigError
+from .registry import Registry
+
+STAGES: Registry[type["Stage"]] = Registry("stage")
+
+
+class Stage:
+    """A subcommand of ``ticketbench``. Subclass, set ``name``/``help``, implement ``add_args`` and ``run``."""
+
+    name = ""
+    help = ""
+
+    @classmethod
+    def add_args(cls, parser: argparse.ArgumentParser) -> None:
+        raise NotImplementedError
+
+    @classmethod
+    def run(cls, args: argparse.Namespace, config: dict[str, Any]) -> int:
+        raise NotImplementedError
+
+
+def add_common_args(parser: argparse.ArgumentParser, *, out: bool = True) -> None:
+    g = parser.add_argument_group("run")
+    g.add_argument("--config", metavar="FILE", action="append", default=[],
+                   help="YAML file whose blocks (data, model, train, ...) set defaults; repeat it to layer files "
+                   "(later files win, block by block); flags given on the command line win over all files")
+    g.add_argument("--seed", type=int, default=None, help="random seed (default: the config's seed, else 0)")
+    if out:
+        g.add_argument("--out", required=True, metavar="DIR", help="output folder of this run")
+    g.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
+    g.add_argument("--threads", type=int, default=1,
+                   help="CPU threads for torch; results are bitwise reproducible for a fixed thread count, so the "
+                   "count is part of the recipe (default: 1)")
+    g.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    g.add_argument("--overwrite", action="store_true",
+                   help="replace the results of a run with different settings already in --out")
+
+
+def load_config(files: list[str] | str | None) -> dict[str, Any]:
+    """Read and merge config files in order; a later file overrides keys inside each block."""
+    merged: dict[str, Any] = {}
+    for path in [files] if isinstance(files, str) else (files or []):
+        for key, value in _load_one(path).items():
+            if isinstance(value, dict) and isinstance(merged.get(key), dict):
+                merged[key] = {**merged[key], **value}
+            else:
+                merged[key] = value
+    return merged
+
+
+def _load_one(path: str) -> dict[str, Any]:
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError("config", path, "a path to an existing YAML file")
+    try:
+        data = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError("config", path, f"valid YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise ConfigError("config", path, "a YAML mapping of blocks such as data:, model:, train:")
+    return data
+
+
+def setup_runtime(args: argparse.Namespace):
+    """Threads, determinism and the device, in the order torch needs them; returns the device."""
+    import torch
+
+    from .runtime import make_deterministic, resolve_device
+
+    if args.threads < 1:
+        raise ConfigError("threads", args.threads, "a positive number of CPU threads")
+    torch.set_num_threads(args.threads)
+    make_deterministic()
+    return resolve_device(args.device)
+
+
+def resolve_seed(args: argparse.Namespace, config: dict[str, Any]) -> int:
+    seed = args.seed if args.seed is not None else config.get("seed", 0)
+    if not isinstance(seed, int) or seed < 0:
+        raise ConfigError("seed", seed, "a non-negative integer")
+    return seed
+
+
+def claim_out_dir(out: str, resolved: dict[str, Any], overwrite: bool) -> str:
+    """Write ``hparams.json`` into ``out``; refuse a folder that holds a run with other settings.
+
+    Returns the run id (a hash of the resolved settings), so a later reader can tell recipes apart.
+    """
+    run_id = hashlib.sha256(json.dumps(resolved, sort_keys=True).encode()).hexdigest()[:12]
+    target = paths.hparams(out)
+    if target.exists() and not overwrite:
+        old = io.read_json(target)
+        if old.get("run_id") != run_id:
+            changed = sorted(k for k in set(old.get("settings", {})) | set(resolved)
+                             if old.get("settings", {}).get(k) != resolved.get(k))
+            raise ConfigError("out", out, f"an empty folder or one of a run with the same settings (differs in "
+                              f"{', '.join(changed) or 'run id'}); pass --overwrite to replace it")
+    io.write_json(target, {"run_id": run_id, "settings": resolved})
+    return run_id

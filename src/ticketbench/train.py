@@ -1,0 +1,173 @@
+"""The one training loop: SGD, mask-aware, deterministic, with rewind snapshots and per-sample records.
+
+Methods never fork this loop. They change what it sees (a mask, a data subset, a start epoch) or
+listen to it through callbacks, e.g. PrAC's early stop on mask convergence.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from .data import IndexedDataset, make_loader
+from .hparams import TrainHparams, int_list
+from .masks import MaskEnforcer
+
+State = dict[str, torch.Tensor]
+
+
+def snapshot(model: nn.Module) -> State:
+    """A detached CPU copy of the full state (weights and BatchNorm buffers)."""
+    return {k: v.detach().clone().cpu() for k, v in model.state_dict().items()}
+
+
+def lr_at(hp: TrainHparams, iteration: int, iters_per_epoch: int) -> float:
+    """Learning rate for a global iteration; warm-up is linear, then cosine, multistep or constant."""
+    total = hp.epochs * iters_per_epoch
+    warm = hp.warmup_epochs * iters_per_epoch
+    if iteration < warm:
+        return hp.lr * (iteration + 1) / warm
+    if hp.schedule == "cosine":
+        progress = (iteration - warm) / max(1, total - warm)
+        return 0.5 * hp.lr * (1 + math.cos(math.pi * min(1.0, progress)))
+    if hp.schedule == "multistep":
+        epoch = iteration // iters_per_epoch
+        return hp.lr * hp.gamma ** sum(epoch >= m for m in int_list(hp.milestones))
+    return hp.lr
+
+
+@dataclass
+class EpochContext:
+    """What a callback sees after each epoch. Returning True from a callback stops training."""
+
+    epoch: int
+    model: nn.Module
+    record: dict
+    correct: torch.Tensor  # int8 per stable id for this epoch: 1 correct, 0 wrong, -1 not trained on
+
+
+Callback = Callable[[EpochContext], "bool | None"]
+
+
+@dataclass
+class TrainResult:
+    best_state: State
+    final_state: State
+    best_epoch: int
+    best_val_acc: float
+    test_acc: float | None
+    history: list[dict]
+    iterations: int
+    wall_seconds: float
+    correctness: torch.Tensor  # int8 [epochs run, base_size]
+    snapshots: dict[str, State] = field(default_factory=dict)
+    stopped_early: bool = False
+
+
+@torch.no_grad()
+def predict(model: nn.Module, ds: IndexedDataset, device: torch.device, batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+    """(predicted labels, stable ids) in eval mode, in dataset order."""
+    was_training = model.training
+    model.eval()
+    preds, ids = [], []
+    for x, _, i in make_loader(ds, batch_size, shuffle=False):
+        preds.append(model(x.to(device)).argmax(1).cpu())
+        ids.append(i)
+    model.train(was_training)
+    return torch.cat(preds), torch.cat(ids)
+
+
+def evaluate(model: nn.Module, ds: IndexedDataset, device: torch.device, batch_size: int = 256) -> float:
+    """Top-1 accuracy as a fraction in [0, 1]."""
+    preds, _ = predict(model, ds, device, batch_size)
+    return float((preds == ds.targets).float().mean())
+
+
+def train(model: nn.Module, train_ds: IndexedDataset, val_ds: IndexedDataset, hp: TrainHparams, *,
+          device: torch.device, seed: int, test_ds: IndexedDataset | None = None,
+          mask: Mapping[str, torch.Tensor] | None = None, start_epoch: int = 0, workers: int = 0,
+          callbacks: Sequence[Callback] = (), progress: bool = True, desc: str = "train") -> TrainResult:
+    """Train ``model`` in place for epochs ``start_epoch .. hp.epochs-1``.
+
+    The schedule is positioned at ``start_epoch``, so rewinding to epoch k with ``start_epoch=k``
+    resumes the learning rate where it was; ``start_epoch=0`` restarts it. The returned
+    ``test_acc`` is measured once, on the best-validation weights: the test set never selects.
+    """
+    from .runtime import seed_everything
+
+    gen = seed_everything(seed)
+    model.to(device)
+    enforce = MaskEnforcer(model, mask)
+    enforce()
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.SGD(params, lr=hp.lr, momentum=hp.momentum, weight_decay=hp.weight_decay, nesterov=hp.nesterov)
+    loader = make_loader(train_ds, hp.batch_size, shuffle=True, seed=int(gen.initial_seed()), workers=workers)
+    per_epoch = len(loader)
+    snap_epochs, snap_iters = set(int_list(hp.rewind_epochs)), set(int_list(hp.rewind_iterations))
+    snapshots: dict[str, State] = {}
+    if start_epoch in snap_epochs:
+        snapshots[f"ep{start_epoch}"] = snapshot(model)
+
+    iteration = start_epoch * per_epoch
+    best_val, best_epoch, best_state = -1.0, -1, snapshot(model)
+    history, records = [], []
+    stopped = False
+    t0 = time.perf_counter()
+    bar = tqdm(range(start_epoch, hp.epochs), desc=desc, disable=not progress, mininterval=2.0, dynamic_ncols=True)
+    for epoch in bar:
+        model.train()
+        correct = torch.full((train_ds.base_size,), -1, dtype=torch.int8)
+        loss_sum, n_seen, n_right = 0.0, 0, 0
+        for x, y, ids in loader:
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            for group in opt.param_groups:
+                group["lr"] = lr_at(hp, iteration, per_epoch)
+            logits = model(x)
+            loss = F.cross_entropy(logits, y, label_smoothing=hp.label_smoothing)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            enforce()
+            iteration += 1
+            with torch.no_grad():
+                hit = (logits.argmax(1) == y).cpu()
+            correct[ids] = hit.to(torch.int8)
+            loss_sum += loss.item() * len(y)
+            n_seen += len(y)
+            n_right += int(hit.sum())
+            if iteration in snap_iters:
+                snapshots[f"it{iteration}"] = snapshot(model)
+        if epoch + 1 in snap_epochs:
+            snapshots[f"ep{epoch + 1}"] = snapshot(model)
+        val_acc = evaluate(model, val_ds, device)
+        record = {"epoch": epoch + 1, "lr": opt.param_groups[0]["lr"], "train_loss": loss_sum / max(1, n_seen),
+                  "train_acc": n_right / max(1, n_seen), "val_acc": val_acc, "iterations": iteration,
+                  "seconds": time.perf_counter() - t0}
+        history.append(record)
+        records.append(correct)
+        # Strictly better only: ties keep the earlier epoch, which makes selection deterministic.
+        if val_acc > best_val:
+            best_val, best_epoch, best_state = val_acc, epoch + 1, snapshot(model)
+        bar.set_postfix(loss=f"{record['train_loss']:.3f}", val=f"{val_acc:.3f}")
+        ctx = EpochContext(epoch + 1, model, record, correct)
+        if any(bool(cb(ctx)) for cb in callbacks):
+            stopped = True
+            break
+    bar.close()
+    final_state = snapshot(model)
+    test_acc = None
+    if test_ds is not None:
+        model.load_state_dict(best_state)
+        test_acc = evaluate(model, test_ds, device)
+        model.load_state_dict(final_state)
+    return TrainResult(best_state, final_state, best_epoch, best_val, test_acc, history,
+                       iteration - start_epoch * per_epoch, time.perf_counter() - t0,
+                       torch.stack(records) if records else torch.empty(0, train_ds.base_size, dtype=torch.int8),
+                       snapshots, stopped)

@@ -1,0 +1,97 @@
+import math
+
+import pytest
+import torch
+
+from ticketbench.hparams import TrainHparams
+from ticketbench.io import state_hash
+from ticketbench.masks import prunable_names, prune_to_sparsity
+from ticketbench.train import evaluate, lr_at, train
+
+from conftest import TinyNet
+
+CPU = torch.device("cpu")
+HP = TrainHparams(epochs=3, batch_size=32, lr=0.05, rewind_epochs="0,1", rewind_iterations="5")
+
+
+def _run(splits, seed=0, **kw):
+    torch.manual_seed(seed)
+    model = TinyNet()
+    res = train(model, splits.train, splits.val, kw.pop("hp", HP), device=CPU, seed=seed, test_ds=splits.test,
+                progress=False, **kw)
+    return model, res
+
+
+def test_bitwise_deterministic(synthetic_splits):
+    _, a = _run(synthetic_splits)
+    _, b = _run(synthetic_splits)
+    assert state_hash(a.final_state) == state_hash(b.final_state)
+    assert state_hash(a.best_state) == state_hash(b.best_state)
+    assert torch.equal(a.correctness, b.correctness)
+    _, c = _run(synthetic_splits, seed=1)
+    assert state_hash(a.final_state) != state_hash(c.final_state)
+
+
+def test_learns_and_selects_on_validation(synthetic_splits):
+    model, res = _run(synthetic_splits, hp=TrainHparams(epochs=8, batch_size=32, lr=0.1))
+    assert res.best_val_acc > 0.3  # chance is 0.1
+    assert res.best_val_acc == max(h["val_acc"] for h in res.history)
+    model.load_state_dict(res.best_state)
+    assert evaluate(model, synthetic_splits.val, CPU) == pytest.approx(res.best_val_acc)
+    assert res.test_acc == pytest.approx(evaluate(model, synthetic_splits.test, CPU))
+    assert res.iterations == 8 * math.ceil(len(synthetic_splits.train) / 32)
+
+
+def test_snapshots_and_dynamics(synthetic_splits):
+    torch.manual_seed(0)
+    init = {k: v.clone() for k, v in TinyNet().state_dict().items()}
+    _, res = _run(synthetic_splits)
+    assert set(res.snapshots) == {"ep0", "ep1", "it5"}
+    assert all(torch.equal(res.snapshots["ep0"][k], init[k]) for k in init)
+    n = synthetic_splits.train.base_size
+    assert res.correctness.shape == (3, n) and res.correctness.dtype == torch.int8
+    assert set(res.correctness.unique().tolist()) <= {0, 1}
+
+
+def test_subset_marks_unseen_samples(synthetic_splits):
+    ids = synthetic_splits.train.ids[::3]
+    torch.manual_seed(0)
+    res = train(TinyNet(), synthetic_splits.train.subset(ids), synthetic_splits.val, HP, device=CPU, seed=0,
+                progress=False)
+    seen = torch.zeros(synthetic_splits.train.base_size, dtype=torch.bool)
+    seen[ids] = True
+    assert (res.correctness[:, ~seen] == -1).all() and (res.correctness[:, seen] >= 0).all()
+
+
+def test_masked_training_keeps_exact_sparsity(synthetic_splits):
+    torch.manual_seed(0)
+    model = TinyNet()
+    names = prunable_names(model, "openlth")
+    params = dict(model.named_parameters())
+    mask = prune_to_sparsity({n: params[n] for n in names}, 0.8)
+    res = train(model, synthetic_splits.train, synthetic_splits.val, HP, device=CPU, seed=0, mask=mask, progress=False)
+    for state in (res.final_state, res.best_state):
+        zeros = sum(int((state[n] == 0).sum()) for n in names)
+        assert zeros == sum(int((~mask[n]).sum()) for n in names)
+
+
+def test_callback_stops_training(synthetic_splits):
+    _, res = _run(synthetic_splits, callbacks=[lambda ctx: ctx.epoch >= 2])
+    assert res.stopped_early and len(res.history) == 2
+
+
+def test_lr_schedules():
+    hp = TrainHparams(epochs=10, lr=1.0, warmup_epochs=2)
+    assert lr_at(hp, 0, 10) == pytest.approx(0.05)
+    assert lr_at(hp, 19, 10) == pytest.approx(1.0)
+    assert lr_at(hp, 20, 10) == pytest.approx(1.0)
+    assert lr_at(hp, 99, 10) < 0.01
+    ms = TrainHparams(epochs=10, lr=1.0, schedule="multistep", milestones="5,8")
+    assert [lr_at(ms, e * 10, 10) for e in (0, 5, 8)] == pytest.approx([1.0, 0.1, 0.01])
+
+
+def test_resume_from_rewind_point_continues_schedule(synthetic_splits):
+    _, res = _run(synthetic_splits, start_epoch=1)
+    assert [h["epoch"] for h in res.history] == [2, 3]
+    per_epoch = math.ceil(len(synthetic_splits.train) / HP.batch_size)
+    assert res.iterations == 2 * per_epoch
