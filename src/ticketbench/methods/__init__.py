@@ -1,0 +1,1 @@
+"""The methods of the three papers. Each module registers its CLI stage on import."""

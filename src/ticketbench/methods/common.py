@@ -1,0 +1,158 @@
+"""What every method needs from a finished pretrain run, and one IMP-style training round."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+from torch import nn
+
+from .. import artifacts, io, paths
+from ..data import Splits, load_splits
+from ..errors import ArtifactError, ConfigError
+from ..hparams import DataHparams, ModelHparams, TrainHparams
+from ..masks import Mask
+from ..models import create_model
+from ..train import Callback, TrainResult, train
+
+State = dict[str, torch.Tensor]
+
+
+@dataclass
+class Pretrained:
+    """A pretrain run loaded back: its settings, data, weights and training dynamics."""
+
+    dir: Path
+    seed: int
+    data_hp: DataHparams
+    model_hp: ModelHparams
+    train_hp: TrainHparams
+    splits: Splits
+    best_state: State
+    final_state: State
+    source_hash: str
+    metrics: dict
+
+    def new_model(self, seed: int | None = None) -> nn.Module:
+        """An untrained model of the pretrain run's architecture (random init from ``seed``)."""
+        torch.manual_seed(self.seed if seed is None else seed)
+        info = self.splits.info
+        return create_model(self.model_hp.backbone, num_classes=info.num_classes, in_chans=info.in_chans)
+
+    def model_from(self, state: State) -> nn.Module:
+        model = self.new_model()
+        model.load_state_dict(state)
+        return model
+
+    def rewind_state(self, point: str) -> State:
+        """The snapshot to rewind to: ``ep<k>``, ``it<n>``, or ``init`` (= ``ep0``)."""
+        point = "ep0" if point == "init" else point
+        path = paths.rewind(self.dir, point)
+        if not path.exists():
+            have = sorted(p.stem for p in (self.dir / "rewind").glob("*.safetensors"))
+            raise ConfigError("rewind", point, f"a snapshot saved by the pretrain run in {self.dir}: "
+                              f"{', '.join(have) or 'none (re-run pretrain with --rewind-epochs)'}")
+        state, _ = artifacts.load_checkpoint(path)
+        return state
+
+    def dynamics(self) -> torch.Tensor:
+        tensors, _ = io.load_tensors(paths.dynamics(self.dir))
+        return tensors["correct"]
+
+
+def load_pretrained(run_dir: str | Path, *, data_root: str | None = None) -> Pretrained:
+    """Load a pretrain run folder; ``data_root`` overrides where the dataset lives on this machine."""
+    run_dir = Path(run_dir)
+    if not paths.metrics(run_dir).exists():
+        raise ArtifactError(run_dir, "is not a finished pretrain run (no metrics.json); run `ticketbench pretrain` first")
+    settings = io.read_json(paths.hparams(run_dir))["settings"]
+    data = dict(settings["data"])
+    if data_root is not None:
+        data["data_root"] = data_root
+    data_hp = DataHparams.from_dict(data)
+    model_hp = ModelHparams.from_dict(settings["model"])
+    train_hp = TrainHparams.from_dict(settings["train"])
+    splits = load_splits(data_hp.dataset, root=data_hp.data_root or None, download=False,
+                         augment=not data_hp.no_augment, image_size=data_hp.image_size or None)
+    best, meta = artifacts.load_checkpoint(paths.model(run_dir))
+    final, _ = artifacts.load_checkpoint(paths.final(run_dir))
+    return Pretrained(run_dir, int(settings["seed"]), data_hp, model_hp, train_hp, splits, best, final,
+                      meta["state_hash"], artifacts.read_metrics(paths.metrics(run_dir)))
+
+
+def rewind_epoch(point: str) -> int:
+    """The epoch a rewind point sits at, for resuming the LR schedule (``it<n>`` points resume at epoch 0)."""
+    if point in ("init", "ep0"):
+        return 0
+    return int(point[2:]) if point.startswith("ep") else 0
+
+
+def scaled_hparams(hp: TrainHparams, fraction: float, rule: str) -> TrainHparams:
+    """Training length on a data subset holding ``fraction`` of the full training set.
+
+    ``linear`` (the PrAC paper's rule): the same number of epochs over the smaller set, so the
+    iteration count shrinks by ``fraction``. ``quadratic`` (the released PrAC code): the epoch
+    count is scaled too, so iterations shrink by ``fraction**2``.
+    """
+    if rule == "linear" or fraction >= 1.0:
+        return hp
+    if rule != "quadratic":
+        raise ConfigError("epoch_scaling", rule, "linear or quadratic")
+    epochs = max(1, int(hp.epochs * fraction))
+    return dataclasses.replace(hp, epochs=epochs, warmup_epochs=min(hp.warmup_epochs, epochs - 1),
+                               milestones=",".join(str(int(int(m) * fraction)) for m in hp.milestones.split(",") if m),
+                               rewind_epochs="0")
+
+
+def train_round(pre: Pretrained, start: State, mask: Mask, hp: TrainHparams, *, device: torch.device,
+                ids: torch.Tensor | None = None, start_epoch: int = 0, callbacks: Sequence[Callback] = (),
+                progress: bool = True, desc: str = "round", seed_offset: int = 0) -> tuple[nn.Module, TrainResult]:
+    """Train a masked model from ``start`` on the full training split or on the sample ids ``ids``."""
+    model = pre.new_model()
+    model.load_state_dict(start)
+    data = pre.splits.train if ids is None else pre.splits.train.subset(ids)
+    res = train(model, data, pre.splits.val, hp, device=device, seed=pre.seed + seed_offset,
+                test_ds=pre.splits.test, mask=mask, start_epoch=start_epoch, workers=pre.data_hp.workers,
+                callbacks=callbacks, progress=progress, desc=desc)
+    return model, res
+
+
+def round_dir(out: str | Path, r: int) -> Path:
+    return Path(out) / f"round{r}"
+
+
+def write_round(out: Path, *, method: str, pre: Pretrained, mask: Mask, res: TrainResult, config: dict,
+                t0: float, **extra: Any) -> dict:
+    """Save one round's mask, best-val and last-epoch weights and its metrics.json."""
+    out.mkdir(parents=True, exist_ok=True)
+    sparsity = mask.sparsity()
+    mask.save(paths.mask(out), method=method, source_hash=pre.source_hash, config=config, round=extra.get("round"))
+    best_hash = artifacts.save_checkpoint(paths.model(out), res.best_state, method=method, source_hash=pre.source_hash,
+                                          sparsity=sparsity, config=config)
+    artifacts.save_checkpoint(paths.final(out), res.final_state, method=method, source_hash=pre.source_hash,
+                              sparsity=sparsity, config=config)
+    # ``extra`` may override the run facts, e.g. a PrAC ticket is scored by its full-data retraining
+    # while its iterations are those of the search on the PrAC set.
+    facts = {"train_iterations": res.iterations, "best_epoch": res.best_epoch, "epochs_run": len(res.history),
+             "stopped_early": res.stopped_early, **extra}
+    return artifacts.write_metrics(
+        paths.metrics(out), method=method, dataset=pre.data_hp.dataset, backbone=pre.model_hp.backbone, seed=pre.seed,
+        sparsity=sparsity, test_acc=res.test_acc, val_acc=res.best_val_acc, wall_seconds=time.perf_counter() - t0,
+        layer_sparsity=mask.layer_sparsity(), state_hash=best_hash, **facts)
+
+
+def write_summary(out: str | Path, rounds: list[dict], *, method: str, pre: Pretrained, t0: float, **extra: Any) -> dict:
+    """The run-level metrics.json: core keys of the last round plus every round's row."""
+    last = rounds[-1]
+    bulky = {"layer_sparsity", "versions", "mask_distances", "method", "dataset", "backbone", "seed"}
+    rows = [{k: v for k, v in r.items() if k not in bulky} for r in rounds]
+    return artifacts.write_metrics(
+        paths.metrics(out), method=method, dataset=pre.data_hp.dataset, backbone=pre.model_hp.backbone, seed=pre.seed,
+        sparsity=last["sparsity"], test_acc=last["test_acc"], val_acc=last["val_acc"],
+        train_iterations=sum(r["train_iterations"] for r in rounds) + sum(r.get("ticket_iterations", 0) for r in rounds),
+        wall_seconds=time.perf_counter() - t0, rounds=rows, dense_test_acc=pre.metrics["test_acc"],
+        pretrain_iterations=pre.metrics["train_iterations"], **extra)

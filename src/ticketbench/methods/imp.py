@@ -1,0 +1,197 @@
+"""Iterative magnitude pruning with rewinding (Frankle & Carbin; OpenLTH), plus its two baselines.
+
+Round r: prune ``rate`` of the weights still alive (global magnitude, on the weights the previous
+round ended with), rewind the survivors to a snapshot of the dense run, and retrain. The training
+data of a round comes from a *data selector*: the full training split (vanilla IMP), the PrAC sets
+that PrAC-IMP finds as it goes (:mod:`ticketbench.methods.prac`), or PrAC sets replayed from another
+run (the PrAC paper's transfer experiment).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+
+from .. import io
+from ..hparams import Hparams, TrainHparams, hp
+from ..masks import POLICIES, Mask, magnitude_prune, prunable_names
+from ..stage import STAGES, Stage, add_common_args, claim_out_dir, resolve_seed, setup_runtime
+from ..train import EpochContext
+from .common import Pretrained, load_pretrained, rewind_epoch, round_dir, scaled_hparams, train_round, write_round, write_summary
+
+BASELINES = ("none", "random_prune", "random_reinit")
+
+
+@dataclass(frozen=True)
+class ImpHparams(Hparams):
+    """Iterative magnitude pruning with rewinding."""
+
+    section: ClassVar[str] = "imp"
+    rounds: int = hp(5, "pruning rounds; sparsity after r rounds is 1 - (1 - rate)^r")
+    rate: float = hp(0.2, "fraction of the remaining weights pruned each round")
+    policy: str = hp("prac", "prunable layers: prac, structure_lth, openlth or jackpot")
+    scope: str = hp("global", "global (one threshold over all layers) or layerwise")
+    rewind: str = hp("ep1", "rewind point from the pretrain run: init, ep<k> or it<n>")
+    lr_resume: bool = hp(False, "resume the LR schedule at the rewind epoch (OpenLTH) instead of restarting it")
+    baseline: str = hp("none", "none, random_prune (random mask, same per-layer sparsity as --reference) or "
+                               "random_reinit (the --reference mask with fresh random weights)")
+    epoch_scaling: str = hp("linear", "training length on a subset: linear (same epochs, fewer iterations; PrAC "
+                                      "paper) or quadratic (epochs scaled too; released PrAC code)")
+
+    def check(self) -> None:
+        self._require("rounds", self.rounds > 0, "a positive number of rounds")
+        self._require("rate", 0 < self.rate < 1, "a fraction in (0, 1)")
+        self._require("policy", self.policy in POLICIES, f"one of {', '.join(POLICIES.names())}")
+        self._require("scope", self.scope in ("global", "layerwise"), "global or layerwise")
+        self._require("rewind", self.rewind == "init" or (self.rewind[:2] in ("ep", "it") and self.rewind[2:].isdigit()),
+                      "init, ep<k> or it<n>")
+        self._require("baseline", self.baseline in BASELINES, f"one of {', '.join(BASELINES)}")
+        self._require("epoch_scaling", self.epoch_scaling in ("linear", "quadratic"), "linear or quadratic")
+
+
+class FullData:
+    """Vanilla IMP: every round trains on the whole training split."""
+
+    early_stop = False
+
+    def ids(self, r: int) -> torch.Tensor | None:
+        return None
+
+    def after_round(self, r: int, model, res) -> dict[str, Any]:
+        return {}
+
+
+class ReplayedSubsets(FullData):
+    """Each round trains on the PrAC set that another PrAC run used in the same round (transfer)."""
+
+    def __init__(self, source: str | Path):
+        self.source = Path(source)
+
+    def ids(self, r: int) -> torch.Tensor:
+        path = round_dir(self.source, r) / "prac_set.safetensors"
+        tensors, _ = io.load_tensors(path)
+        return tensors["trained_on"]
+
+
+def random_like(mask: Mask, seed: int) -> Mask:
+    """A random mask with exactly the same number of kept weights in every layer."""
+    g = torch.Generator().manual_seed(seed)
+    out = Mask()
+    for name, m in mask.items():
+        flat = torch.zeros(m.numel(), dtype=torch.bool)
+        flat[torch.randperm(m.numel(), generator=g)[: int(m.sum())]] = True
+        out[name] = flat.view_as(m)
+    return out
+
+
+def run_imp(pre: Pretrained, imp: ImpHparams, train_hp: TrainHparams, out: str | Path, *, device: torch.device,
+            selector: FullData | None = None, reference: str | Path | None = None, method: str = "imp",
+            evaluate_tickets: bool = False, early_stop=None, progress: bool = True, config: dict | None = None) -> dict:
+    """Run ``imp.rounds`` rounds into ``out/round<r>/``; returns the run-level metrics."""
+    t_run = time.perf_counter()
+    selector = selector or FullData()
+    names = prunable_names(pre.new_model(), imp.policy)
+    rewind = pre.rewind_state(imp.rewind)
+    start_epoch = rewind_epoch(imp.rewind) if imp.lr_resume else 0
+    weights = {n: pre.final_state[n] for n in names}
+    mask: Mask | None = None
+    cumulative = pre.metrics["train_iterations"]  # round 0 is the shared dense pretrain run
+    n_full = len(pre.splits.train)
+    rows = []
+    for r in range(1, imp.rounds + 1):
+        t0 = time.perf_counter()
+        if imp.baseline == "none":
+            mask = magnitude_prune(weights, imp.rate, mask, imp.scope)
+        else:
+            ref, _ = Mask.load(round_dir(reference, r) / "mask.safetensors")
+            mask = random_like(ref, pre.seed * 1000 + r) if imp.baseline == "random_prune" else ref
+        start = pre.new_model(seed=pre.seed + 10_000 + r).state_dict() if imp.baseline == "random_reinit" else rewind
+        ids = selector.ids(r)
+        frac = 1.0 if ids is None else len(ids) / n_full
+        hp_r = scaled_hparams(train_hp, frac, imp.epoch_scaling)
+        callbacks = [early_stop(mask, weights_of=names, rate=imp.rate)] if (early_stop and selector.early_stop) else []
+        model, res = train_round(pre, start, mask, hp_r, device=device, ids=ids, start_epoch=start_epoch,
+                                 callbacks=callbacks, progress=progress, desc=f"{method} round {r}")
+        find = cumulative
+        cumulative += res.iterations
+        extra = selector.after_round(r, model, res)
+        extra.update(round=r, find_iterations=find, cumulative_iterations=cumulative, data_fraction=frac,
+                     epochs_planned=hp_r.epochs, rewind=imp.rewind, policy=imp.policy, baseline=imp.baseline)
+        if ids is not None and evaluate_tickets:
+            # A ticket found on a subset is judged like the paper does: retrained on the full data.
+            _, ticket = train_round(pre, start, mask, train_hp, device=device, start_epoch=start_epoch,
+                                    progress=progress, desc=f"{method} ticket {r}")
+            extra.update(search_test_acc=res.test_acc, search_val_acc=res.best_val_acc,
+                         ticket_iterations=ticket.iterations, train_iterations=res.iterations,
+                         epochs_run=len(res.history), stopped_early=res.stopped_early)
+        else:
+            ticket = res
+        rows.append(write_round(round_dir(out, r), method=method, pre=pre, mask=mask, res=ticket,
+                                config=config or {}, t0=t0, **extra))
+        weights = {n: res.final_state[n] for n in names}
+    return write_summary(out, rows, method=method, pre=pre, t0=t_run, policy=imp.policy, rate=imp.rate,
+                         rewind=imp.rewind, baseline=imp.baseline)
+
+
+def add_method_args(parser: argparse.ArgumentParser) -> None:
+    add_common_args(parser)
+    parser.add_argument("--pretrain", required=True, metavar="DIR", help="folder of a finished `ticketbench pretrain` run")
+    parser.add_argument("--data-root", default=None, metavar="DIR",
+                        help="where the dataset lives on this machine (default: as recorded by the pretrain run)")
+    ImpHparams.add_args(parser)
+    TrainHparams.add_args(parser)
+
+
+def resolve_train(pre: Pretrained, config: dict, args: argparse.Namespace) -> TrainHparams:
+    """Rounds retrain with the pretrain recipe unless the config or the flags change it."""
+    base = {**pre.train_hp.to_dict(), **(config.get("train") or {})}
+    return TrainHparams.from_sources({"train": base}, args)
+
+
+@STAGES.register("imp")
+class Imp(Stage):
+    name = "imp"
+    help = "iterative magnitude pruning with rewinding, on full data or on replayed PrAC sets; random baselines"
+
+    @classmethod
+    def add_args(cls, parser: argparse.ArgumentParser) -> None:
+        add_method_args(parser)
+        g = parser.add_argument_group("data and baselines")
+        g.add_argument("--subsets", metavar="DIR", help="a `ticketbench prac` run whose per-round PrAC sets this run "
+                       "trains on (the transfer experiment: sets found with one backbone drive another)")
+        g.add_argument("--reference", metavar="DIR", help="an IMP run whose masks the random baselines follow")
+        g.add_argument("--evaluate-tickets", action="store_true",
+                       help="with --subsets: also retrain each round's ticket on the full data (as PrAC reports)")
+
+    @classmethod
+    def run(cls, args: argparse.Namespace, config: dict) -> int:
+        from ..errors import ConfigError
+
+        imp = ImpHparams.from_sources(config, args)
+        device = setup_runtime(args)
+        pre = load_pretrained(args.pretrain, data_root=args.data_root)
+        train_hp = resolve_train(pre, config, args)
+        if imp.baseline != "none" and not args.reference:
+            raise ConfigError("reference", None, f"an IMP run folder when --baseline is {imp.baseline}")
+        seed = resolve_seed(args, config)
+        if seed != pre.seed and args.seed is not None:
+            raise ConfigError("seed", seed, f"the pretrain run's seed ({pre.seed}); methods reuse it")
+        resolved = {"pretrain": pre.source_hash, "imp": imp.to_dict(), "train": train_hp.to_dict(),
+                    "threads": args.threads, "subsets": args.subsets, "reference": args.reference}
+        claim_out_dir(args.out, resolved, args.overwrite)
+        selector = ReplayedSubsets(args.subsets) if args.subsets else FullData()
+        method = "imp" if imp.baseline == "none" else imp.baseline
+        if args.subsets:
+            method = "prac_transfer"
+        m = run_imp(pre, imp, train_hp, args.out, device=device, selector=selector, reference=args.reference,
+                    method=method, evaluate_tickets=args.evaluate_tickets, progress=not args.no_progress,
+                    config=resolved)
+        for row in m["rounds"]:
+            print(f"round {row['round']}: sparsity {row['sparsity']:.4f} test_acc {row['test_acc']:.4f} "
+                  f"iterations {row['train_iterations']} (cumulative {row['cumulative_iterations']})")
+        return 0

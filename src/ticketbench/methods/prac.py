@@ -1,0 +1,262 @@
+"""PrAC: pruning-aware critical training sets (Zhang, Chen, Chen & Wang, ICML 2021).
+
+After every IMP round the next round trains only on the PrAC set
+
+    P = CET ∪ CEP,
+    CET = samples the current sparse net forgot at least once (> E_F forgetting events) or never learned,
+    CEP = samples on which the best dense model and the current sparse model disagree (eval mode),
+
+for proportionally fewer iterations, and stops early once the mask it would prune next stops moving.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Sequence
+
+import torch
+
+from .. import io, paths
+from ..artifacts import read_metrics
+from ..errors import ConfigError
+from ..hparams import Hparams, hp
+from ..masks import Mask, magnitude_prune
+from ..stage import STAGES, Stage, claim_out_dir, setup_runtime
+from ..train import EpochContext, predict
+from .common import Pretrained, load_pretrained, round_dir
+from .imp import FullData, ImpHparams, add_method_args, resolve_train, run_imp
+
+NEVER_LEARNED = float("inf")
+
+
+def forgetting_counts(correct: torch.Tensor) -> torch.Tensor:
+    """Forgetting events per sample from an [epochs, samples] record of 1 (right), 0 (wrong), -1 (not trained on).
+
+    A forgetting event is a right -> wrong transition between consecutive epochs the sample was
+    trained in. A sample that was trained on but never right counts as infinitely many events;
+    a sample never trained on gets NaN, so that it falls in no set.
+    """
+    n = correct.shape[1]
+    prev = torch.full((n,), -1, dtype=torch.int8)
+    count = torch.zeros(n)
+    learned = torch.zeros(n, dtype=torch.bool)
+    seen = torch.zeros(n, dtype=torch.bool)
+    for row in correct:
+        valid = row >= 0
+        count += (valid & (prev == 1) & (row == 0)).float()
+        learned |= valid & (row == 1)
+        seen |= valid
+        prev = torch.where(valid, row, prev)
+    count[seen & ~learned] = NEVER_LEARNED
+    count[~seen] = float("nan")
+    return count
+
+
+def critical_for_training(correct: torch.Tensor, threshold: int = 0) -> torch.Tensor:
+    """CET: ids with more than ``threshold`` forgetting events (never-learned samples included)."""
+    return (forgetting_counts(correct) > threshold).nonzero().flatten()
+
+
+def critical_for_pruning(dense_preds: torch.Tensor, sparse_preds: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    """CEP: ids whose predicted label differs between the dense and the sparse model."""
+    return ids[dense_preds != sparse_preds].sort().values
+
+
+class EarlyStop:
+    """The PrAC paper's early stop: the would-be mask has converged.
+
+    Distances are recorded only once one has exceeded ``eps`` (the first epochs after rewinding
+    barely move the weights); training stops when the last ``patience`` recorded distances are
+    all below ``eps``. The queue starts full of 1s, so at least ``patience`` recorded epochs pass.
+    """
+
+    def __init__(self, eps: float = 0.07, patience: int = 5):
+        self.eps = eps
+        self.queue: deque[float] = deque([1.0] * patience, maxlen=patience)
+        self.recording = False
+        self.history: list[float] = []
+
+    def update(self, distance: float) -> bool:
+        self.history.append(distance)
+        if distance > self.eps:
+            self.recording = True
+        if self.recording:
+            self.queue.append(distance)
+        return self.recording and max(self.queue) < self.eps
+
+
+class MaskConvergence:
+    """Callback: the normalised Hamming distance between consecutive epochs' would-be masks feeds EarlyStop."""
+
+    def __init__(self, mask: Mask, *, weights_of: Sequence[str], rate: float, eps: float, patience: int):
+        self.mask, self.names, self.rate = mask, list(weights_of), rate
+        self.norm = max(1, mask.kept)  # weights alive at the start of the round, as the paper normalises
+        self.stop = EarlyStop(eps, patience)
+        self.prev: Mask | None = None
+
+    def __call__(self, ctx: EpochContext) -> bool:
+        params = dict(ctx.model.named_parameters())
+        would = magnitude_prune({n: params[n].detach().cpu() for n in self.names}, self.rate, self.mask)
+        stop = False
+        if self.prev is not None:
+            dist = sum(int((would[n] ^ self.prev[n]).sum()) for n in self.names) / self.norm
+            ctx.record["mask_distance"] = dist
+            stop = self.stop.update(dist)
+        self.prev = would
+        return stop
+
+
+@dataclass(frozen=True)
+class PracHparams(Hparams):
+    """PrAC-set discovery and PrAC-IMP."""
+
+    section: ClassVar[str] = "prac"
+    forget_threshold: int = hp(0, "E_F: a sample is training-critical with more than E_F forgetting events")
+    eps: float = hp(0.07, "early stop: mask distance below which the mask counts as converged (paper: 0.07)")
+    patience: int = hp(5, "early stop: consecutive converged epochs needed (paper: 5)")
+    no_early_stop: bool = hp(False, "train every round for its full length")
+    no_cep: bool = hp(False, "ablation: PrAC set = CET only")
+    skip_ticket_eval: bool = hp(False, "do not retrain each round's ticket on the full data")
+
+    def check(self) -> None:
+        self._require("forget_threshold", self.forget_threshold >= 0, "a non-negative integer")
+        self._require("eps", 0 < self.eps < 1, "a fraction in (0, 1)")
+        self._require("patience", self.patience > 0, "a positive integer")
+
+
+class PracSelector(FullData):
+    """Finds each round's PrAC set from the previous round and records it beside the round's results."""
+
+    def __init__(self, pre: Pretrained, prac: PracHparams, out: str | Path, device: torch.device):
+        self.pre, self.prac, self.out, self.device = pre, prac, Path(out), device
+        self.early_stop = not prac.no_early_stop
+        dense = pre.model_from(pre.best_state).to(device)
+        self.dense_preds, self.all_ids = predict(dense, pre.splits.train_eval, device)
+        # Round 0 is the dense pretrain run: its forgetting events give the first set (no CEP yet).
+        cet = critical_for_training(pre.dynamics(), prac.forget_threshold)
+        self.sets = {1: cet}
+        self.first = {"cet_size": len(cet), "prac_size": len(cet)}
+
+    def ids(self, r: int) -> torch.Tensor:
+        return self.sets[r]
+
+    def after_round(self, r: int, model, res) -> dict[str, Any]:
+        model.load_state_dict(res.best_state)
+        preds, ids = predict(model, self.pre.splits.train_eval, self.device)
+        cep = critical_for_pruning(self.dense_preds, preds, ids)
+        cet = critical_for_training(res.correctness, self.prac.forget_threshold)
+        nxt = cet if self.prac.no_cep else torch.unique(torch.cat([cet, cep]))
+        self.sets[r + 1] = nxt
+        trained_on = self.sets[r]
+        io.save_tensors(round_dir(self.out, r) / "prac_set.safetensors",
+                        {"trained_on": trained_on, "cet": cet, "cep": cep, "next": nxt},
+                        {"kind": "prac_set", "round": r, "dataset": self.pre.data_hp.dataset,
+                         "base_size": self.pre.splits.train.base_size, "source_hash": self.pre.source_hash})
+        overlap = len(set(cep.tolist()) & set(cet.tolist())) / len(cep) if len(cep) else None
+        n = len(self.all_ids)
+        return {"prac_trained_size": len(trained_on), "prac_trained_fraction": len(trained_on) / n,
+                "cep_size": len(cep), "cet_size": len(cet), "prac_size": len(nxt), "prac_fraction": len(nxt) / n,
+                "overlap_rate": overlap, "mask_distances": [h.get("mask_distance") for h in res.history]}
+
+
+@STAGES.register("prac")
+class Prac(Stage):
+    name = "prac"
+    help = "PrAC-IMP: IMP whose rounds train on pruning-aware critical sets, with early stop and ticket evaluation"
+
+    @classmethod
+    def add_args(cls, parser: argparse.ArgumentParser) -> None:
+        add_method_args(parser)
+        PracHparams.add_args(parser)
+
+    @classmethod
+    def run(cls, args: argparse.Namespace, config: dict) -> int:
+        imp = ImpHparams.from_sources(config, args)
+        prac = PracHparams.from_sources(config, args)
+        if imp.baseline != "none":
+            raise ConfigError("imp.baseline", imp.baseline, "none for PrAC-IMP (run baselines with `ticketbench imp`)")
+        device = setup_runtime(args)
+        pre = load_pretrained(args.pretrain, data_root=args.data_root)
+        train_hp = resolve_train(pre, config, args)
+        resolved = {"pretrain": pre.source_hash, "imp": imp.to_dict(), "prac": prac.to_dict(),
+                    "train": train_hp.to_dict(), "threads": args.threads}
+        claim_out_dir(args.out, resolved, args.overwrite)
+        selector = PracSelector(pre, prac, args.out, device)
+
+        def early(mask, *, weights_of, rate):
+            return MaskConvergence(mask, weights_of=weights_of, rate=rate, eps=prac.eps, patience=prac.patience)
+
+        m = run_imp(pre, imp, train_hp, args.out, device=device, selector=selector, method="prac",
+                    evaluate_tickets=not prac.skip_ticket_eval, early_stop=early, progress=not args.no_progress,
+                    config=resolved)
+        for row in m["rounds"]:
+            print(f"round {row['round']}: sparsity {row['sparsity']:.4f} ticket test_acc {row['test_acc']:.4f} "
+                  f"PrAC {row['prac_size']} ({row['prac_fraction']:.1%}) CEP {row['cep_size']} CET {row['cet_size']} "
+                  f"iterations {row['train_iterations']}")
+        return 0
+
+
+def load_rounds(run: str | Path) -> list[dict]:
+    return read_metrics(paths.metrics(run))["rounds"]
+
+
+def savings(full_runs: Sequence[list[dict]], prac_runs: Sequence[list[dict]], tolerance: float = 0.01) -> dict:
+    """Training iterations PrAC-IMP saves over full-data IMP, as the PrAC paper defines them.
+
+    Up to the highest sparsity at which the PrAC ticket's accuracy is within one standard deviation
+    of the full-data ticket's (``tolerance`` when fewer than two seeds give no deviation), compare
+    the iterations each method spent finding that ticket (rounds 0 .. r-1, dense round included).
+    """
+    rounds = min(min(len(r) for r in full_runs), min(len(r) for r in prac_runs))
+    table, matched = [], None
+    for i in range(rounds):
+        full_acc = [run[i]["test_acc"] for run in full_runs]
+        prac_acc = [run[i]["test_acc"] for run in prac_runs]
+        tol = statistics.stdev(full_acc) if len(full_acc) > 1 else tolerance
+        row = {"round": full_runs[0][i]["round"], "sparsity": full_runs[0][i]["sparsity"],
+               "full_acc": statistics.mean(full_acc), "prac_acc": statistics.mean(prac_acc), "tolerance": tol,
+               "full_find_iterations": statistics.mean(r[i]["find_iterations"] for r in full_runs),
+               "prac_find_iterations": statistics.mean(r[i]["find_iterations"] for r in prac_runs),
+               "prac_fraction": statistics.mean(r[i].get("prac_trained_fraction", 1.0) for r in prac_runs)}
+        row["within"] = row["prac_acc"] >= row["full_acc"] - tol
+        table.append(row)
+        if row["within"]:
+            matched = row
+    out = {"rows": table, "tolerance": tolerance, "seeds": len(full_runs)}
+    if matched is None:
+        return out | {"matched_round": None, "saving": None}
+    return out | {"matched_round": matched["round"], "matched_sparsity": matched["sparsity"],
+                  "saving": 1.0 - matched["prac_find_iterations"] / matched["full_find_iterations"]}
+
+
+@STAGES.register("prac-savings")
+class PracSavings(Stage):
+    name = "prac-savings"
+    help = "compare PrAC-IMP with full-data IMP: highest matching sparsity and training iterations saved"
+
+    @classmethod
+    def add_args(cls, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--full", nargs="+", required=True, metavar="DIR", help="full-data IMP runs (one per seed)")
+        parser.add_argument("--prac", nargs="+", required=True, metavar="DIR", help="PrAC-IMP runs (one per seed)")
+        parser.add_argument("--tolerance", type=float, default=0.01,
+                            help="accuracy tolerance (fraction) when there are fewer than two seeds (default: 0.01)")
+        parser.add_argument("--out", required=True, metavar="FILE", help="JSON file to write")
+
+    @classmethod
+    def run(cls, args: argparse.Namespace, config: dict) -> int:
+        if not 0 <= args.tolerance < 1:
+            raise ConfigError("tolerance", args.tolerance, "a fraction in [0, 1)")
+        res = savings([load_rounds(d) for d in args.full], [load_rounds(d) for d in args.prac], args.tolerance)
+        io.write_json(args.out, res)
+        for row in res["rows"]:
+            print(f"sparsity {row['sparsity']:.4f}: full {row['full_acc']:.4f} prac {row['prac_acc']:.4f} "
+                  f"({'within' if row['within'] else 'outside'} {row['tolerance']:.4f}); iterations to find: full "
+                  f"{row['full_find_iterations']:.0f} prac {row['prac_find_iterations']:.0f}")
+        saving = "none matched" if res["saving"] is None else f"{res['saving']:.2%} at sparsity {res['matched_sparsity']:.4f}"
+        print(f"saving: {saving}")
+        return 0
