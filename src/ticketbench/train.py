@@ -93,11 +93,13 @@ def evaluate(model: nn.Module, ds: IndexedDataset, device: torch.device, batch_s
 def train(model: nn.Module, train_ds: IndexedDataset, val_ds: IndexedDataset, hp: TrainHparams, *,
           device: torch.device, seed: int, test_ds: IndexedDataset | None = None,
           mask: Mapping[str, torch.Tensor] | None = None, start_epoch: int = 0, workers: int = 0,
-          callbacks: Sequence[Callback] = (), progress: bool = True, desc: str = "train") -> TrainResult:
+          callbacks: Sequence[Callback] = (), step_hooks: Sequence[Callable[[int, int], None]] = (),
+          progress: bool = True, desc: str = "train") -> TrainResult:
     """Train ``model`` in place for epochs ``start_epoch .. hp.epochs-1``.
 
     The schedule is positioned at ``start_epoch``, so rewinding to epoch k with ``start_epoch=k``
-    resumes the learning rate where it was; ``start_epoch=0`` restarts it. The returned
+    resumes the learning rate where it was; ``start_epoch=0`` restarts it. ``step_hooks`` run after
+    every optimiser step with (iteration, epoch), e.g. a mask update. The returned
     ``test_acc`` is measured once, on the best-validation weights: the test set never selects.
     """
     from .runtime import seed_everything
@@ -136,6 +138,8 @@ def train(model: nn.Module, train_ds: IndexedDataset, val_ds: IndexedDataset, hp
             opt.step()
             enforce()
             iteration += 1
+            for hook in step_hooks:
+                hook(iteration, epoch)
             with torch.no_grad():
                 hit = (logits.argmax(1) == y).cpu()
             correct[ids] = hit.to(torch.int8)
