@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed-$(LOCK_HASH)
 CORES ?= all
 PYTEST_ARGS ?=
 
-.PHONY: install test reproduce bench lock clean
+.PHONY: install test reproduce smoke push pull bench lock clean
 
 install: $(STAMP)
 
@@ -27,8 +27,25 @@ $(STAMP): requirements.lock pyproject.toml
 test: install
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest $(PYTEST_ARGS)
 
+RUN := HF_HUB_OFFLINE=1 PATH="$(abspath $(BIN)):$$PATH"
+
 reproduce: install
-	HF_HUB_OFFLINE=1 PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake --cores $(CORES)
+	$(RUN) $(BIN)/snakemake --cores $(CORES) --rerun-incomplete
+
+smoke: install
+	$(RUN) $(BIN)/snakemake --cores $(CORES) --rerun-incomplete --configfile config/smoke.yaml
+
+# Share artifacts: record what Snakemake produced (no re-run) and upload it to the DVC remote.
+push: install
+	$(RUN) $(BIN)/dvc commit --force grid
+	$(RUN) $(BIN)/dvc push
+
+# Fetch artifacts, then mark them up to date for Snakemake (checkout gives them new timestamps),
+# so the tables regenerate without a single training job.
+pull: install
+	$(RUN) $(BIN)/dvc pull
+	$(RUN) $(BIN)/snakemake --cores 1 --touch
+	$(RUN) $(BIN)/snakemake --cores 1
 
 bench: install
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest tests/benchmarks --benchmark-enable --benchmark-only \

@@ -79,11 +79,13 @@ def setup_runtime(args: argparse.Namespace):
     import torch
 
     from .runtime import make_deterministic, resolve_device
+    from .timing import tune_allocator
 
     if args.threads < 1:
         raise ConfigError("threads", args.threads, "a positive number of CPU threads")
     torch.set_num_threads(args.threads)
     make_deterministic()
+    tune_allocator()
     return resolve_device(args.device)
 
 

@@ -6,6 +6,8 @@ in alternation (A, B, A, B, ...) cancels most of that drift, so every target is 
 
 from __future__ import annotations
 
+import ctypes
+import platform
 import statistics
 import time
 from dataclasses import dataclass
@@ -52,3 +54,17 @@ def paired(base: Callable[[], object], test: Callable[[], object], *, rounds: in
             _sync(device)
             sink.append(time.perf_counter() - t0)
     return PairedTiming(statistics.median(tb), statistics.median(tt), rounds)
+
+
+def tune_allocator() -> None:
+    """Ask glibc to keep freed memory instead of returning it to the OS after every call.
+
+    With the default thresholds every large activation is a fresh mmap: on the 2-core VMs this
+    suite targets that costs about 11k page faults per forward pass, inflating and destabilising
+    the times of dense and sparse models alike (roughly what jemalloc or tcmalloc would avoid).
+    Applied to every stage and benchmark, so all models are timed under the same allocator.
+    """
+    if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
+        libc = ctypes.CDLL(None)
+        libc.mallopt(-3, 32 << 20)  # M_MMAP_THRESHOLD: blocks below 32 MiB come from the heap
+        libc.mallopt(-1, 1 << 30)  # M_TRIM_THRESHOLD: give the heap back only above 1 GiB free

@@ -38,7 +38,9 @@ class StructureHparams(Hparams):
     criterion: str = hp("l1", "refill channel score: l1 (of trained weights; the paper), remain (the released code), "
                               "act_l1, act_l2 or saliency")
     rho: float = hp(0.1, "refill_plus: extra fraction of the emptied channels to re-activate (paper value unknown)")
-    parts: int = hp(8, "regroup: hypergraph parts per layer")
+    parts: int = hp(8, "regroup: hypergraph parts per layer (at most; see --fixed-parts)")
+    fixed_parts: bool = hp(False, "regroup: always use --parts parts, as the paper; by default a layer gets "
+                                  "min(parts, C_out // min_rows) so narrow layers can still form blocks")
     min_rows: int = hp(16, "regroup: fewest rows a block may have")
     granularity: int = hp(32, "regroup: row granularity of a block")
     column_factor: float = hp(1.5, "regroup: column growth factor")
@@ -84,7 +86,8 @@ def structure_round(pre: Pretrained, imp_dir: Path, r: int, st: StructureHparams
     from .regroup import regroup
 
     res = regroup(convs, parts=st.parts, min_rows=st.min_rows, granularity=st.granularity,
-                  column_factor=st.column_factor, seed=pre.seed, imbalance=st.imbalance)
+                  column_factor=st.column_factor, seed=pre.seed, imbalance=st.imbalance,
+                  adaptive_parts=not st.fixed_parts)
     gs = res.group_sparsity()
     return Mask({**res.mask, **others}), {}, {"group_sparsity": gs, "regroup": res.to_json(),
                                                "fallback_layers": res.fallback, "_blocks": res.blocks}

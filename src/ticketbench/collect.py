@@ -1,0 +1,54 @@
+"""Gather every job's metrics.json into one git-tracked summary (the ``evaluate`` step)."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io as _io
+from pathlib import Path
+
+from . import io
+from .artifacts import CORE_KEYS, read_metrics
+from .stage import STAGES, Stage
+
+COLUMNS = ("phase", "variant", *CORE_KEYS[:-1])
+
+
+def collect(root: str | Path) -> list[dict]:
+    """One row per run folder, sorted by path; the per-round rows of multi-round runs are kept."""
+    root = Path(root)
+    rows = []
+    for path in sorted(root.glob("*/*/*/seed*/**/metrics.json")):
+        rel = path.relative_to(root).parts
+        if rel[0] in ("metrics", "report") or any(p.startswith("round") for p in rel):
+            continue
+        m = read_metrics(path)
+        rows.append({"phase": rel[0], "variant": "/".join(rel[4:-1]), "path": str(path.parent),
+                     **{k: m[k] for k in CORE_KEYS if k != "versions"},
+                     "rounds": m.get("rounds"), "extra": {k: v for k, v in m.items()
+                                                          if k not in CORE_KEYS and k not in ("rounds", "epochs")}})
+    return rows
+
+
+@STAGES.register("collect")
+class Collect(Stage):
+    name = "collect"
+    help = "gather every metrics.json under a results folder into summary.json and summary.csv"
+
+    @classmethod
+    def add_args(cls, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--results", default="results", metavar="DIR")
+        parser.add_argument("--out", default="results/metrics", metavar="DIR")
+
+    @classmethod
+    def run(cls, args: argparse.Namespace, config: dict) -> int:
+        rows = collect(args.results)
+        out = Path(args.out)
+        io.write_json(out / "summary.json", {"runs": rows})
+        buf = _io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=COLUMNS, extrasaction="ignore", lineterminator="\n")
+        w.writeheader()
+        w.writerows(rows)
+        io.write_text(out / "summary.csv", buf.getvalue())
+        print(f"{len(rows)} runs -> {out}/summary.json, summary.csv")
+        return 0

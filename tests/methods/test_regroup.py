@@ -1,0 +1,205 @@
+import copy
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ticketbench.blocksparse import BlockSparseConv2d, to_blocksparse
+from ticketbench.errors import ConfigError
+from ticketbench.masks import Mask
+from ticketbench.methods.regroup import (Block, RegroupResult, blocks_from_json, blocks_to_mask, extract_blocks,
+                                         partition_rows, regroup)
+
+
+def _planted(rows, cols, nblocks, block_rows, block_cols, noise=0.01, seed=0):
+    """A mask made of dense blocks on shuffled rows/cols plus random noise; returns (mask, planted part)."""
+    g = torch.Generator().manual_seed(seed)
+    planted = torch.zeros(rows, cols, dtype=torch.bool)
+    r, c = torch.randperm(rows, generator=g), torch.randperm(cols, generator=g)
+    for b in range(nblocks):
+        planted[r[b * block_rows:(b + 1) * block_rows, None], c[b * block_cols:(b + 1) * block_cols][None]] = True
+    return planted | (torch.rand(rows, cols, generator=g) < noise), planted
+
+
+def _channel_planted(c_out, c_in, nblocks, channels, taps=9, seed=0):
+    """Blocks of output rows x whole input channels (all taps), the layout a gathered conv runs fastest."""
+    g = torch.Generator().manual_seed(seed)
+    mask = torch.zeros(c_out, c_in, taps, dtype=torch.bool)
+    rows = torch.randperm(c_out, generator=g).chunk(nblocks)
+    for r in rows:
+        mask[r[:, None], torch.randperm(c_in, generator=g)[:channels][None]] = True
+    return mask.reshape(c_out, -1)
+
+
+def test_blocks_follow_size_rules_and_mask_is_their_union():
+    matrix, _ = _planted(200, 144, 4, 50, 30, noise=0.02)
+    blocks = extract_blocks(matrix, parts=4, min_rows=16, granularity=32, seed=0)
+    ids = partition_rows(matrix, 4, seed=0)
+    sizes = torch.bincount(ids[ids >= 0]).tolist()
+    assert max(sizes) > 32  # so the split rule is exercised
+    expected = []
+    for n in sizes:
+        if n >= 16:
+            expected += [n] if n <= 32 or n % 32 == 0 else [n // 32 * 32, n % 32]
+    assert sorted(len(b.rows) for b in blocks) == sorted(expected)
+    rows = torch.cat([b.rows for b in blocks])
+    assert len(rows) == len(torch.unique(rows))  # row-disjoint
+    for b in blocks:
+        assert len(torch.unique(ids[b.rows])) == 1 and torch.equal(b.rows, b.rows.sort().values)
+        siblings = [o for o in blocks if torch.equal(o.cols, b.cols)]
+        assert len(b.rows) >= 16 or len(siblings) == 2  # only a remainder chunk may be smaller
+    union = blocks_to_mask(matrix.shape, blocks)
+    assert int(union.sum()) == sum(b.numel for b in blocks)
+    res = regroup(Mask({"conv.weight": matrix.reshape(200, 16, 3, 3)}), parts=4, seed=0)
+    assert torch.equal(res.mask["conv.weight"].reshape(200, -1), union)
+    assert res.blocks["conv.weight"] == blocks and res.fallback == []
+
+
+def test_regroup_recovers_planted_blocks():
+    matrix, planted = _planted(128, 288, 4, 32, 72, noise=0.01, seed=1)
+    res = regroup(Mask({"c.weight": matrix.reshape(128, 32, 3, 3)}), parts=4, min_rows=16)
+    union = res.mask["c.weight"].reshape(128, -1)
+    hit = int((union & planted).sum())
+    # The column rule stops at width ~0.6 * (planted width + noise), so ~60% of a dense block is kept.
+    assert hit / int(planted.sum()) >= 0.6
+    assert hit / int(union.sum()) >= 0.95  # blocks are (almost) only planted weights
+    assert len(res.blocks["c.weight"]) == 4 and res.group_sparsity()["c.weight"] > 0.8
+
+
+def test_layers_without_blocks_fall_back_to_their_unstructured_mask():
+    g = torch.Generator().manual_seed(0)
+    mask = Mask({"small.weight": torch.rand(8, 4, 3, 3, generator=g) < 0.3,
+                 "big.weight": _channel_planted(64, 16, 2, 4).reshape(64, 16, 3, 3),
+                 "skip.weight": torch.rand(64, 16, 3, 3, generator=g) < 0.3,
+                 "fc.weight": torch.rand(10, 64, generator=g) < 0.5})
+    res = regroup(mask, layers=["small.weight", "big.weight", "fc.weight"], parts=2)
+    assert res.fallback == ["small.weight", "skip.weight", "fc.weight"]
+    for name in res.fallback:
+        assert torch.equal(res.mask[name], mask[name]) and res.blocks[name] == []
+    assert res.blocks["big.weight"] and set(res.mask) == set(mask)
+    sparsity = res.group_sparsity()
+    assert sparsity["small.weight"] == pytest.approx(1 - mask["small.weight"].float().mean().item())
+    assert sparsity["big.weight"] == pytest.approx(1 - sum(b.numel for b in res.blocks["big.weight"]) / 64 / 144)
+    data = json.loads(json.dumps(res.to_json()))
+    assert data["fallback"] == res.fallback and blocks_from_json(data["blocks"]) == res.blocks
+    with pytest.raises(ConfigError, match="layers"):
+        regroup(mask, layers=["nope.weight"])
+    with pytest.raises(ConfigError, match="parts"):
+        regroup(mask, parts=0)
+
+
+def test_partition_is_deterministic_for_a_seed():
+    matrix, _ = _planted(96, 200, 3, 32, 50, noise=0.05, seed=2)
+    first = partition_rows(matrix, 8, seed=3)
+    assert torch.equal(first, partition_rows(matrix, 8, seed=3))
+    for seed in (0, 1):  # other seeds may give other partitions, but each is a valid balanced one
+        ids = partition_rows(matrix, 8, seed=seed)
+        assert set(ids.tolist()) == set(range(8)) and int(torch.bincount(ids).max()) <= 1.1 * 96 / 8 + 1
+    assert torch.equal(first, partition_rows(matrix, 8, seed=3))  # no state carried over between calls
+
+
+def test_degenerate_inputs():
+    assert torch.equal(partition_rows(torch.zeros(20, 9, dtype=torch.bool)), torch.full((20,), -1))
+    assert extract_blocks(torch.zeros(20, 9, dtype=torch.bool)) == []
+    few = torch.zeros(6, 9, dtype=torch.bool)
+    few[:5, :4] = True  # 5 non-empty rows, fewer than 8 parts: one part, row 5 empty
+    assert partition_rows(few, 8).tolist() == [0, 0, 0, 0, 0, -1]
+    # Width 3 leaves one weight per row outside, and 3 > 1.5 * 1 already: the 4th column is dropped.
+    assert extract_blocks(few, min_rows=4) == [Block(torch.arange(5), torch.arange(3))]
+    diagonal = torch.eye(40, dtype=torch.bool)  # no column shared by two rows: round-robin
+    assert partition_rows(diagonal, 8).tolist() == [i % 8 for i in range(40)]
+    res = regroup(Mask({"a.weight": torch.zeros(32, 3, 3, 3, dtype=torch.bool)}))
+    assert res.fallback == ["a.weight"] and res.group_sparsity() == {"a.weight": 1.0}
+
+
+def _random_blocks(c_out, n, seed, taps):
+    g = torch.Generator().manual_seed(seed)
+    rows = torch.randperm(c_out, generator=g)
+    blocks = []
+    for chunk in (rows[: c_out // 3], rows[c_out // 3: c_out // 3 * 2]):  # the last third is in no block
+        # Whole channels plus scattered single taps, so gathered weights contain zero-filled taps.
+        ch = torch.randperm(n // taps, generator=g)[:2]
+        cols = torch.cat([(ch[:, None] * taps + torch.arange(taps)).flatten(), torch.randperm(n, generator=g)[:5]])
+        blocks.append(Block(chunk, torch.unique(cols)))
+    return blocks
+
+
+@pytest.mark.parametrize("c_in,c_out,k,stride,pad,dil,bias", [
+    (6, 40, 3, 1, 1, 1, True), (6, 40, 3, 2, 1, 1, False), (5, 33, 3, 1, 0, 1, True),
+    (7, 24, 3, 1, 2, 2, True), (16, 48, 1, 1, 0, 1, True), (16, 48, 1, 2, 0, 1, False)])
+@pytest.mark.parametrize("max_work", [1.0, 0.0])  # per-block convs, and the dense masked fallback
+def test_blocksparse_conv_equals_masked_conv(c_in, c_out, k, stride, pad, dil, bias, max_work):
+    torch.manual_seed(0)
+    conv = nn.Conv2d(c_in, c_out, k, stride=stride, padding=pad, dilation=dil, bias=bias)
+    blocks = _random_blocks(c_out, c_in * k * k, seed=c_in + c_out, taps=k * k)
+    union = blocks_to_mask((c_out, c_in * k * k), blocks).reshape(conv.weight.shape)
+    sparse = BlockSparseConv2d.from_conv(conv, blocks, max_work=max_work)
+    assert sparse.dense == (max_work == 0.0)
+    x = torch.randn(2, c_in, 11, 9)
+    with torch.no_grad():
+        ref = F.conv2d(x, conv.weight * union, conv.bias, stride, pad, dil)
+        assert (sparse(x) - ref).abs().max() <= 1e-4
+
+
+def test_blocksparse_rejects_overlapping_rows():
+    conv = nn.Conv2d(2, 8, 1)
+    with pytest.raises(ValueError, match="share"):
+        BlockSparseConv2d.from_conv(conv, [Block([0, 1], [0]), Block([1, 2], [1])])
+    with pytest.raises(ValueError, match="outside"):
+        BlockSparseConv2d.from_conv(conv, [Block([0, 1], [2])])
+    sparse = BlockSparseConv2d.from_conv(conv, [Block([0, 1], [1])], max_work=1.0)
+    x = torch.randn(2, 5, 5)  # unbatched
+    with torch.no_grad():
+        ref = F.conv2d(x[None], conv.weight * blocks_to_mask((8, 2), [Block([0, 1], [1])])[..., None, None],
+                       conv.bias)[0]
+        assert (sparse(x) - ref).abs().max() <= 1e-5
+
+
+def _masked(model, mask):
+    return mask.apply_(copy.deepcopy(model)).eval()
+
+
+def test_to_blocksparse_sequential_matches_masked_model():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(8, 48, 3, padding=1), nn.ReLU(), nn.Conv2d(48, 40, 1, bias=False),
+                          nn.ReLU(), nn.Conv2d(40, 64, 3, stride=2, padding=1))
+    mask = Mask({"0.weight": _channel_planted(48, 8, 2, 2).reshape(48, 8, 3, 3),
+                 "2.weight": _channel_planted(40, 48, 2, 10, taps=1, seed=1).reshape(40, 48, 1, 1),
+                 "4.weight": _channel_planted(64, 40, 2, 6, seed=2).reshape(64, 40, 3, 3)})
+    res = regroup(mask, parts=2, min_rows=16, granularity=16)
+    assert not res.fallback
+    sparse = to_blocksparse(model, res.blocks).eval()  # every layer regrouped: no need to mask first
+    assert all(isinstance(sparse[i], BlockSparseConv2d) and not sparse[i].dense for i in (0, 2, 4))
+    x = torch.randn(2, 8, 12, 12)
+    with torch.no_grad():
+        assert (sparse(x) - _masked(model, res.mask)(x)).abs().max() <= 1e-4
+    assert isinstance(model[0], nn.Conv2d)  # the original is untouched
+
+
+def test_to_blocksparse_resnet20_matches_masked_model():
+    from ticketbench.models import create_model
+
+    torch.manual_seed(0)
+    model = create_model("cifar_resnet20", num_classes=10).eval()
+    params = dict(model.named_parameters())
+    names = ["layer3.1.conv1.weight", "layer3.1.conv2.weight", "layer3.2.conv1.weight"]
+    mask = Mask({n: _channel_planted(64, 64, 2, 12, seed=i).reshape(params[n].shape) for i, n in enumerate(names)})
+    mask["layer1.0.conv1.weight"] = torch.rand(16, 16, 3, 3) < 0.2  # 8-row parts: stays unstructured
+    res = regroup(mask, parts=2)
+    assert res.fallback == ["layer1.0.conv1.weight"]
+    masked = _masked(model, res.mask)
+    sparse = to_blocksparse(masked, res.blocks).eval()  # masked first, so the fallback layer is masked too
+    swapped = [m for m in sparse.modules() if isinstance(m, BlockSparseConv2d)]
+    assert len(swapped) == 3 and not any(m.dense for m in swapped)
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        assert (sparse(x) - masked(x)).abs().max() <= 1e-4
+    with pytest.raises(ConfigError):
+        to_blocksparse(model, {"nope.weight": res.blocks[names[0]]})
+
+
+def test_regroup_result_json_is_plain():
+    res = RegroupResult(Mask({"a": torch.ones(2, 2, dtype=torch.bool)}), {"a": [Block([1, 0], [0])]}, [])
+    assert res.to_json()["blocks"] == {"a": [{"rows": [0, 1], "cols": [0]}]}

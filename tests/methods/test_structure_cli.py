@@ -1,0 +1,78 @@
+"""Refill, Refill+ and Regroup tickets from the CLI: exact budgets, exact speed paths, contract keys."""
+
+import pytest
+import torch
+
+from ticketbench import paths
+from ticketbench.artifacts import CORE_KEYS, load_checkpoint, read_metrics
+from ticketbench.cli import main
+from ticketbench.masks import Mask
+from ticketbench.methods.refill import channel_budget
+from ticketbench.slim import load_slim
+
+ROUNDS = 2
+
+
+@pytest.fixture(scope="module")
+def imp_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("structure")
+    pre, imp = root / "pre", root / "imp"
+    assert main(["pretrain", "--dataset", "synthetic", "--backbone", "test_resnet", "--epochs", "2", "--batch-size",
+                 "64", "--rewind-epochs", "0,1", "--no-progress", "--out", str(pre)]) == 0
+    assert main(["imp", "--pretrain", str(pre), "--out", str(imp), "--rounds", str(ROUNDS), "--policy",
+                 "structure_lth", "--no-progress"]) == 0
+    return root, pre, imp
+
+
+@pytest.mark.parametrize("method", ["refill", "refill_plus"])
+def test_refill_tickets(imp_run, method):
+    root, pre, imp = imp_run
+    out = root / method
+    assert main(["structure", "--pretrain", str(pre), "--imp", str(imp), "--method", method, "--rho", "0.25",
+                 "--timing-rounds", "2", "--no-progress", "--out", str(out)]) == 0
+    m = read_metrics(paths.metrics(out))
+    assert set(CORE_KEYS) <= set(m) and m["method"] == method and len(m["rounds"]) == ROUNDS
+    for r in range(1, ROUNDS + 1):
+        imp_mask, _ = Mask.load(imp / f"round{r}" / "mask.safetensors")
+        mask, _ = Mask.load(out / f"round{r}" / "mask.safetensors")
+        row = read_metrics(out / f"round{r}" / "metrics.json")
+        for n, m_imp in imp_mask.items():
+            channels = mask[n].flatten(1)
+            alive = channels.any(1)
+            assert bool((channels[alive]).all()), "kept channels are fully dense"
+            assert int(alive.sum()) == channel_budget(m_imp, 0.25 if method == "refill_plus" else 0.0)
+        assert row["max_abs_diff"] <= 1e-4
+        slim_model, meta = load_slim(out / f"round{r}" / "slim.safetensors")
+        state, _ = load_checkpoint(out / f"round{r}" / "model.safetensors")
+        assert sum(p.numel() for p in slim_model.parameters()) < sum(v.numel() for k, v in state.items()
+                                                                      if "running" not in k and "num_batches" not in k)
+        assert 0 < row["flops_fraction"] < 1 and row["time_saving"] == pytest.approx(1 - row["latency_fraction"])
+
+
+def test_regroup_tickets(imp_run):
+    root, pre, imp = imp_run
+    out = root / "regroup"
+    assert main(["structure", "--pretrain", str(pre), "--imp", str(imp), "--method", "regroup", "--min-rows", "8",
+                 "--timing-rounds", "2", "--no-progress", "--out", str(out)]) == 0
+    for r in range(1, ROUNDS + 1):
+        row = read_metrics(out / f"round{r}" / "metrics.json")
+        mask, _ = Mask.load(out / f"round{r}" / "mask.safetensors")
+        imp_mask, _ = Mask.load(imp / f"round{r}" / "mask.safetensors")
+        blocks = row["regroup"]["blocks"]
+        for n in mask:
+            if n in row["fallback_layers"]:
+                assert torch.equal(mask[n], imp_mask[n])
+                continue
+            union = torch.zeros(mask[n].shape[0], mask[n][0].numel(), dtype=torch.bool)
+            for b in blocks[n]:
+                assert len(b["rows"]) >= 8
+                union[torch.tensor(b["rows"])[:, None], torch.tensor(b["cols"])[None]] = True
+            assert torch.equal(union.view_as(mask[n]), mask[n])
+        assert row["max_abs_diff"] <= 1e-4
+
+
+def test_structure_rejects_unknown_round(imp_run, capsys):
+    root, pre, imp = imp_run
+    assert main(["structure", "--pretrain", str(pre), "--imp", str(imp), "--rounds", "7", "--no-progress",
+                 "--out", str(root / "bad")]) == 2
+    assert "structure.rounds" in capsys.readouterr().err

@@ -1,0 +1,25 @@
+rule imp:
+    input:
+        pretrain=cell("pretrain", "metrics.json"),
+        reference=get_imp_reference,
+        subsets=get_transfer_source,
+    output:
+        metrics=cell("imp", "{variant}", "metrics.json"),
+    params:
+        out=lambda wc, output: os.path.dirname(output.metrics),
+        configs=config_flags(),
+        root=data_root,
+        overrides=lambda wc: override_flags(wc, "imp", "train"),
+        extra=imp_flags,
+    log:
+        "logs/imp/{dataset}/{backbone}/seed{seed}/{variant}.log",
+    benchmark:
+        "benchmarks/imp/{dataset}/{backbone}/seed{seed}/{variant}.tsv"
+    threads: THREADS
+    resources:
+        gpu=GPU,
+    conda:
+        "../../environment.yml"
+    shell:
+        "ticketbench imp {params.configs} --pretrain $(dirname {input.pretrain}) {params.root} {params.overrides} {params.extra} "
+        "--threads {threads} --out {params.out} --no-progress --overwrite > {log} 2>&1"

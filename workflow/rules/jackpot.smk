@@ -1,0 +1,56 @@
+rule jackpot:
+    input:
+        pretrain=cell("pretrain", "metrics.json"),
+    output:
+        metrics=cell("jackpot", "{init}-s{sparsity}", "metrics.json"),
+    params:
+        out=lambda wc, output: os.path.dirname(output.metrics),
+        configs=config_flags(),
+        root=data_root,
+        overrides=lambda wc: override_flags(wc, "jackpot"),
+    log:
+        "logs/jackpot/{dataset}/{backbone}/seed{seed}/{init}-s{sparsity}.log",
+    benchmark:
+        "benchmarks/jackpot/{dataset}/{backbone}/seed{seed}/{init}-s{sparsity}.tsv"
+    threads: THREADS
+    resources:
+        gpu=GPU,
+    conda:
+        "../../environment.yml"
+    shell:
+        "ticketbench jackpot {params.configs} --pretrain $(dirname {input.pretrain}) {params.root} {params.overrides} --init {wildcards.init} "
+        "--sparsity {wildcards.sparsity} --threads {threads} --out {params.out} --no-progress --overwrite > {log} 2>&1"
+
+
+rule jackpot_cost:
+    input:
+        magnitude=cell("jackpot", "magnitude-s{sparsity}", "metrics.json"),
+        random=cell("jackpot", "random-s{sparsity}", "metrics.json"),
+    output:
+        cell("jackpot", "cost-s{sparsity}.json"),
+    log:
+        "logs/jackpot/{dataset}/{backbone}/seed{seed}/cost-s{sparsity}.log",
+    conda:
+        "../../environment.yml"
+    shell:
+        "ticketbench jackpot-cost --magnitude $(dirname {input.magnitude}) --random $(dirname {input.random}) "
+        "--out {output} > {log} 2>&1"
+
+
+rule jackpot_overlap:
+    input:
+        pretrain=cell("pretrain", "metrics.json"),
+        jackpot=cell("jackpot", "magnitude-s{sparsity}", "metrics.json"),
+        imp=cell("imp", "full", "metrics.json"),
+    output:
+        table=cell("jackpot", "overlap-s{sparsity}", "overlap.csv"),
+    params:
+        out=lambda wc, output: os.path.dirname(output.table),
+    log:
+        "logs/jackpot/{dataset}/{backbone}/seed{seed}/overlap-s{sparsity}.log",
+    threads: THREADS
+    conda:
+        "../../environment.yml"
+    shell:
+        "ticketbench jackpot-overlap --pretrain $(dirname {input.pretrain}) --jackpot $(dirname {input.jackpot}) "
+        "--imp $(dirname {input.imp}) --threads {threads} --out {params.out} > {log} 2>&1"

@@ -1,0 +1,37 @@
+rule prac:
+    input:
+        pretrain=cell("pretrain", "metrics.json"),
+    output:
+        metrics=cell("prac", "metrics.json"),
+    params:
+        out=lambda wc, output: os.path.dirname(output.metrics),
+        configs=config_flags(),
+        root=data_root,
+        overrides=lambda wc: override_flags(wc, "imp", "prac", "train"),
+    log:
+        "logs/prac/{dataset}/{backbone}/seed{seed}.log",
+    benchmark:
+        "benchmarks/prac/{dataset}/{backbone}/seed{seed}.tsv"
+    threads: THREADS
+    resources:
+        gpu=GPU,
+    conda:
+        "../../environment.yml"
+    shell:
+        "ticketbench prac {params.configs} --pretrain $(dirname {input.pretrain}) {params.root} {params.overrides} --threads {threads} "
+        "--out {params.out} --no-progress --overwrite > {log} 2>&1"
+
+
+rule prac_savings:
+    input:
+        full=cell("imp", "full", "metrics.json"),
+        prac=cell("prac", "metrics.json"),
+    output:
+        cell("prac", "savings.json"),
+    log:
+        "logs/prac/{dataset}/{backbone}/seed{seed}.savings.log",
+    conda:
+        "../../environment.yml"
+    shell:
+        "ticketbench prac-savings --full $(dirname {input.full}) --prac $(dirname {input.prac}) --out {output} "
+        "> {log} 2>&1"

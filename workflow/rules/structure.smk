@@ -1,0 +1,23 @@
+rule structure:
+    input:
+        pretrain=cell("pretrain", "metrics.json"),
+        imp=cell("imp", "full", "metrics.json"),
+    output:
+        metrics=cell("structure", "{method}", "metrics.json"),
+    params:
+        out=lambda wc, output: os.path.dirname(output.metrics),
+        configs=config_flags(),
+        root=data_root,
+        overrides=lambda wc: override_flags(wc, "structure", "train"),
+    log:
+        "logs/structure/{dataset}/{backbone}/seed{seed}/{method}.log",
+    benchmark:
+        "benchmarks/structure/{dataset}/{backbone}/seed{seed}/{method}.tsv"
+    threads: THREADS
+    resources:
+        gpu=GPU,
+    conda:
+        "../../environment.yml"
+    shell:
+        "ticketbench structure {params.configs} --pretrain $(dirname {input.pretrain}) {params.root} {params.overrides} --imp $(dirname {input.imp}) "
+        "--method {wildcards.method} --threads {threads} --out {params.out} --no-progress --overwrite > {log} 2>&1"
