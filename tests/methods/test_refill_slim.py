@@ -17,6 +17,7 @@ def test_channel_budget_formula():
     assert channel_budget(m, rho=0.5) == 6  # ceil(2.5 + 5.5 * 0.5) = ceil(5.25)
     assert channel_budget(torch.zeros_like(m)) == 0
     assert channel_budget(torch.ones_like(m)) == 8
+    assert channel_budget(m, round_to=4) == 4 and channel_budget(m, round_to=16) == 8  # capped at C_out
 
 
 def test_refill_keeps_budget_and_highest_channels():
@@ -42,7 +43,7 @@ def test_l1_and_remain_scores():
     assert CHANNEL_SCORES.get("remain")(wrapper, mask)["0.weight"].tolist() == [2.0, 1.0, 1.0]
 
 
-def _refilled(name, fraction=0.6, seed=0):
+def _refilled(name, fraction=0.6, seed=0, round_to=1):
     torch.manual_seed(seed)
     model = create_model(name, num_classes=10).eval()
     names = [n for n in prunable_names(model, "structure_lth") if n.endswith("weight")
@@ -52,7 +53,8 @@ def _refilled(name, fraction=0.6, seed=0):
     masks = Mask()
     for n in names:
         c = params[n].shape[0]
-        keep = torch.randperm(c, generator=g)[: max(1, round(c * (1 - fraction)))]
+        k = max(1, round(c * (1 - fraction)))
+        keep = torch.randperm(c, generator=g)[: min(c, round_to * -(-k // round_to))]
         m = torch.zeros(c, dtype=torch.bool)
         m[keep] = True
         masks[n] = m.view(-1, 1, 1, 1).expand_as(params[n]).clone()

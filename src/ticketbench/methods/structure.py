@@ -38,6 +38,8 @@ class StructureHparams(Hparams):
     criterion: str = hp("l1", "refill channel score: l1 (of trained weights; the paper), remain (the released code), "
                               "act_l1, act_l2 or saliency")
     rho: float = hp(0.1, "refill_plus: extra fraction of the emptied channels to re-activate (paper value unknown)")
+    round_to: int = hp(1, "refill: round each layer's channel count up to a multiple of this (1: the paper's rule; "
+                          "8 suits CPU/GPU conv kernels)")
     parts: int = hp(8, "regroup: hypergraph parts per layer (at most; see --fixed-parts)")
     fixed_parts: bool = hp(False, "regroup: always use --parts parts, as the paper; by default a layer gets "
                                   "min(parts, C_out // min_rows) so narrow layers can still form blocks")
@@ -53,7 +55,7 @@ class StructureHparams(Hparams):
         self._require("method", self.method in METHODS, f"one of {', '.join(METHODS)}")
         self._require("criterion", self.criterion in CHANNEL_SCORES, f"one of {', '.join(CHANNEL_SCORES.names())}")
         self._require("rho", 0 <= self.rho < 1, "a fraction in [0, 1)")
-        for key in ("parts", "min_rows", "granularity", "timing_batch", "timing_rounds"):
+        for key in ("round_to", "parts", "min_rows", "granularity", "timing_batch", "timing_rounds"):
             self._require(key, getattr(self, key) > 0, "a positive integer")
         self._require("column_factor", self.column_factor > 0, "a positive factor")
 
@@ -80,7 +82,7 @@ def structure_round(pre: Pretrained, imp_dir: Path, r: int, st: StructureHparams
     if st.method in ("refill", "refill_plus"):
         x, y, _ = next(iter(make_loader(pre.splits.train_eval, 64, shuffle=True, seed=pre.seed)))
         scores = CHANNEL_SCORES.get(st.criterion)(model, convs, (x, y))
-        channel_mask, _ = refill(convs, scores, st.rho if st.method == "refill_plus" else 0.0)
+        channel_mask, _ = refill(convs, scores, st.rho if st.method == "refill_plus" else 0.0, st.round_to)
         bn = batchnorm_mask(model, channel_mask, batchnorm_after(pre.new_model(), list(channel_mask), example))
         return Mask({**channel_mask, **others}), bn, {"channel_sparsity": channel_sparsity(channel_mask)}
     from .regroup import regroup
