@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed-$(LOCK_HASH)
 CORES ?= all
 PYTEST_ARGS ?=
 
-.PHONY: install test reproduce smoke push pull bench lock clean
+.PHONY: install test reproduce smoke check accept-baselines push pull bench lock clean
 
 install: $(STAMP)
 
@@ -47,9 +47,20 @@ pull: install
 	$(RUN) $(BIN)/snakemake --cores 1 --touch
 	$(RUN) $(BIN)/snakemake --cores 1
 
+# Speed and memory targets: ratios against a dense baseline timed in the same run.
 bench: install
+	mkdir -p results/bench
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest tests/benchmarks --benchmark-enable --benchmark-only \
-		--benchmark-json results/bench/benchmarks.json -p no:randomly
+		--benchmark-json results/bench/benchmarks.json
+	$(BIN)/ticketbench bench-summary --json results/bench/benchmarks.json --out results/bench/summary.md
+
+# Accuracy regression: compare the smoke grid's metrics with tests/baselines/smoke.json.
+check: smoke
+	$(BIN)/ticketbench check --results results/smoke --baselines tests/baselines/smoke.json
+
+# Re-pin the baselines on purpose, from a fresh smoke run.
+accept-baselines: smoke
+	$(BIN)/ticketbench check --results results/smoke --baselines tests/baselines/smoke.json --accept
 
 # Re-resolve the lock from pyproject.toml's direct dependencies in a scratch environment.
 lock:

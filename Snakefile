@@ -16,9 +16,10 @@ include: "workflow/rules/imp.smk"
 include: "workflow/rules/jackpot.smk"
 include: "workflow/rules/structure.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:
     default_target: True
     input:
-        f"{RESULTS}/metrics/summary.json",
+        f"{RESULTS}/report/README.md",

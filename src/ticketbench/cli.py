@@ -13,7 +13,7 @@ from .stage import STAGES, load_config
 from . import pretrain as _pretrain  # noqa: F401,E402
 from .methods import imp as _imp, jackpot as _jackpot, jackpot_studies as _studies, prac as _prac  # noqa: F401,E402
 from .methods import structure as _structure  # noqa: F401,E402
-from . import collect as _collect, pipeline as _pipeline  # noqa: F401,E402
+from . import check as _check, collect as _collect, pipeline as _pipeline, report as _report  # noqa: F401,E402
 
 
 def build_parser() -> argparse.ArgumentParser:

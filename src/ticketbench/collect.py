@@ -52,3 +52,33 @@ class Collect(Stage):
         io.write_text(out / "summary.csv", buf.getvalue())
         print(f"{len(rows)} runs -> {out}/summary.json, summary.csv")
         return 0
+
+
+@STAGES.register("bench-summary")
+class BenchSummary(Stage):
+    name = "bench-summary"
+    help = "turn a pytest-benchmark JSON into a short Markdown table of the measured ratios"
+
+    @classmethod
+    def add_args(cls, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--json", default="results/bench/benchmarks.json", metavar="FILE")
+        parser.add_argument("--out", default="results/bench/summary.md", metavar="FILE")
+
+    @classmethod
+    def run(cls, args: argparse.Namespace, config: dict) -> int:
+        data = io.read_json(args.json)
+        lines = ["| benchmark | median (ms) | measured | target |", "|---|---|---|---|"]
+        for b in data.get("benchmarks", []):
+            x = b.get("extra_info", {})
+            measured = ", ".join(f"{k} {v:.3f}" for k, v in x.items()
+                                 if k in ("ratio", "speedup", "latency_over_flops", "latency_fraction", "flops_fraction",
+                                          "time_saving", "paper_s") and isinstance(v, float))
+            target = x.get("target", x.get("target_s", ""))
+            lines.append(f"| {b['name']} | {1e3 * b['stats']['median']:.2f} | {measured} | {target} |")
+        machine = data.get("machine_info", {})
+        text = (f"# Benchmarks\n\nMachine: {machine.get('cpu', {}).get('brand_raw', '?')}, "
+                f"{machine.get('cpu', {}).get('count', '?')} cores; every ratio is against a baseline timed in the same "
+                f"run (one thread).\n\n" + "\n".join(lines) + "\n")
+        io.write_text(args.out, text)
+        print(text)
+        return 0

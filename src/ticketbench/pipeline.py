@@ -49,8 +49,8 @@ def check_config(config: dict[str, Any]) -> None:
         block = dict(config.get(name) or {})
         for key in PER_JOB.get(name, ()):
             if key in block:
-                raise ConfigError(f"{name}.{key}", block[key], f"no value here: the grid sets it per job "
-                                  f"(see experiments: in the config)")
+                raise ConfigError(f"{name}.{key}", block[key], "no value here: the grid sets it per job "
+                                  "(see experiments: in the config)")
         cls.from_dict(block)
     for dataset, blocks in (config.get("overrides") or {}).items():
         if dataset not in grid.get("datasets", []):

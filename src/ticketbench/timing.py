@@ -68,3 +68,46 @@ def tune_allocator() -> None:
         libc = ctypes.CDLL(None)
         libc.mallopt(-3, 32 << 20)  # M_MMAP_THRESHOLD: blocks below 32 MiB come from the heap
         libc.mallopt(-1, 1 << 30)  # M_TRIM_THRESHOLD: give the heap back only above 1 GiB free
+
+
+def layer_inputs(model: torch.nn.Module, x: torch.Tensor, names: list[str]) -> dict[str, torch.Tensor]:
+    """The input each named module receives in one forward pass (for per-layer timing)."""
+    modules = dict(model.named_modules())
+    seen: dict[str, torch.Tensor] = {}
+    hooks = [modules[n].register_forward_pre_hook(lambda m, args, n=n: seen.setdefault(n, args[0].detach()))
+             for n in names if n in modules]
+    try:
+        with torch.inference_mode():
+            model(x)
+    finally:
+        for h in hooks:
+            h.remove()
+    return seen
+
+
+def per_layer(dense: torch.nn.Module, variants: dict[str, torch.nn.Module], x: torch.Tensor, *,
+              rounds: int = 10) -> list[dict]:
+    """Each conv of ``dense`` against the module of the same name in every variant, on its real input.
+
+    A slimmed variant's layer gets its own (narrower) real input, so both sides see what they would
+    see inside the full forward pass.
+    """
+    names = [n for n, m in dense.named_modules() if isinstance(m, torch.nn.Conv2d)]
+    dense_in = layer_inputs(dense, x, names)
+    var_in = {k: layer_inputs(v, x, names) for k, v in variants.items()}
+    rows = []
+    for n in names:
+        if n not in dense_in:
+            continue
+        base = dict(dense.named_modules())[n]
+        row = {"layer": n, "in_channels": base.in_channels, "out_channels": base.out_channels}
+        for k, model in variants.items():
+            mod = dict(model.named_modules()).get(n)
+            if mod is None or n not in var_in[k]:
+                continue
+            xi, xv = dense_in[n], var_in[k][n]
+            with torch.inference_mode():
+                t = paired(lambda: base(xi), lambda: mod(xv), rounds=rounds, warmup=2)
+            row.update({"dense_ms": t.base_s * 1e3, f"{k}_ms": t.test_s * 1e3, f"{k}_speedup": 1 / t.ratio})
+        rows.append(row)
+    return rows

@@ -10,7 +10,7 @@ from ticketbench import paths
 from ticketbench.artifacts import load_checkpoint, read_metrics
 from ticketbench.cli import main
 from ticketbench.criteria import CRITERIA, mask_with_budget
-from ticketbench.masks import Mask, prune_to_sparsity
+from ticketbench.masks import Mask
 from ticketbench.methods.common import load_pretrained
 from ticketbench.methods.jackpot import JackpotHparams, ScoredMask, search, swap_update, topk_mask
 from ticketbench.methods.jackpot_studies import search_cost

@@ -17,6 +17,10 @@ try:
 except ConfigError as e:
     sys.exit(f"ticketbench config error: {e}")
 
+envvars:
+    "PATH",
+
+
 # Jobs call the `ticketbench` of the interpreter that runs Snakemake, wherever it is installed.
 os.environ["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
 
@@ -123,4 +127,6 @@ def get_final_output():
             out.append(cell("jackpot", f"overlap-s{sp}", "overlap.csv").format(**fmt))
         for m in EXP.get("structure_methods", []):
             out.append(cell("structure", m, "metrics.json").format(**fmt))
+        if {"refill", "regroup"} <= set(EXP.get("structure_methods", [])):
+            out.append(cell("structure", "timing", "timing.json").format(**fmt))
     return out

@@ -21,3 +21,24 @@ rule structure:
     shell:
         "ticketbench structure {params.configs} --pretrain $(dirname {input.pretrain}) {params.root} {params.overrides} --imp $(dirname {input.imp}) "
         "--method {wildcards.method} --threads {threads} --out {params.out} --no-progress --overwrite > {log} 2>&1"
+
+
+rule timing:
+    input:
+        pretrain=cell("pretrain", "metrics.json"),
+        imp=cell("imp", "full", "metrics.json"),
+        refill=cell("structure", "refill", "metrics.json"),
+        regroup=cell("structure", "regroup", "metrics.json"),
+    output:
+        cell("structure", "timing", "timing.json"),
+    params:
+        out=lambda wc, output: os.path.dirname(output[0]),
+    log:
+        "logs/structure/{dataset}/{backbone}/seed{seed}/timing.log",
+    threads: THREADS
+    conda:
+        "../../environment.yml"
+    shell:
+        "ticketbench timing --pretrain $(dirname {input.pretrain}) --imp $(dirname {input.imp}) "
+        "--refill $(dirname {input.refill}) --regroup $(dirname {input.regroup}) --threads {threads} "
+        "--out {params.out} --overwrite > {log} 2>&1"

@@ -21,7 +21,6 @@ from .. import io
 from ..hparams import Hparams, TrainHparams, hp
 from ..masks import POLICIES, Mask, magnitude_prune, prunable_names
 from ..stage import STAGES, Stage, add_common_args, claim_out_dir, resolve_seed, setup_runtime
-from ..train import EpochContext
 from .common import Pretrained, load_pretrained, rewind_epoch, round_dir, scaled_hparams, train_round, write_round, write_summary
 
 BASELINES = ("none", "random_prune", "random_reinit")

@@ -28,7 +28,7 @@ from .. import artifacts, io, paths
 from ..hparams import Hparams, TrainHparams, hp
 from ..masks import POLICIES, Mask, prunable_names, prune_to_sparsity
 from ..stage import STAGES, Stage, add_common_args, claim_out_dir, setup_runtime
-from ..train import EpochContext, evaluate, train
+from ..train import EpochContext, train
 from .common import Pretrained, load_pretrained
 
 PRUNED_SCORE = 0.99  # magnitude init: kept scores start at 1.0, pruned ones just below

@@ -13,7 +13,6 @@ import csv
 import io as _io
 from pathlib import Path
 
-import torch
 
 from .. import io, paths
 from ..artifacts import read_metrics

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path

@@ -174,3 +174,67 @@ class Structure(Stage):
             print(f"round {row['round']}: sparsity {row['sparsity']:.4f} test_acc {row['test_acc']:.4f} "
                   f"(IMP {row['imp_test_acc']:.4f}) time saving {row['time_saving']:.1%}")
         return 0
+
+
+@STAGES.register("timing")
+class Timing(Stage):
+    name = "timing"
+    help = "end-to-end and per-layer latency of dense, IMP-masked, refill-slimmed and regroup block-sparse models"
+
+    @classmethod
+    def add_args(cls, parser: argparse.ArgumentParser) -> None:
+        add_common_args(parser)
+        parser.add_argument("--pretrain", required=True, metavar="DIR")
+        parser.add_argument("--imp", required=True, metavar="DIR", help="the IMP run the structured tickets came from")
+        parser.add_argument("--refill", metavar="DIR", help="a `ticketbench structure --method refill` run")
+        parser.add_argument("--regroup", metavar="DIR", help="a `ticketbench structure --method regroup` run")
+        parser.add_argument("--round", type=int, default=0, help="IMP round to time (default: the last one)")
+        parser.add_argument("--batch", type=int, default=64, help="batch size (default 64, as the paper)")
+        parser.add_argument("--rounds", type=int, default=10, help="timed calls per model (median)")
+        parser.add_argument("--data-root", default=None, metavar="DIR")
+
+    @classmethod
+    def run(cls, args: argparse.Namespace, config: dict) -> int:
+        from ..timing import per_layer
+        from ..slim import load_slim
+
+        for key in ("batch", "rounds"):
+            if getattr(args, key) < 1:
+                raise ConfigError(key, getattr(args, key), "a positive integer")
+        device = setup_runtime(args)
+        pre = load_pretrained(args.pretrain, data_root=args.data_root)
+        rows = artifacts.read_metrics(paths.metrics(args.imp))["rounds"]
+        r = args.round or rows[-1]["round"]
+        if r not in [x["round"] for x in rows]:
+            raise ConfigError("round", r, f"a round of {args.imp}: {[x['round'] for x in rows]}")
+        info = pre.splits.info
+        x = torch.randn(args.batch, info.in_chans, info.image_size, info.image_size,
+                        generator=torch.Generator().manual_seed(0)).to(device)
+        dense = pre.model_from(pre.best_state).eval().to(device)
+        masked = pre.model_from(pre.best_state)
+        Mask.load(round_dir(args.imp, r) / "mask.safetensors")[0].apply_(masked)
+        variants = {"imp_masked": masked.eval().to(device)}
+        if args.refill:
+            variants["refill_slim"] = load_slim(round_dir(args.refill, r) / "slim.safetensors")[0].to(device)
+        if args.regroup:
+            from ..blocksparse import to_blocksparse
+            from .regroup import blocks_from_json
+
+            state, _ = artifacts.load_checkpoint(round_dir(args.regroup, r) / "model.safetensors")
+            blocks = blocks_from_json(artifacts.read_metrics(round_dir(args.regroup, r) / "metrics.json")["regroup"]["blocks"])
+            variants["regroup_blocksparse"] = to_blocksparse(pre.model_from(state).eval(),
+                                                             {n: b for n, b in blocks.items() if b}).to(device)
+        end_to_end = {}
+        with torch.inference_mode():
+            for name, model in variants.items():
+                t = paired(lambda: dense(x), lambda: model(x), rounds=args.rounds, warmup=2, device=device)
+                end_to_end[name] = {"dense_ms": t.base_s * 1e3, "ms": t.test_s * 1e3, "latency_fraction": t.ratio,
+                                    "time_saving": t.saving}
+        layers = per_layer(dense, {k: v for k, v in variants.items() if k != "imp_masked"}, x, rounds=args.rounds)
+        out = Path(args.out)
+        io.write_json(out / "timing.json", {"round": r, "batch": args.batch, "device": str(device),
+                                            "threads": torch.get_num_threads(), "end_to_end": end_to_end,
+                                            "layers": layers})
+        for name, e in end_to_end.items():
+            print(f"{name}: {e['ms']:.1f} ms vs dense {e['dense_ms']:.1f} ms, time saving {e['time_saving']:.1%}")
+        return 0

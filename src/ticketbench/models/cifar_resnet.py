@@ -11,15 +11,16 @@ model (timm's own loader would fail later with a generic RuntimeError).
 
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+from typing import Any, Sequence
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from timm.layers import create_classifier, get_device_dtype
+from timm.layers import create_classifier
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 
 from ..errors import ConfigError
+from ._head import ClassifierHead, refuse_pretrained
 
 # register_model appends every entrypoint name to this list.
 __all__ = ["CifarResNet", "BasicBlock", "ShortcutA"]
@@ -78,7 +79,7 @@ class BasicBlock(nn.Module):
         return self.act2(out + self.shortcut(x))
 
 
-class CifarResNet(nn.Module):
+class CifarResNet(ClassifierHead, nn.Module):
     """ResNet for 32x32 inputs: 3x3 stem, stages of basic blocks, global pool, linear classifier.
 
     Stage ``i`` (1-based) is the attribute ``layer{i}``; the first stage keeps the resolution and every
@@ -156,27 +157,6 @@ class CifarResNet(nn.Module):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
 
-    @torch.jit.ignore
-    def get_classifier(self, name_only: bool = False):
-        """Return the classifier module (or its name with ``name_only=True``)."""
-        return "fc" if name_only else self.fc
-
-    def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None) -> None:
-        """Replace the classifier with a freshly initialised one.
-
-        Args:
-            num_classes: New number of outputs; 0 removes the classifier.
-            global_pool: New pooling type; the current one is kept when None.
-        """
-        dd = get_device_dtype(self)
-        self.num_classes = num_classes
-        if global_pool is None:
-            global_pool = self.global_pool.pool_type
-        self.global_pool, self.fc = create_classifier(self.num_features, num_classes, pool_type=global_pool, **dd)
-        self.head_hidden_size = self.num_features * self.global_pool.feat_mult()
-        self.global_pool.train(self.training)
-        self.fc.train(self.training)
-
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Stem and residual stages; returns the unpooled feature map."""
         x = self.act1(self.bn1(self.conv1(x)))
@@ -184,23 +164,9 @@ class CifarResNet(nn.Module):
             x = getattr(self, name)(x)
         return x
 
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        """Pool the feature map and classify it (or return the pooled features with ``pre_logits=True``)."""
-        x = self.global_pool(x)
-        if self.drop_rate:
-            x = F.dropout(x, p=float(self.drop_rate), training=self.training)
-        return x if pre_logits else self.fc(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
-
 
 def _create_cifar_resnet(variant: str, pretrained: bool = False, **kwargs: Any) -> CifarResNet:
-    if pretrained:
-        raise ConfigError(
-            "pretrained", True,
-            f"{variant} has no pretrained weights; use pretrained=False (load a checkpoint with checkpoint_path=)",
-        )
+    refuse_pretrained(variant, pretrained)
     # timm's features_only default expects five feature levels; these nets have the stem plus one per stage.
     num_levels = len(kwargs["layers"]) + 1
     return build_model_with_cfg(

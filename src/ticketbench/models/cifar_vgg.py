@@ -7,15 +7,14 @@ configuration is dropped, so a 32x32 input ends at 2x2), followed by global aver
 
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Sequence, Union
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
-from timm.layers import create_classifier, get_device_dtype
+from timm.layers import create_classifier
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 
-from ..errors import ConfigError
+from ._head import ClassifierHead, refuse_pretrained
 
 # register_model appends every entrypoint name to this list.
 __all__ = ["CifarVGG"]
@@ -30,12 +29,14 @@ VGG_CFGS: dict[str, list[Union[int, str]]] = {
 }
 
 
-class CifarVGG(nn.Module):
+class CifarVGG(ClassifierHead, nn.Module):
     """VGG with batch norm for 32x32 inputs.
 
     ``features`` is one ``nn.Sequential`` of Conv2d/BatchNorm2d/ReLU/MaxPool2d, so the first convolution is
     ``features.0``, and ``classifier`` is the only linear layer.
     """
+
+    head_name = "classifier"
 
     def __init__(
         self,
@@ -97,50 +98,13 @@ class CifarVGG(nn.Module):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
 
-    @torch.jit.ignore
-    def get_classifier(self, name_only: bool = False):
-        """Return the classifier module (or its name with ``name_only=True``)."""
-        return "classifier" if name_only else self.classifier
-
-    def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None) -> None:
-        """Replace the classifier with a freshly initialised one.
-
-        Args:
-            num_classes: New number of outputs; 0 removes the classifier.
-            global_pool: New pooling type; the current one is kept when None.
-        """
-        dd = get_device_dtype(self)
-        self.num_classes = num_classes
-        if global_pool is None:
-            global_pool = self.global_pool.pool_type
-        self.global_pool, self.classifier = create_classifier(
-            self.num_features, num_classes, pool_type=global_pool, **dd
-        )
-        self.head_hidden_size = self.num_features * self.global_pool.feat_mult()
-        self.global_pool.train(self.training)
-        self.classifier.train(self.training)
-
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Conv stack; returns the unpooled feature map."""
         return self.features(x)
 
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        """Pool the feature map and classify it (or return the pooled features with ``pre_logits=True``)."""
-        x = self.global_pool(x)
-        if self.drop_rate:
-            x = F.dropout(x, p=float(self.drop_rate), training=self.training)
-        return x if pre_logits else self.classifier(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
-
 
 def _create_cifar_vgg(variant: str, pretrained: bool = False, **kwargs: Any) -> CifarVGG:
-    if pretrained:
-        raise ConfigError(
-            "pretrained", True,
-            f"{variant} has no pretrained weights; use pretrained=False (load a checkpoint with checkpoint_path=)",
-        )
+    refuse_pretrained(variant, pretrained)
     # features_only must look inside the `features` Sequential to find the per-resolution taps, and there is
     # one tap per max-pool plus the final map rather than timm's default five.
     layer_cfg = list(kwargs["layer_cfg"])

@@ -1,0 +1,182 @@
+"""The papers' tables as data (config/paper_tables/*.yaml) and how each row maps onto our results.
+
+A resolver gets one paper row and returns our value for each of its value columns, or None where
+the grid did not run that experiment. Nothing here ever copies a paper value into our column.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+from .results import Cell, Results, mean
+
+DATASETS = {"CIFAR-10": "cifar10", "C10": "cifar10", "CIFAR-100": "cifar100", "C100": "cifar100",
+            "Tiny-ImageNet": "tiny-imagenet", "Tiny": "tiny-imagenet", "ImageNet": "imagenet"}
+NETWORKS = {"ResNet-20": "cifar_resnet20", "ResNet-56": "cifar_resnet56", "VGG-16": "cifar_vgg16_bn",
+            "VGG-16(+)": "cifar_vgg16_bn", "ResNet-18": "cifar_resnet18", "RN-18": "cifar_resnet18",
+            "WRN-32-2": "cifar_wrn32_2", "WRN-32-2(+)": "cifar_wrn32_2", "ResNet-32": "cifar_wrn32_2",
+            "VGGNet-19": "cifar_vgg19_bn", "VGG-19": "cifar_vgg19_bn", "ResNet-50": "resnet50", "RN-50(+)": "resnet50",
+            "RN-50": "resnet50"}
+
+
+@dataclass
+class PaperTable:
+    paper: str
+    id: str
+    source: str
+    title: str
+    kind: str
+    key_columns: list[str]
+    value_columns: list[str]
+    units: dict[str, str]
+    headers: dict[str, str]
+    rows: list[dict[str, Any]]
+    fixed: dict[str, Any]
+    notes: str = ""
+
+
+def load_tables(folder: str | Path) -> list[PaperTable]:
+    tables = []
+    for path in sorted(Path(folder).glob("*.yaml")):
+        data = yaml.safe_load(path.read_text())
+        for t in data["tables"]:
+            tables.append(PaperTable(paper=data["paper"], id=t["id"], source=t["source"], title=t["title"],
+                                     kind=t.get("kind", "results"), key_columns=t["key_columns"],
+                                     value_columns=t["value_columns"], units=t.get("units", {}),
+                                     headers=t.get("headers", {}), rows=t["rows"], fixed=t.get("fixed") or {},
+                                     notes=t.get("notes") or ""))
+    return tables
+
+
+def cell_of(row: dict, table: PaperTable) -> Cell | None:
+    """Our (dataset, backbone) for a paper row, or None when the paper names something we do not map."""
+    ctx = {**table.fixed, **row}
+    dataset = DATASETS.get(str(ctx.get("dataset", "")))
+    network = str(ctx.get("network", ctx.get("model", "")))
+    if dataset == "tiny-imagenet" and network == "ResNet-18":
+        return dataset, "resnet18"  # PrAC's Tiny-ImageNet ResNet-18 keeps the ImageNet stem
+    backbone = NETWORKS.get(network)
+    return (dataset, backbone) if dataset and backbone else None
+
+
+def pct(x: float | None) -> float | None:
+    return None if x is None else 100.0 * x
+
+
+def _nearest_round(rows: list[dict], sparsity_pct: float, tol: float = 0.5) -> dict | None:
+    best = min(rows, key=lambda r: abs(100 * r["sparsity"] - sparsity_pct), default=None)
+    return best if best is not None and abs(100 * best["sparsity"] - sparsity_pct) <= tol else None
+
+
+def _by_round(rows: list[dict], r: int) -> dict | None:
+    return next((x for x in rows if x["round"] == r), None)
+
+
+Resolver = Callable[[PaperTable, dict, Results], dict[str, Any]]
+RESOLVERS: dict[str, Resolver] = {}
+
+
+def resolver(*ids: str):
+    def deco(fn: Resolver) -> Resolver:
+        for i in ids:
+            RESOLVERS[i] = fn
+        return fn
+    return deco
+
+
+@resolver("prac_a2")
+def _prac_fraction(t: PaperTable, row: dict, res: Results) -> dict:
+    cell = cell_of(row, t)
+    rows = res.rounds("prac", cell) if cell else []
+    return {"prac_fraction": pct(mean(r.get("prac_trained_fraction") for r in rows)) if rows else None}
+
+
+@resolver("prac_a3")
+def _prac_sets(t: PaperTable, row: dict, res: Results) -> dict:
+    cell = cell_of(row, t)
+    r = _nearest_round(res.rounds("prac", cell), float(row["sparsity"])) if cell else None
+    if r is None:
+        return {}
+    return {"cep": r.get("cep_size"), "cet": r.get("cet_size"), "prac": r.get("prac_size"),
+            "overlap": pct(r.get("overlap_rate"))}
+
+
+@resolver("slth_a5", "slth_a6", "slth_a7")
+def _structure_rounds(t: PaperTable, row: dict, res: Results) -> dict:
+    cell = cell_of(row, t)
+    if cell is None:
+        return {}
+    out = {}
+    for prefix, phase, variant in (("imp", "imp", "full"), ("refill", "structure", "refill"),
+                                   ("regroup", "structure", "regroup")):
+        r = _by_round(res.rounds(phase, cell, variant), int(row["round"]))
+        if r is not None:
+            out[f"{prefix}_remaining"] = 100 - pct(r["sparsity"])
+            out[f"{prefix}_acc"] = pct(r["test_acc"])
+    return out
+
+
+@resolver("slth_a3", "slth_a4")
+def _structure_vs_random(t: PaperTable, row: dict, res: Results) -> dict:
+    cell = cell_of(row, t)
+    method = "refill" if t.id == "slth_a3" else "regroup"
+    r = _by_round(res.rounds("structure", cell, method), int(row["round"])) if cell else None
+    # Random re-initialisation of structured tickets is not part of the grid: that column stays "not run".
+    return {} if r is None else {"remaining": 100 - pct(r["sparsity"]), "acc_ours": pct(r["test_acc"])}
+
+
+@resolver("jp_r1")
+def _jackpot_readme(t: PaperTable, row: dict, res: Results) -> dict:
+    cell = cell_of(row, t)
+    if cell is None:
+        return {}
+    sp = float(str(row["sparsity"]).rstrip("%")) / (100 if float(str(row["sparsity"]).rstrip("%")) > 1 else 1)
+    out = {}
+    for run in res.get("jackpot", cell, f"magnitude-s{sp:g}"):
+        epochs = len(run.get("epochs", []))
+        col = {30: "top1_30s", 160: "top1_160s"}.get(epochs)
+        if col:
+            out.setdefault(col, []).append(pct(run["test_acc"]))
+    return {k: mean(v) for k, v in out.items()}
+
+
+@resolver("prac_1", "slth_1")
+def _recipe(t: PaperTable, row: dict, res: Results) -> dict:
+    """Settings tables: the recipe our run of that cell actually used (from its hparams.json)."""
+    datasets = [d.strip() for d in str(row.get("dataset") or "").split("&")]
+    out: dict[str, Any] = {}
+    for d in datasets:
+        cell = cell_of({**row, "dataset": d}, t)
+        settings = res.settings("pretrain", cell) if cell else None
+        if settings:
+            train = settings["train"]
+            out = {"batch_size": train["batch_size"], "learning_rate": str(train["lr"]),
+                   "weight_decay": str(train["weight_decay"]), "warmup": train["warmup_epochs"],
+                   "optimizer": f"SGD momentum {train['momentum']}"}
+            break
+    return out
+
+
+@resolver("prac_claims")
+def _prac_claims(t: PaperTable, row: dict, res: Results) -> dict:
+    """Savings claims: our measured saving for the (dataset, network) cells the claim names."""
+    if "aving" not in str(row.get("claim")) or not row.get("numbers") or not row.get("networks"):
+        return {}
+    parts = []
+    for key in row["numbers"]:
+        dataset = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100"}.get(key, key)
+        for network in row["networks"]:
+            cell = cell_of({"dataset": dataset, "network": network}, t)
+            found = res.extra("prac", cell, "savings") if cell else []
+            if found and found[0].get("saving") is not None:
+                parts.append(f"{key} {network}: {100 * found[0]['saving']:.2f}%")
+    return {"value": "; ".join(parts)} if parts else {}
+
+
+def ours(table: PaperTable, row: dict, res: Results) -> dict[str, Any]:
+    fn = RESOLVERS.get(table.id)
+    return fn(table, row, res) if fn else {}

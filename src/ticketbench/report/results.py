@@ -1,0 +1,114 @@
+"""An index over a results folder: every run of every phase, by dataset, backbone and seed."""
+
+from __future__ import annotations
+
+import csv
+import json
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+Cell = tuple[str, str]  # (dataset, backbone)
+
+
+def _load(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+@dataclass
+class Results:
+    """Runs found under ``root``; every accessor returns None (or []) when a run is missing."""
+
+    root: Path
+    runs: dict[tuple[str, str, str, int, str], dict] = field(default_factory=dict)  # (phase, d, b, seed, variant)
+    extras: dict[tuple[str, str, str, int, str], dict] = field(default_factory=dict)  # savings, cost, overlap
+
+    @classmethod
+    def scan(cls, root: str | Path) -> "Results":
+        root = Path(root)
+        res = cls(root)
+        for path in sorted(root.glob("*/*/*/seed*/**/metrics.json")):
+            parts = path.relative_to(root).parts
+            if parts[0] in ("metrics", "report") or any(p.startswith("round") for p in parts):
+                continue
+            m = _load(path)
+            if m is not None:
+                res.runs[(parts[0], parts[1], parts[2], int(parts[3][4:]), "/".join(parts[4:-1]))] = m
+        for path in sorted(root.glob("*/*/*/seed*/*.json")):
+            parts = path.relative_to(root).parts
+            data = _load(path)
+            if data is not None and path.name != "metrics.json":
+                res.extras[(parts[0], parts[1], parts[2], int(parts[3][4:]), path.stem)] = data
+        for path in sorted(root.glob("structure/*/*/seed*/timing/timing.json")):
+            parts = path.relative_to(root).parts
+            data = _load(path)
+            if data is not None:
+                res.extras[("structure", parts[1], parts[2], int(parts[3][4:]), "timing")] = data
+        for path in sorted(root.glob("jackpot/*/*/seed*/overlap-s*/overlap.json")):
+            parts = path.relative_to(root).parts
+            data = _load(path)
+            layers = path.with_name("overlap_layers.csv")
+            if data is not None:
+                if layers.exists():
+                    data["layer_rows"] = list(csv.DictReader(layers.open()))
+                res.extras[("jackpot", parts[1], parts[2], int(parts[3][4:]), parts[4])] = data
+        return res
+
+    def cells(self, phase: str | None = None) -> list[Cell]:
+        return sorted({(d, b) for (p, d, b, _, _) in self.runs if phase is None or p == phase})
+
+    def seeds(self, phase: str, cell: Cell, variant: str = "") -> list[int]:
+        return sorted(s for (p, d, b, s, v) in self.runs if p == phase and (d, b) == cell and v == variant)
+
+    def get(self, phase: str, cell: Cell, variant: str = "") -> list[dict]:
+        """The metrics of every seed of one run."""
+        return [self.runs[(phase, *cell, s, variant)] for s in self.seeds(phase, cell, variant)]
+
+    def extra(self, phase: str, cell: Cell, name: str) -> list[dict]:
+        return [v for (p, d, b, s, n), v in sorted(self.extras.items()) if p == phase and (d, b) == cell and n == name]
+
+    def variants(self, phase: str, cell: Cell) -> list[str]:
+        return sorted({v for (p, d, b, _, v) in self.runs if p == phase and (d, b) == cell})
+
+    def settings(self, phase: str, cell: Cell, variant: str = "") -> dict | None:
+        """The resolved settings (hparams.json) of the first seed of a run."""
+        seeds = self.seeds(phase, cell, variant)
+        if not seeds:
+            return None
+        path = self.root.joinpath(phase, *cell, f"seed{seeds[0]}", *([variant] if variant else []), "hparams.json")
+        data = _load(path)
+        return data.get("settings") if data else None
+
+    def dense(self, cell: Cell) -> float | None:
+        return mean(m["test_acc"] for m in self.get("pretrain", cell))
+
+    def rounds(self, phase: str, cell: Cell, variant: str = "") -> list[dict]:
+        """Per-round rows averaged over seeds (numeric keys only), ordered by round."""
+        runs = self.get(phase, cell, variant)
+        if not runs:
+            return []
+        by_round: dict[int, list[dict]] = {}
+        for m in runs:
+            for row in m.get("rounds", []):
+                by_round.setdefault(row["round"], []).append(row)
+        out = []
+        for r in sorted(by_round):
+            rows = by_round[r]
+            merged: dict[str, Any] = {"round": r, "seeds": len(rows)}
+            for key in rows[0]:
+                vals = [row.get(key) for row in rows]
+                if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in vals):
+                    merged[key] = statistics.mean(vals)
+                    if len(vals) > 1:
+                        merged[f"{key}_std"] = statistics.stdev(vals)
+            out.append(merged)
+        return out
+
+
+def mean(values: Iterable[float | None]) -> float | None:
+    vals = [v for v in values if v is not None]
+    return statistics.mean(vals) if vals else None

@@ -1,0 +1,133 @@
+"""The report: paper tables with our column filled only from runs, 'not run' elsewhere, byte-stable output."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ticketbench.check import TOLERANCES
+from ticketbench.cli import main
+from ticketbench.report import build_report
+from ticketbench.report.paper import load_tables
+
+ROOT = Path(__file__).resolve().parents[1]
+TABLES = ROOT / "config" / "paper_tables"
+CORE = {"seed": 0, "val_acc": 0.9, "train_iterations": 10, "wall_seconds": 1.0, "versions": {}}
+
+
+def _write(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data))
+
+
+def _rounds(accs, **extra):
+    return [{"round": r, "sparsity": 1 - 0.8 ** r, "test_acc": a, "val_acc": a, "train_iterations": 10,
+             "find_iterations": 10 * r, **{k: v[r - 1] for k, v in extra.items()}} for r, a in enumerate(accs, 1)]
+
+
+@pytest.fixture
+def results(tmp_path):
+    root = tmp_path / "results"
+    cell = ("cifar10", "cifar_resnet20")
+    base = dict(dataset=cell[0], backbone=cell[1], **CORE)
+    _write(root / "pretrain" / "cifar10" / "cifar_resnet20" / "seed0" / "metrics.json",
+           {**base, "method": "pretrain", "sparsity": 0.0, "test_acc": 0.92})
+    _write(root / "pretrain" / "cifar10" / "cifar_resnet20" / "seed0" / "hparams.json",
+           {"settings": {"train": {"batch_size": 128, "lr": 0.1, "weight_decay": 1e-4, "warmup_epochs": 0,
+                                   "momentum": 0.9}}})
+    seed = root / "{}" / "cifar10" / "cifar_resnet20" / "seed0"
+    _write(Path(str(seed).format("imp")) / "full" / "metrics.json",
+           {**base, "method": "imp", "sparsity": 0.36, "test_acc": 0.91, "rounds": _rounds([0.92, 0.91])})
+    _write(Path(str(seed).format("imp")) / "random_reinit" / "metrics.json",
+           {**base, "method": "random_reinit", "sparsity": 0.36, "test_acc": 0.85, "rounds": _rounds([0.9, 0.85])})
+    _write(Path(str(seed).format("prac")) / "metrics.json",
+           {**base, "method": "prac", "sparsity": 0.36, "test_acc": 0.915,
+            "rounds": _rounds([0.92, 0.915], cep_size=[100, 200], cet_size=[1000, 900], prac_size=[1050, 1010],
+                              overlap_rate=[0.5, 0.55], prac_trained_fraction=[0.4, 0.3])})
+    _write(Path(str(seed).format("prac")) / "savings.json",
+           {"saving": 0.6, "matched_sparsity": 0.36, "tolerance": 0.01, "rows": []})
+    for method, accs in (("refill", [0.9, 0.88]), ("regroup", [0.92, 0.915])):
+        _write(Path(str(seed).format("structure")) / method / "metrics.json",
+               {**base, "method": method, "sparsity": 0.3, "test_acc": accs[-1],
+                "rounds": _rounds(accs, time_saving=[0.3, 0.5])})
+    _write(Path(str(seed).format("jackpot")) / "magnitude-s0.9" / "metrics.json",
+           {**base, "method": "jackpot", "init": "magnitude", "sparsity": 0.9, "test_acc": 0.91,
+            "weights_unchanged": True, "epochs": [{"epoch": e, "val_acc": 0.9} for e in range(1, 31)]})
+    _write(Path(str(seed).format("jackpot")) / "cost-s0.9.json",
+           {"factor": 4.0, "target_val_acc": 0.9, "random_epochs": 8, "magnitude_epochs": 2,
+            "magnitude_curve": [0.5, 0.9], "random_curve": [0.1, 0.9]})
+    return root
+
+
+def _table(out: Path, name: str) -> list[list[str]]:
+    import csv
+
+    return list(csv.reader((out / "tables" / f"{name}.csv").open()))
+
+
+def test_every_paper_table_is_reproduced(results, tmp_path):
+    out = tmp_path / "report"
+    summary = build_report(results, TABLES, out)
+    ids = [t.id for t in load_tables(TABLES)]
+    assert summary["paper_tables"] == ids and len(ids) >= 15
+    for i in ids:
+        for ext in ("md", "tex", "csv"):
+            assert (out / "tables" / f"{i}.{ext}").exists()
+    html = (out / "index.html").read_text()
+    assert all(f'id="{i}"' in html for i in ids)
+
+
+def test_ours_comes_from_runs_and_missing_cells_say_not_run(results, tmp_path):
+    out = tmp_path / "report"
+    build_report(results, TABLES, out)
+    a3 = _table(out, "prac_a3")
+    header, first, second = a3[0], a3[1], a3[2]
+    assert header[:4] == ["Sparsity", "CEP (paper)", "CEP (ours)", "CEP Δ"]
+    assert first[:4] == ["20.00", "1501", "100", "-1401"]  # the 20% row matched our round 1
+    assert second[2] == "200"  # 36.00%: round 2
+    assert all(row[2] == "not run" for row in a3[3:])  # sparsities this grid never reached
+    a5 = _table(out, "slth_a5")  # VGG-16 on CIFAR-100: not in the grid at all
+    assert all(c == "not run" for row in a5[1:] for c in row[2::3])
+    a2 = _table(out, "prac_a2")
+    assert a2[1][3] == "35.00" and a2[1][2] == "36.66"  # our mean PrAC fraction beside the paper's
+    settings = _table(out, "prac_1")
+    assert "128" in settings[1] or "not run" in settings[1]
+
+
+def test_claims_are_judged_on_the_grid(results, tmp_path):
+    out = tmp_path / "report"
+    summary = build_report(results, TABLES, out)
+
+    def verdict(start):
+        return next(c["verdict"] for c in summary["claims"] if c["claim"].startswith(start))
+
+    assert verdict("PrAC-IMP finds tickets") == "holds"  # 60% saved
+    assert verdict("Magnitude initialisation") == "holds"  # 4x
+    assert verdict("A 90%-sparse jackpot") == "holds"  # 91% vs 92% dense
+    assert verdict("Of the pruning criteria") == "not run"
+    assert verdict("IMP tickets beat random") == "holds"
+
+
+def test_report_is_byte_identical_when_regenerated(results, tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    build_report(results, TABLES, a)
+    build_report(results, TABLES, b)
+    files = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file())
+    assert files and files == sorted(p.relative_to(b) for p in b.rglob("*") if p.is_file())
+    for f in files:
+        assert (a / f).read_bytes() == (b / f).read_bytes(), f
+
+
+def test_check_passes_then_fails_on_planted_drift(results, tmp_path, capsys):
+    base = tmp_path / "baselines.json"
+    assert main(["check", "--results", str(results), "--baselines", str(base), "--accept"]) == 0
+    assert main(["check", "--results", str(results), "--baselines", str(base)]) == 0
+    metrics = results / "imp" / "cifar10" / "cifar_resnet20" / "seed0" / "full" / "metrics.json"
+    data = json.loads(metrics.read_text())
+    data["rounds"][1]["test_acc"] -= TOLERANCES["test_acc"] + 0.01  # plant a drift past tolerance
+    metrics.write_text(json.dumps(data))
+    capsys.readouterr()
+    assert main(["check", "--results", str(results), "--baselines", str(base)]) == 1
+    out = capsys.readouterr().out
+    line = next(l for l in out.splitlines() if "full#round2:test_acc" in l)
+    assert line.split()[-1] == "DRIFT" and out.strip().endswith("1 failed")

@@ -1,0 +1,102 @@
+"""The smoke grid end to end in a fresh clone: a killed job resumes to the same result, the accuracy baselines
+hold, and a DVC push/pull round trip regenerates the report byte for byte without a single training job."""
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+SMOKE = ["--configfile", "config/smoke.yaml", "--config", "results=results"]
+ENV = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "HF_HUB_OFFLINE": "1",
+       "GIT_AUTHOR_NAME": "ci", "GIT_AUTHOR_EMAIL": "ci@example.invalid", "GIT_COMMITTER_NAME": "ci",
+       "GIT_COMMITTER_EMAIL": "ci@example.invalid"}
+PRETRAIN = Path("results/pretrain/digits/test_resnet/seed0")
+
+
+def sh(*cmd, cwd, check=True, timeout=900):
+    r = subprocess.run([str(c) for c in cmd], cwd=cwd, env=ENV, capture_output=True, text=True, timeout=timeout)
+    if check and r.returncode != 0:
+        raise AssertionError(f"{' '.join(map(str, cmd))} failed ({r.returncode}):\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}")
+    return r
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _stable(metrics: dict) -> dict:
+    return {k: v for k, v in metrics.items() if k not in ("wall_seconds", "versions")}
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory):
+    if not (ROOT / ".git").exists():
+        pytest.skip("needs the git checkout")
+    base = tmp_path_factory.mktemp("e2e")
+    sh("git", "clone", "--quiet", ROOT, base / "a", cwd=base)
+    return base
+
+
+@pytest.mark.slow
+def test_killed_job_resumes_to_the_same_result(work):
+    a = work / "a"
+    target = PRETRAIN / "metrics.json"
+    proc = subprocess.Popen([BIN / "snakemake", "--cores", "1", *SMOKE, str(target)], cwd=a, env=ENV,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 300
+    while not (a / PRETRAIN / "hparams.json").exists():  # the training job has started
+        assert proc.poll() is None and time.time() < deadline, "the pretrain job never started"
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)  # as hard as a power cut: no clean-up runs
+    proc.wait()
+    assert not (a / target).exists(), "the job finished before it could be killed"
+    sh(BIN / "snakemake", "--cores", "1", "--rerun-incomplete", *SMOKE, target, cwd=a)
+    ref = work / "reference"
+    sh(BIN / "ticketbench", "pretrain", "--config", "config/config.yaml", "--config", "config/smoke.yaml",
+       "--dataset", "digits", "--backbone", "test_resnet", "--seed", "0", "--threads", "1", "--no-progress",
+       "--out", ref, cwd=a)
+    resumed = json.loads((a / target).read_text())
+    uninterrupted = json.loads((ref / "metrics.json").read_text())
+    assert _stable(resumed) == _stable(uninterrupted)
+    assert _sha(a / PRETRAIN / "model.safetensors") == _sha(ref / "model.safetensors")
+
+
+@pytest.mark.slow
+def test_smoke_grid_meets_baselines_and_round_trips_through_dvc(work):
+    a, b, remote = work / "a", work / "b", work / "remote"
+    run = sh(BIN / "snakemake", "--cores", "2", "--rerun-incomplete", *SMOKE, cwd=a)
+    assert (a / "results/report/README.md").exists(), run.stdout[-2000:]
+    check = sh(BIN / "ticketbench", "check", "--results", "results", "--baselines", "tests/baselines/smoke.json",
+               cwd=a, check=False)
+    print(check.stdout)
+    assert check.returncode == 0, check.stdout[-4000:]
+
+    sh(BIN / "dvc", "remote", "add", "--local", "-d", "e2e", remote, cwd=a)
+    sh(BIN / "dvc", "commit", "--force", "grid", cwd=a)
+    sh(BIN / "dvc", "push", cwd=a)
+    sh("git", "add", "-A", cwd=a)
+    sh("git", "commit", "--quiet", "-m", "smoke results", cwd=a)
+    report_bytes = {p.relative_to(a): p.read_bytes() for p in (a / "results/report").rglob("*") if p.is_file()}
+
+    sh("git", "clone", "--quiet", a, b, cwd=work)
+    assert not (b / PRETRAIN / "model.safetensors").exists(), "artifacts must come from DVC, not git"
+    sh(BIN / "dvc", "remote", "add", "--local", "-d", "e2e", remote, cwd=b)
+    sh(BIN / "dvc", "pull", cwd=b)
+    assert _sha(b / PRETRAIN / "model.safetensors") == _sha(a / PRETRAIN / "model.safetensors")
+    sh(BIN / "snakemake", "--cores", "1", "--touch", *SMOKE, cwd=b)
+    dry = sh(BIN / "snakemake", "-n", *SMOKE, cwd=b)
+    assert "Nothing to be done" in dry.stdout + dry.stderr, dry.stdout[-2000:]
+    regen = sh(BIN / "snakemake", "--cores", "1", "--forcerun", "report", *SMOKE, cwd=b)
+    ran = [l.split()[0] for l in regen.stdout.splitlines() if l.strip() and l.split()[-1].isdigit()
+           and l.split()[0] in ("pretrain", "imp", "prac", "jackpot", "structure", "report")]
+    assert ran == ["report"], regen.stdout[-2000:]
+    for rel, data in report_bytes.items():
+        assert (b / rel).read_bytes() == data, f"{rel} differs after the round trip"

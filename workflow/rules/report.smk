@@ -1,0 +1,17 @@
+rule report:
+    input:
+        summary=f"{RESULTS}/metrics/summary.json",
+        tables="config/paper_tables",
+    output:
+        readme=f"{RESULTS}/report/README.md",
+        html=f"{RESULTS}/report/index.html",
+        summary=f"{RESULTS}/report/report.json",
+    params:
+        results=lambda wc, input: os.path.dirname(os.path.dirname(input.summary)),
+        out=lambda wc, output: os.path.dirname(output.readme),
+    log:
+        "logs/report.log",
+    conda:
+        "../../environment.yml"
+    shell:
+        "ticketbench report --results {params.results} --tables {input.tables} --out {params.out} > {log} 2>&1"
