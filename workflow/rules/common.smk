@@ -1,3 +1,4 @@
+import functools
 import itertools
 import os
 import re
@@ -75,6 +76,17 @@ def override_flags(wildcards, *blocks):
             else:
                 flags.extend([flag, ",".join(map(str, value)) if isinstance(value, list) else str(value)])
     return " ".join(flags)
+
+
+def get_recipe(wildcards, blocks):
+    """The config blocks a stage reads: as a rule param, editing them re-runs exactly the jobs that use them."""
+    over = (config.get("overrides") or {}).get(wildcards.dataset, {})
+    return {b: config.get(b) if not isinstance(config.get(b), dict) else {**config[b], **(over.get(b) or {})}
+            for b in ("data", "threads", *blocks) if b in config or b in over}
+
+
+def recipe(*blocks):
+    return functools.partial(get_recipe, blocks=blocks)
 
 
 def grid():

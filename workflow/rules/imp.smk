@@ -8,6 +8,7 @@ rule imp:
     params:
         out=lambda wc, output: os.path.dirname(output.metrics),
         configs=config_flags(),
+        recipe=recipe("imp", "train"),
         root=data_root,
         overrides=lambda wc: override_flags(wc, "imp", "train"),
         extra=imp_flags,

@@ -6,6 +6,7 @@ rule jackpot:
     params:
         out=lambda wc, output: os.path.dirname(output.metrics),
         configs=config_flags(),
+        recipe=recipe("jackpot"),
         root=data_root,
         overrides=lambda wc: override_flags(wc, "jackpot"),
     log:

@@ -6,6 +6,7 @@ rule prac:
     params:
         out=lambda wc, output: os.path.dirname(output.metrics),
         configs=config_flags(),
+        recipe=recipe("imp", "prac", "train"),
         root=data_root,
         overrides=lambda wc: override_flags(wc, "imp", "prac", "train"),
     log:

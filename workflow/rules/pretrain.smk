@@ -7,6 +7,7 @@ rule pretrain:
     params:
         out=lambda wc, output: os.path.dirname(output.metrics),
         configs=config_flags(),
+        recipe=recipe("train"),
         root=data_root,
         overrides=lambda wc: override_flags(wc, "train"),
     log:

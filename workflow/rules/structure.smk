@@ -7,6 +7,7 @@ rule structure:
     params:
         out=lambda wc, output: os.path.dirname(output.metrics),
         configs=config_flags(),
+        recipe=recipe("structure", "imp", "train"),
         root=data_root,
         overrides=lambda wc: override_flags(wc, "structure", "train"),
     log:
