@@ -64,6 +64,13 @@ class Pretrained:
         return tensors["correct"]
 
 
+def add_pretrain_args(parser, what: str = "folder of a finished `ticketbench pretrain` run") -> None:
+    """The two flags every method stage takes to find its pretrain run and, on this machine, its data."""
+    parser.add_argument("--pretrain", required=True, metavar="DIR", help=what)
+    parser.add_argument("--data-root", default=None, metavar="DIR",
+                        help="where the dataset lives on this machine (default: as recorded by the pretrain run)")
+
+
 def load_pretrained(run_dir: str | Path, *, data_root: str | None = None) -> Pretrained:
     """Load a pretrain run folder; ``data_root`` overrides where the dataset lives on this machine."""
     run_dir = Path(run_dir)

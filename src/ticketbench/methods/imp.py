@@ -21,7 +21,7 @@ from .. import io
 from ..hparams import Hparams, TrainHparams, hp
 from ..masks import POLICIES, Mask, magnitude_prune, prunable_names
 from ..stage import STAGES, Stage, add_common_args, claim_out_dir, resolve_seed, setup_runtime
-from .common import Pretrained, load_pretrained, rewind_epoch, round_dir, scaled_hparams, train_round, write_round, write_summary
+from .common import add_pretrain_args, Pretrained, load_pretrained, rewind_epoch, round_dir, scaled_hparams, train_round, write_round, write_summary
 
 BASELINES = ("none", "random_prune", "random_reinit")
 
@@ -139,9 +139,7 @@ def run_imp(pre: Pretrained, imp: ImpHparams, train_hp: TrainHparams, out: str |
 
 def add_method_args(parser: argparse.ArgumentParser) -> None:
     add_common_args(parser)
-    parser.add_argument("--pretrain", required=True, metavar="DIR", help="folder of a finished `ticketbench pretrain` run")
-    parser.add_argument("--data-root", default=None, metavar="DIR",
-                        help="where the dataset lives on this machine (default: as recorded by the pretrain run)")
+    add_pretrain_args(parser)
     ImpHparams.add_args(parser)
     TrainHparams.add_args(parser)
 

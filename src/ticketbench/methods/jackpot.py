@@ -29,7 +29,7 @@ from ..hparams import Hparams, TrainHparams, hp
 from ..masks import POLICIES, Mask, prunable_names, prune_to_sparsity
 from ..stage import STAGES, Stage, add_common_args, claim_out_dir, setup_runtime
 from ..train import EpochContext, train
-from .common import Pretrained, load_pretrained
+from .common import add_pretrain_args, Pretrained, load_pretrained
 
 PRUNED_SCORE = 0.99  # magnitude init: kept scores start at 1.0, pruned ones just below
 
@@ -220,8 +220,7 @@ class Jackpot(Stage):
     @classmethod
     def add_args(cls, parser: argparse.ArgumentParser) -> None:
         add_common_args(parser)
-        parser.add_argument("--pretrain", required=True, metavar="DIR", help="folder of a finished pretrain run")
-        parser.add_argument("--data-root", default=None, metavar="DIR", help="where the dataset lives on this machine")
+        add_pretrain_args(parser)
         JackpotHparams.add_args(parser)
 
     @classmethod

@@ -21,7 +21,7 @@ from ..data import make_loader
 from ..errors import ConfigError
 from ..masks import Mask
 from ..stage import STAGES, Stage, setup_runtime
-from .common import load_pretrained, round_dir
+from .common import add_pretrain_args, load_pretrained, round_dir
 
 STUDY_CRITERIA = ("magnitude", "random", "snip", "grasp", "synflow")
 
@@ -52,11 +52,10 @@ class JackpotOverlap(Stage):
 
     @classmethod
     def add_args(cls, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--pretrain", required=True, metavar="DIR", help="the pretrain run the jackpot searched on")
+        add_pretrain_args(parser, "the pretrain run the jackpot searched on")
         parser.add_argument("--jackpot", required=True, metavar="DIR", help="a `ticketbench jackpot` run")
         parser.add_argument("--imp", metavar="DIR", help="an IMP run: its round closest in sparsity joins the table")
         parser.add_argument("--batches", type=int, default=4, help="training batches of 64 for SNIP/GraSP (default 4)")
-        parser.add_argument("--data-root", default=None, metavar="DIR")
         parser.add_argument("--device", default="auto")
         parser.add_argument("--threads", type=int, default=1)
         parser.add_argument("--out", required=True, metavar="DIR", help="folder for overlap.csv, "

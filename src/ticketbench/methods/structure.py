@@ -23,7 +23,7 @@ from ..hparams import Hparams, TrainHparams, hp, int_list
 from ..masks import Mask
 from ..stage import STAGES, Stage, add_common_args, claim_out_dir, setup_runtime
 from ..timing import paired
-from .common import Pretrained, load_pretrained, rewind_epoch, round_dir, train_round, write_round, write_summary
+from .common import add_pretrain_args, Pretrained, load_pretrained, rewind_epoch, round_dir, train_round, write_round, write_summary
 from .refill import CHANNEL_SCORES, batchnorm_after, batchnorm_mask, channel_sparsity, refill
 
 METHODS = ("refill", "refill_plus", "regroup")
@@ -151,9 +151,8 @@ class Structure(Stage):
     @classmethod
     def add_args(cls, parser: argparse.ArgumentParser) -> None:
         add_common_args(parser)
-        parser.add_argument("--pretrain", required=True, metavar="DIR", help="the pretrain run the IMP run started from")
+        add_pretrain_args(parser, "the pretrain run the IMP run started from")
         parser.add_argument("--imp", required=True, metavar="DIR", help="a finished `ticketbench imp` run")
-        parser.add_argument("--data-root", default=None, metavar="DIR")
         StructureHparams.add_args(parser)
         TrainHparams.add_args(parser)
 
@@ -184,14 +183,13 @@ class Timing(Stage):
     @classmethod
     def add_args(cls, parser: argparse.ArgumentParser) -> None:
         add_common_args(parser)
-        parser.add_argument("--pretrain", required=True, metavar="DIR")
+        add_pretrain_args(parser)
         parser.add_argument("--imp", required=True, metavar="DIR", help="the IMP run the structured tickets came from")
         parser.add_argument("--refill", metavar="DIR", help="a `ticketbench structure --method refill` run")
         parser.add_argument("--regroup", metavar="DIR", help="a `ticketbench structure --method regroup` run")
         parser.add_argument("--round", type=int, default=0, help="IMP round to time (default: the last one)")
         parser.add_argument("--batch", type=int, default=64, help="batch size (default 64, as the paper)")
         parser.add_argument("--rounds", type=int, default=10, help="timed calls per model (median)")
-        parser.add_argument("--data-root", default=None, metavar="DIR")
 
     @classmethod
     def run(cls, args: argparse.Namespace, config: dict) -> int:

@@ -48,6 +48,17 @@ class ClassifierHead:
         return self.forward_head(self.forward_features(x))
 
 
+CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR10_STD = (0.2470, 0.2435, 0.2616)
+
+
+def paper_cfg(first_conv: str, classifier: str, **kwargs) -> dict:
+    """timm pretrained_cfg of a paper network. No url/hf_hub_id: nothing can be downloaded, so timm lists
+    none of these as pretrained, but ``first_conv``/``classifier`` still name the stem and the head."""
+    return {"num_classes": 10, "input_size": (3, 32, 32), "crop_pct": 1.0, "interpolation": "bilinear",
+            "mean": CIFAR10_MEAN, "std": CIFAR10_STD, "first_conv": first_conv, "classifier": classifier, **kwargs}
+
+
 def refuse_pretrained(variant: str, pretrained: bool) -> None:
     """No paper network has published weights; say so before timm's loader fails with a generic error."""
     if pretrained:

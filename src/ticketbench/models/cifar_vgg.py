@@ -14,13 +14,11 @@ import torch.nn as nn
 from timm.layers import create_classifier
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 
-from ._head import ClassifierHead, refuse_pretrained
+from ._head import ClassifierHead, paper_cfg, refuse_pretrained
 
 # register_model appends every entrypoint name to this list.
 __all__ = ["CifarVGG"]
 
-CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
-CIFAR10_STD = (0.2470, 0.2435, 0.2616)
 
 LayerCfg = Sequence[Union[int, str]]
 VGG_CFGS: dict[str, list[Union[int, str]]] = {
@@ -114,13 +112,7 @@ def _create_cifar_vgg(variant: str, pretrained: bool = False, **kwargs: Any) -> 
 
 
 def _cfg(**kwargs: Any) -> dict[str, Any]:
-    # No url/hf_hub_id: nothing can be downloaded, and timm then lists none of these as pretrained.
-    return {
-        "num_classes": 10, "input_size": (3, 32, 32), "pool_size": (2, 2),
-        "crop_pct": 1.0, "interpolation": "bilinear", "mean": CIFAR10_MEAN, "std": CIFAR10_STD,
-        "first_conv": "features.0", "classifier": "classifier",
-        **kwargs,
-    }
+    return paper_cfg("features.0", "classifier", **{"pool_size": (2, 2), **kwargs})
 
 
 # Must exist before the @register_model functions run: register_model reads it from this module.
