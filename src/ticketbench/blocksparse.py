@@ -135,13 +135,16 @@ def _check_blocks(blocks: Sequence[Block], rows: int, cols: int) -> None:
 
 
 def to_blocksparse(model: nn.Module, blocks: Mapping[str, Sequence[Block]], *,
-                   max_work: float = MAX_WORK) -> nn.Module:
+                   max_work: float = MAX_WORK, example: torch.Tensor | None = None, rounds: int = 5) -> nn.Module:
     """Deep copy of ``model`` with the named convs replaced by :class:`BlockSparseConv2d`.
 
     Args:
         model: The network; it is not modified.
         blocks: Parameter name (``layer1.0.conv1.weight``) -> blocks, e.g. ``RegroupResult.blocks``.
         max_work: See :meth:`BlockSparseConv2d.from_conv`.
+        example: If given, each replaced layer is timed on the input it receives for this example batch, and
+            stays dense where the block-sparse path is not faster (small layers lose to the gather overhead).
+        rounds: Timed calls per layer and path when ``example`` is given.
 
     Returns:
         The copy. Layers with no blocks, and convs that are not plain ``nn.Conv2d`` with ``groups=1`` and zero
@@ -151,6 +154,11 @@ def to_blocksparse(model: nn.Module, blocks: Mapping[str, Sequence[Block]], *,
         ConfigError: If a name is not the weight of a module of ``model``.
     """
     new = copy.deepcopy(model)
+    inputs = {}
+    if example is not None:
+        from .timing import layer_inputs
+
+        inputs = layer_inputs(new, example, [n.rpartition(".")[0] for n, b in blocks.items() if b])
     for name, layer_blocks in blocks.items():
         if not layer_blocks:
             continue
@@ -164,8 +172,17 @@ def to_blocksparse(model: nn.Module, blocks: Mapping[str, Sequence[Block]], *,
         if type(conv) is not nn.Conv2d or conv.groups != 1 or conv.padding_mode != "zeros":
             continue
         replacement = BlockSparseConv2d.from_conv(conv, layer_blocks, max_work=max_work)
+        if module_name in inputs and not replacement.dense and not _faster(replacement, conv, inputs[module_name], rounds):
+            continue
         if not module_name:
             return replacement
         parent_name, _, child = module_name.rpartition(".")
         setattr(new.get_submodule(parent_name), child, replacement)
     return new
+
+
+def _faster(sparse: nn.Module, dense: nn.Module, x: torch.Tensor, rounds: int) -> bool:
+    from .timing import paired
+
+    with torch.inference_mode():
+        return paired(lambda: dense(x), lambda: sparse(x), rounds=rounds, warmup=1).ratio < 1.0

@@ -124,7 +124,9 @@ def run_structure(pre: Pretrained, imp_dir: str | Path, st: StructureHparams, tr
         if blocks is not None:
             from ..blocksparse import to_blocksparse
 
-            fast = to_blocksparse(model, {n: b for n, b in blocks.items() if b})
+            # Layers where gathering blocks costs more than it saves stay dense (timed on their real input).
+            fast = to_blocksparse(model, {n: b for n, b in blocks.items() if b},
+                                  example=torch.randn(st.timing_batch, *example.shape[1:]))
         else:
             fast, plan = slimming.slim(model, example)
             facts["flops_fraction"] = slimming.macs(fast, example) / slimming.macs(dense, example)
@@ -221,7 +223,8 @@ class Timing(Stage):
             state, _ = artifacts.load_checkpoint(round_dir(args.regroup, r) / "model.safetensors")
             blocks = blocks_from_json(artifacts.read_metrics(round_dir(args.regroup, r) / "metrics.json")["regroup"]["blocks"])
             variants["regroup_blocksparse"] = to_blocksparse(pre.model_from(state).eval(),
-                                                             {n: b for n, b in blocks.items() if b}).to(device)
+                                                             {n: b for n, b in blocks.items() if b},
+                                                             example=x.cpu()).to(device)
         end_to_end = {}
         with torch.inference_mode():
             for name, model in variants.items():
