@@ -1,4 +1,5 @@
 import json
+import os
 
 import pytest
 import torch
@@ -15,6 +16,9 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path):
         io.write_json(target, {"x": object()})
     assert json.loads(target.read_text()) == {"x": 1}, "old file intact"
     assert [p.name for p in tmp_path.iterdir()] == ["a.json"], "no temp file left"
+    umask = os.umask(0)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask, "same permissions as a plain open()"
 
 
 def test_checkpoint_roundtrip_metadata_and_hash(tmp_path):
