@@ -12,6 +12,8 @@ from .artifacts import CORE_KEYS, read_metrics
 from .stage import STAGES, Stage
 
 COLUMNS = ("phase", "variant", *CORE_KEYS[:-1])
+# Per-layer detail stays in each run's own metrics.json; the git-tracked summary keeps the numbers a diff shows.
+BULKY = {"regroup", "layer_sparsity", "group_sparsity", "mask_distances", "epochs", "versions", "fallback_layers"}
 
 
 def collect(root: str | Path) -> list[dict]:
@@ -23,10 +25,10 @@ def collect(root: str | Path) -> list[dict]:
         if rel[0] in ("metrics", "report") or any(p.startswith("round") for p in rel):
             continue
         m = read_metrics(path)
+        rounds = [{k: v for k, v in r.items() if k not in BULKY} for r in m.get("rounds", [])]
         rows.append({"phase": rel[0], "variant": "/".join(rel[4:-1]), "path": str(path.parent),
-                     **{k: m[k] for k in CORE_KEYS if k != "versions"},
-                     "rounds": m.get("rounds"), "extra": {k: v for k, v in m.items()
-                                                          if k not in CORE_KEYS and k not in ("rounds", "epochs")}})
+                     **{k: m[k] for k in CORE_KEYS if k != "versions"}, "rounds": rounds,
+                     "extra": {k: v for k, v in m.items() if k not in CORE_KEYS and k not in BULKY | {"rounds"}}})
     return rows
 
 
