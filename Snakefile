@@ -19,7 +19,10 @@ include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
 
 
+# Every run is a target, not only the report: a fresh clone holds the committed report, and asking for it
+# alone would let Snakemake stop there without running a single job.
 rule all:
     default_target: True
     input:
+        get_final_output(),
         f"{RESULTS}/report/README.md",

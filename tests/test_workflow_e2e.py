@@ -49,7 +49,8 @@ def work(tmp_path_factory):
 def test_killed_job_resumes_to_the_same_result(work):
     a = work / "a"
     target = PRETRAIN / "metrics.json"
-    proc = subprocess.Popen([BIN / "snakemake", "--cores", "1", *SMOKE, str(target)], cwd=a, env=ENV,
+    # Targets go before --config, which would swallow them as more key=value pairs.
+    proc = subprocess.Popen([BIN / "snakemake", str(target), "--cores", "1", *SMOKE], cwd=a, env=ENV,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 300
     while not (a / PRETRAIN / "hparams.json").exists():  # the training job has started
@@ -59,7 +60,7 @@ def test_killed_job_resumes_to_the_same_result(work):
     proc.wait()
     assert not (a / target).exists(), "the job finished before it could be killed"
     sh(BIN / "snakemake", "--unlock", *SMOKE, cwd=a)  # a hard kill leaves Snakemake's lock behind
-    sh(BIN / "snakemake", "--cores", "1", "--rerun-incomplete", *SMOKE, target, cwd=a)
+    sh(BIN / "snakemake", target, "--cores", "1", "--rerun-incomplete", *SMOKE, cwd=a)
     ref = work / "reference"
     sh(BIN / "ticketbench", "pretrain", "--config", "config/config.yaml", "--config", "config/smoke.yaml",
        "--dataset", "digits", "--backbone", "test_resnet", "--seed", "0", "--threads", "1", "--no-progress",
