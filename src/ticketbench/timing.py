@@ -70,6 +70,16 @@ def tune_allocator() -> None:
         libc.mallopt(-1, 1 << 30)  # M_TRIM_THRESHOLD: give the heap back only above 1 GiB free
 
 
+def for_inference(model: torch.nn.Module, x: torch.Tensor) -> tuple[torch.nn.Module, torch.Tensor]:
+    """Eval mode and channels-last memory, the layout oneDNN and cuDNN run fastest.
+
+    Applied to the dense baseline and to every sparse variant alike. In NCHW the CPU kernels reorder every
+    activation on the way in and out; that fixed cost does not shrink with the channel count, and it hid a
+    third of the slimmed models' gain (VGG-16 at 60% channel sparsity: 78 ms NCHW vs 51 ms channels-last).
+    """
+    return model.eval().to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
+
+
 def layer_inputs(model: torch.nn.Module, x: torch.Tensor, names: list[str]) -> dict[str, torch.Tensor]:
     """The input each named module receives in one forward pass (for per-layer timing)."""
     modules = dict(model.named_modules())

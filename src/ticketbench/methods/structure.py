@@ -22,7 +22,7 @@ from ..errors import ConfigError
 from ..hparams import Hparams, TrainHparams, hp, int_list
 from ..masks import Mask
 from ..stage import STAGES, Stage, add_common_args, claim_out_dir, setup_runtime
-from ..timing import paired
+from ..timing import for_inference, paired
 from .common import add_pretrain_args, Pretrained, load_pretrained, rewind_epoch, round_dir, train_round, write_round, write_summary
 from .refill import CHANNEL_SCORES, batchnorm_after, batchnorm_mask, channel_sparsity, refill
 
@@ -64,8 +64,8 @@ def _latency(pre: Pretrained, dense: torch.nn.Module, ticket: torch.nn.Module, b
              device: torch.device) -> dict:
     info = pre.splits.info
     x = torch.randn(batch, info.in_chans, info.image_size, info.image_size, generator=torch.Generator().manual_seed(0))
-    x = x.to(device)
-    dense, ticket = dense.to(device).eval(), ticket.to(device).eval()
+    dense, x = for_inference(dense.to(device), x.to(device))
+    ticket, _ = for_inference(ticket.to(device), x)
     with torch.inference_mode():
         t = paired(lambda: dense(x), lambda: ticket(x), rounds=rounds, warmup=2, device=device)
     return {"dense_ms": t.base_s * 1e3, "ticket_ms": t.test_s * 1e3, "latency_fraction": t.ratio,
@@ -210,10 +210,10 @@ class Timing(Stage):
         info = pre.splits.info
         x = torch.randn(args.batch, info.in_chans, info.image_size, info.image_size,
                         generator=torch.Generator().manual_seed(0)).to(device)
-        dense = pre.model_from(pre.best_state).eval().to(device)
+        dense, x = for_inference(pre.model_from(pre.best_state).to(device), x)
         masked = pre.model_from(pre.best_state)
         Mask.load(round_dir(args.imp, r) / "mask.safetensors")[0].apply_(masked)
-        variants = {"imp_masked": masked.eval().to(device)}
+        variants = {"imp_masked": masked.to(device)}
         if args.refill:
             variants["refill_slim"] = load_slim(round_dir(args.refill, r) / "slim.safetensors")[0].to(device)
         if args.regroup:
@@ -225,6 +225,7 @@ class Timing(Stage):
             variants["regroup_blocksparse"] = to_blocksparse(pre.model_from(state).eval(),
                                                              {n: b for n, b in blocks.items() if b},
                                                              example=x.cpu()).to(device)
+        variants = {k: for_inference(v, x)[0] for k, v in variants.items()}
         end_to_end = {}
         with torch.inference_mode():
             for name, model in variants.items():
