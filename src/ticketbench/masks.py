@@ -7,7 +7,6 @@ policy, because the three papers disagree on which layers count.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Iterable, Mapping
 
@@ -61,16 +60,6 @@ def prunable_names(model: nn.Module, policy: str | LayerPolicy) -> list[str]:
 
 class Mask(dict):
     """Parameter name -> bool tensor (True = kept)."""
-
-    @classmethod
-    def ones_like(cls, model: nn.Module, names: Iterable[str]) -> "Mask":
-        params = dict(model.named_parameters())
-        return cls({n: torch.ones_like(params[n], dtype=torch.bool, device="cpu") for n in names})
-
-    @classmethod
-    def from_weights(cls, weights: Mapping[str, torch.Tensor]) -> "Mask":
-        """The mask of the non-zero entries (what a pruned checkpoint implies)."""
-        return cls({n: (w != 0).cpu() for n, w in weights.items()})
 
     @property
     def total(self) -> int:
@@ -176,10 +165,6 @@ def prune_to_sparsity(weights: Mapping[str, torch.Tensor], sparsity: float, scop
 
 def sparsity_after_rounds(rounds: int, rate: float = 0.2) -> float:
     return 1.0 - (1.0 - rate) ** rounds
-
-
-def rounds_for_sparsity(target: float, rate: float = 0.2) -> int:
-    return math.ceil(math.log(1 - target) / math.log(1 - rate) - 1e-9)
 
 
 def count_zeros(model: nn.Module, names: Iterable[str]) -> tuple[int, int]:

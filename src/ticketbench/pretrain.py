@@ -17,10 +17,10 @@ from .stage import STAGES, Stage, add_common_args, claim_out_dir, resolve_seed, 
 from .train import train
 
 
-def build(data_hp: DataHparams, model_hp: ModelHparams, augment: bool | None = None):
+def build(data_hp: DataHparams, model_hp: ModelHparams):
     """The splits and an untrained model for a data/model choice; the model is created after seeding."""
     splits = load_splits(data_hp.dataset, root=data_hp.data_root or None, download=data_hp.download,
-                         augment=not data_hp.no_augment if augment is None else augment,
+                         augment=not data_hp.no_augment,
                          image_size=data_hp.image_size or None)
     model = create_model(model_hp.backbone, num_classes=splits.info.num_classes, in_chans=splits.info.in_chans)
     return splits, model

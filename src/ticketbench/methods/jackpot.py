@@ -174,13 +174,18 @@ def detach(model: nn.Module, scored: dict[str, ScoredMask]) -> Mask:
     return mask
 
 
+def _weights_hash(model: nn.Module) -> str:
+    """Hash of every weight and bias, BatchNorm statistics left out (the search re-estimates them on purpose)."""
+    return io.state_hash({k: v for k, v in model.state_dict().items() if "running" not in k and "num_batches" not in k})
+
+
 def search(pre: Pretrained, jp: JackpotHparams, *, device: torch.device, progress: bool = True) -> dict:
     """Run one search; returns the mask, the masked model's state, the train result and bookkeeping."""
     model = pre.model_from(pre.best_state)
     names = prunable_names(model, jp.policy)
     params = dict(model.named_parameters())
     weights = {n: params[n].detach().cpu() for n in names}
-    frozen_hash = io.state_hash({k: v for k, v in model.state_dict().items() if "running" not in k and "num_batches" not in k})
+    frozen_hash = _weights_hash(model)
     budget = prune_to_sparsity(weights, jp.sparsity, scope="global" if jp.layerwise == "global" else "layerwise")
     scored = attach(model, initial_scores(weights, budget, jp.init, pre.seed), budget, jp.update)
     initial = Mask({n: pm.mask.clone() for n, pm in scored.items()})
@@ -205,8 +210,7 @@ def search(pre: Pretrained, jp: JackpotHparams, *, device: torch.device, progres
                 step_hooks=[swap] if jp.update == "swap" else [], progress=progress, desc=f"jackpot {jp.init}")
     model.load_state_dict(res.best_state)
     mask = detach(model, scored)
-    unchanged = io.state_hash({k: v for k, v in model.state_dict().items()
-                               if "running" not in k and "num_batches" not in k}) == frozen_hash
+    unchanged = _weights_hash(model) == frozen_hash
     mask.apply_(model)
     return {"model": model, "mask": mask, "initial": initial, "budget": budget, "result": res, "names": names,
             "weights_unchanged": unchanged, "max_step_flips": max(flips_per_step, default=0)}

@@ -60,14 +60,20 @@ class StructureHparams(Hparams):
         self._require("column_factor", self.column_factor > 0, "a positive factor")
 
 
+def _against_dense(dense: torch.nn.Module, model: torch.nn.Module, x: torch.Tensor, rounds: int,
+                   device: torch.device):
+    """Both models prepared alike (:func:`for_inference`) and timed alternately on the same batch."""
+    dense, x = for_inference(dense.to(device), x.to(device))
+    model, _ = for_inference(model.to(device), x)
+    with torch.inference_mode():
+        return paired(lambda: dense(x), lambda: model(x), rounds=rounds, warmup=2, device=device)
+
+
 def _latency(pre: Pretrained, dense: torch.nn.Module, ticket: torch.nn.Module, batch: int, rounds: int,
              device: torch.device) -> dict:
     info = pre.splits.info
     x = torch.randn(batch, info.in_chans, info.image_size, info.image_size, generator=torch.Generator().manual_seed(0))
-    dense, x = for_inference(dense.to(device), x.to(device))
-    ticket, _ = for_inference(ticket.to(device), x)
-    with torch.inference_mode():
-        t = paired(lambda: dense(x), lambda: ticket(x), rounds=rounds, warmup=2, device=device)
+    t = _against_dense(dense, ticket, x, rounds, device)
     return {"dense_ms": t.base_s * 1e3, "ticket_ms": t.test_s * 1e3, "latency_fraction": t.ratio,
             "time_saving": t.saving, "timing_batch": batch, "timing_device": str(device)}
 
@@ -227,11 +233,10 @@ class Timing(Stage):
                                                              example=x.cpu()).to(device)
         variants = {k: for_inference(v, x)[0] for k, v in variants.items()}
         end_to_end = {}
-        with torch.inference_mode():
-            for name, model in variants.items():
-                t = paired(lambda: dense(x), lambda: model(x), rounds=args.rounds, warmup=2, device=device)
-                end_to_end[name] = {"dense_ms": t.base_s * 1e3, "ms": t.test_s * 1e3, "latency_fraction": t.ratio,
-                                    "time_saving": t.saving}
+        for name, model in variants.items():
+            t = _against_dense(dense, model, x, args.rounds, device)
+            end_to_end[name] = {"dense_ms": t.base_s * 1e3, "ms": t.test_s * 1e3, "latency_fraction": t.ratio,
+                                "time_saving": t.saving}
         layers = per_layer(dense, {k: v for k, v in variants.items() if k != "imp_masked"}, x, rounds=args.rounds)
         out = Path(args.out)
         io.write_json(out / "timing.json", {"round": r, "batch": args.batch, "device": str(device),

@@ -88,8 +88,7 @@ def _jackpot_matches(res: Results, cell: Cell) -> Verdict | None:
 @claim("Lottery-Jackpots", "Of the pruning criteria, magnitude pruning overlaps most with the jackpot mask",
        "stated in the abstract (no table public)", "jackpot")
 def _overlap(res: Results, cell: Cell) -> Verdict | None:
-    found = [v for (p, d, b, s, n), v in sorted(res.extras.items()) if p == "jackpot" and (d, b) == cell
-             and n.startswith("overlap-s")]
+    found = [v for _, _, _, v in res.extras_like("jackpot", "overlap-s", cell)]
     if not found:
         return None
     rows = {r["criterion"]: r["overlap"] for r in found[0]["rows"] if not r["criterion"].startswith("imp")}
@@ -100,8 +99,7 @@ def _overlap(res: Results, cell: Cell) -> Verdict | None:
 @claim("Lottery-Jackpots", "Magnitude initialisation makes the search at least 3x cheaper than random initialisation",
        ">= 3x lower search cost", "jackpot")
 def _cost(res: Results, cell: Cell) -> Verdict | None:
-    found = [v for (p, d, b, s, n), v in sorted(res.extras.items()) if p == "jackpot" and (d, b) == cell
-             and n.startswith("cost-s")]
+    found = [v for _, _, _, v in res.extras_like("jackpot", "cost-s", cell)]
     if not found:
         return None
     c = found[0]

@@ -85,8 +85,8 @@ def time_saving(res: Results, out: Path) -> str | None:
 
 def overlap_heatmaps(res: Results, out: Path) -> list[str]:
     names = []
-    for (phase, d, b, seed, name), data in sorted(res.extras.items()):
-        if phase != "jackpot" or not name.startswith("overlap-s") or not data.get("layer_rows"):
+    for (d, b), seed, name, data in res.extras_like("jackpot", "overlap-s"):
+        if not data.get("layer_rows"):
             continue
         df = pd.DataFrame(data["layer_rows"]).set_index("layer").apply(pd.to_numeric, errors="coerce") * 100
         fig, ax = plt.subplots(figsize=(1.1 * len(df.columns) + 3, 0.28 * len(df) + 1.5))
@@ -99,11 +99,10 @@ def overlap_heatmaps(res: Results, out: Path) -> list[str]:
 
 def search_cost(res: Results, out: Path) -> str | None:
     rows = []
-    for (phase, d, b, seed, name), data in sorted(res.extras.items()):
-        if phase == "jackpot" and name.startswith("cost-s"):
-            for init in ("magnitude", "random"):
-                for e, acc in enumerate(data[f"{init}_curve"], start=1):
-                    rows.append({"cell": f"{d} x {b}", "init": init, "search epoch": e, "val accuracy (%)": 100 * acc})
+    for (d, b), _, _, data in res.extras_like("jackpot", "cost-s"):
+        for init in ("magnitude", "random"):
+            for e, acc in enumerate(data[f"{init}_curve"], start=1):
+                rows.append({"cell": f"{d} x {b}", "init": init, "search epoch": e, "val accuracy (%)": 100 * acc})
     if not rows:
         return None
     df = pd.DataFrame(rows)
@@ -115,8 +114,8 @@ def search_cost(res: Results, out: Path) -> str | None:
 def layer_speedups(res: Results, out: Path) -> list[str]:
     """The paper's Fig. 7: per-layer speedup of slimmed and block-sparse convolutions over dense."""
     names = []
-    for (phase, d, b, seed, name), data in sorted(res.extras.items()):
-        if phase != "structure" or name != "timing" or not data.get("layers"):
+    for (d, b), seed, _, data in res.extras_like("structure", "timing"):
+        if not data.get("layers"):
             continue
         rows = [{"layer": row["layer"], "model": k[: -len("_speedup")], "speedup (x)": v}
                 for row in data["layers"] for k, v in row.items() if k.endswith("_speedup")]

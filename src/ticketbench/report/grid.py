@@ -104,10 +104,9 @@ def jackpot_table(res: Results, cell: Cell) -> Table | None:
 
 def overlap_table(res: Results) -> Table | None:
     rows = []
-    for (phase, d, b, seed, name), data in sorted(res.extras.items()):
-        if phase == "jackpot" and name.startswith("overlap-s"):
-            for r in data["rows"]:
-                rows.append([f"{d} x {b}", seed, r["criterion"], _p(r["sparsity"]), _p(r["overlap"]), _p(r["iou"])])
+    for (d, b), seed, _, data in res.extras_like("jackpot", "overlap-s"):
+        for r in data["rows"]:
+            rows.append([f"{d} x {b}", seed, r["criterion"], _p(r["sparsity"]), _p(r["overlap"]), _p(r["iou"])])
     if not rows:
         return None
     return Table("grid_mask_overlap", "Overlap of the jackpot mask with other criteria' masks",
@@ -119,12 +118,11 @@ def overlap_table(res: Results) -> Table | None:
 
 def timing_table(res: Results) -> Table | None:
     rows = []
-    for (phase, d, b, seed, name), data in sorted(res.extras.items()):
-        if phase == "structure" and name == "timing":
-            for model, e in data["end_to_end"].items():
-                rows.append([f"{d} x {b}", seed, data["round"], model, fmt(e["dense_ms"], "points"),
-                             fmt(e["ms"], "points"), _p(e["time_saving"]), f"{data['device']}, batch {data['batch']}, "
-                             f"{data['threads']} thread(s)"])
+    for (d, b), seed, _, data in res.extras_like("structure", "timing"):
+        for model, e in data["end_to_end"].items():
+            rows.append([f"{d} x {b}", seed, data["round"], model, fmt(e["dense_ms"], "points"),
+                         fmt(e["ms"], "points"), _p(e["time_saving"]), f"{data['device']}, batch {data['batch']}, "
+                         f"{data['threads']} thread(s)"])
     if not rows:
         return None
     return Table("grid_timing", "End-to-end inference latency against dense",

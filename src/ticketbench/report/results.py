@@ -71,6 +71,11 @@ class Results:
     def extra(self, phase: str, cell: Cell, name: str) -> list[dict]:
         return [v for (p, d, b, s, n), v in sorted(self.extras.items()) if p == phase and (d, b) == cell and n == name]
 
+    def extras_like(self, phase: str, prefix: str, cell: Cell | None = None) -> list[tuple[Cell, int, str, dict]]:
+        """(cell, seed, name, data) of every extra of ``phase`` whose name starts with ``prefix``, in path order."""
+        return [((d, b), s, n, v) for (p, d, b, s, n), v in sorted(self.extras.items())
+                if p == phase and n.startswith(prefix) and (cell is None or (d, b) == cell)]
+
     def variants(self, phase: str, cell: Cell) -> list[str]:
         return sorted({v for (p, d, b, _, v) in self.runs if p == phase and (d, b) == cell})
 
