@@ -95,3 +95,47 @@ def test_resume_from_rewind_point_continues_schedule(synthetic_splits):
     assert [h["epoch"] for h in res.history] == [2, 3]
     per_epoch = math.ceil(len(synthetic_splits.train) / HP.batch_size)
     assert res.iterations == 2 * per_epoch
+
+
+class PooledBN(torch.nn.Module):
+    """BatchNorm after global pooling, as in backbones whose last stage reaches 1x1: one value per channel
+    per sample, so a training batch of one sample cannot be normalised."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 8, 3, padding=1)
+        self.bn = torch.nn.BatchNorm2d(8)
+        self.fc = torch.nn.Linear(8, 10)
+
+    def forward(self, x):
+        return self.fc(torch.relu(self.bn(self.conv(x).mean((2, 3), keepdim=True))).flatten(1))
+
+
+@pytest.mark.parametrize("n", [33, 65])
+def test_a_subset_of_k_batches_plus_one_trains_every_sample(synthetic_splits, n):
+    """k*batch+1 samples used to end each epoch with a batch of one, which BatchNorm refuses in training."""
+    data = synthetic_splits.train.subset(synthetic_splits.train.ids[:n])
+    torch.manual_seed(0)
+    res = train(PooledBN(), data, synthetic_splits.val, TrainHparams(epochs=2, batch_size=32, lr=0.05), device=CPU,
+                seed=0, progress=False)
+    assert res.iterations == 2 * (n // 32)  # the single sample joined the last full batch
+    trained = res.correctness[:, data.ids] >= 0
+    assert bool(trained.all()), "every sample of the subset is trained on, and its dynamics recorded, each epoch"
+    assert int((res.correctness >= 0).sum()) == 2 * n
+
+
+def test_training_batches_equal_torchs_shuffle_when_no_sample_is_alone(synthetic_splits):
+    """The guard against single-sample batches must not change the order of ordinary runs (and their results)."""
+    from torch.utils.data import DataLoader
+
+    from ticketbench.data import make_loader
+
+    ds = synthetic_splits.train  # 256 samples: no remainder of one
+    ours = [ids.tolist() for _, _, ids in make_loader(ds, 48, shuffle=True, seed=7)]
+    plain = [ids.tolist() for _, _, ids in DataLoader(ds, batch_size=48, shuffle=True,
+                                                      generator=torch.Generator().manual_seed(7))]
+    assert ours == plain
+    odd = ds.subset(ds.ids[:97])
+    batches = [ids.tolist() for _, _, ids in make_loader(odd, 48, shuffle=True, seed=7)]
+    assert [len(b) for b in batches] == [48, 49]
+    assert sorted(sum(batches, [])) == sorted(odd.ids.tolist())

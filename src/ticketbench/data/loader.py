@@ -6,10 +6,11 @@ import random
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, RandomSampler
 
 from ..errors import ConfigError
 from .base import IndexedDataset, check_positive_int
+from .batching import NoSingletonBatchSampler
 
 
 def _seed_worker(worker_id: int) -> None:
@@ -31,7 +32,8 @@ def make_loader(ds: IndexedDataset, batch_size: int, *, shuffle: bool, seed: int
             sequence of epochs is the same for the same seed.
         seed: Seed of the loader's generator (shuffling and worker seeds).
         workers: Worker processes; 0 loads in the calling process (augmentation then uses torch's global RNG).
-        drop_last: Drop the last incomplete batch.
+        drop_last: Drop the last incomplete batch. Without it, a shuffled loader never yields a batch of one sample
+            (BatchNorm cannot train on it): a trailing single sample joins the batch before it.
 
     Returns:
         A DataLoader yielding ``(images, labels, ids)`` tensors.
@@ -44,6 +46,11 @@ def make_loader(ds: IndexedDataset, batch_size: int, *, shuffle: bool, seed: int
         raise ConfigError("workers", workers, "a non-negative integer is needed")
     generator = torch.Generator()
     generator.manual_seed(int(seed))
-    return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, generator=generator, num_workers=int(workers),
-                      worker_init_fn=_seed_worker if workers > 0 else None, persistent_workers=workers > 0,
-                      drop_last=drop_last)
+    common = dict(generator=generator, num_workers=int(workers), worker_init_fn=_seed_worker if workers > 0 else None,
+                  persistent_workers=workers > 0)
+    if shuffle and not drop_last:
+        # Training order: the same sampler DataLoader(shuffle=True) builds, so batches are unchanged, except that a
+        # last batch of one sample joins the batch before it (see NoSingletonBatchSampler).
+        sampler = RandomSampler(ds, generator=generator)
+        return DataLoader(ds, batch_sampler=NoSingletonBatchSampler(sampler, batch_size), **common)
+    return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last, **common)
