@@ -96,7 +96,10 @@ def load_tensors(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict
     data = path.read_bytes()
     hint = "not a readable safetensors file ({}); it is damaged or was cut short: re-run the stage or `dvc pull` it"
     try:
-        tensors = st_load(data)
+        # safetensors returns its tensors in a different order in every process; sorted names make
+        # any code that walks a loaded file (a generator drawn layer by layer, a concatenation) repeatable.
+        loaded = st_load(data)
+        tensors = {k: loaded[k] for k in sorted(loaded)}
         meta = _read_header(data).get("__metadata__") or {}
         return tensors, json.loads(meta.get(META_KEY, "{}"))
     except (SafetensorError, ValueError, struct.error) as e:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import platform
 import random
@@ -18,6 +19,15 @@ def seed_everything(seed: int) -> torch.Generator:
     g = torch.Generator()
     g.manual_seed(seed)
     return g
+
+
+def layer_generator(seed: int, name: str) -> torch.Generator:
+    """A generator for one named tensor, independent of the order in which tensors are visited.
+
+    The name enters through a fixed hash (not Python's ``hash``, which changes per process).
+    """
+    key = int.from_bytes(hashlib.sha256(f"{seed}:{name}".encode()).digest()[:8], "little") & (2**63 - 1)
+    return torch.Generator().manual_seed(key)
 
 
 def make_deterministic() -> None:

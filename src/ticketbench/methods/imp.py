@@ -20,6 +20,7 @@ import torch
 from .. import io
 from ..hparams import Hparams, TrainHparams, hp
 from ..masks import POLICIES, Mask, magnitude_prune, prunable_names
+from ..runtime import layer_generator
 from ..stage import STAGES, Stage, add_common_args, claim_out_dir, resolve_seed, setup_runtime
 from .common import add_pretrain_args, Pretrained, load_pretrained, rewind_epoch, round_dir, scaled_hparams, train_round, write_round, write_summary
 
@@ -78,12 +79,17 @@ class ReplayedSubsets(FullData):
 
 
 def random_like(mask: Mask, seed: int) -> Mask:
-    """A random mask with exactly the same number of kept weights in every layer."""
-    g = torch.Generator().manual_seed(seed)
+    """A random mask with exactly the same number of kept weights in every layer.
+
+    Each layer draws from its own generator, keyed by the seed and the layer's name: a mask loaded
+    from safetensors lists its layers in a different order in every process, and one generator shared
+    across layers in that order gave each process a different mask.
+    """
     out = Mask()
-    for name, m in mask.items():
+    for name in sorted(mask):
+        m = mask[name]
         flat = torch.zeros(m.numel(), dtype=torch.bool)
-        flat[torch.randperm(m.numel(), generator=g)[: int(m.sum())]] = True
+        flat[torch.randperm(m.numel(), generator=layer_generator(seed, name))[: int(m.sum())]] = True
         out[name] = flat.view_as(m)
     return out
 
