@@ -20,7 +20,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from .errors import ArtifactError
+from .errors import ArtifactError, TicketbenchError
 
 META_KEY = "ticketbench"
 
@@ -29,8 +29,11 @@ META_KEY = "ticketbench"
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it onto ``path`` only if the block succeeds."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        raise ArtifactError(path, f"cannot be written ({_why(e)}); choose a writable output folder") from None
     os.close(fd)
     tmp = Path(tmp)
     try:
@@ -40,9 +43,18 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
+    except TicketbenchError:
+        raise
+    except OSError as e:  # a full disk, a folder in the file's place: one line, and the old file stays
+        raise ArtifactError(path, f"could not be written ({_why(e)}); nothing was replaced") from None
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def _why(e: OSError) -> str:
+    """The OS's reason without the path it repeats (the message already names the file)."""
+    return e.strerror or type(e).__name__
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> None:
