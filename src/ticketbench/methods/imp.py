@@ -21,10 +21,15 @@ from .. import io
 from ..hparams import Hparams, TrainHparams, hp
 from ..masks import POLICIES, Mask, magnitude_prune, prunable_names
 from ..runtime import layer_generator
+from ..errors import ConfigError
 from ..stage import STAGES, Stage, add_common_args, claim_out_dir, resolve_seed, setup_runtime
 from .common import add_pretrain_args, Pretrained, load_pretrained, rewind_epoch, round_dir, scaled_hparams, train_round, write_round, write_summary
 
 BASELINES = ("none", "random_prune", "random_reinit")
+# A stated ceiling for imp.rounds, far above any paper's schedule (20-odd rounds at rate 0.2); each round writes
+# two checkpoints, so an unbounded count fills a disk long before it ends. The model-dependent bound is
+# check_rounds below.
+MAX_ROUNDS = 100
 
 
 @dataclass(frozen=True)
@@ -44,7 +49,7 @@ class ImpHparams(Hparams):
                                       "paper) or quadratic (epochs scaled too; released PrAC code)")
 
     def check(self) -> None:
-        self._require("rounds", self.rounds > 0, "a positive number of rounds")
+        self._require("rounds", 0 < self.rounds <= MAX_ROUNDS, f"a number of rounds from 1 to {MAX_ROUNDS}")
         self._require("rate", 0 < self.rate < 1, "a fraction in (0, 1)")
         self._require("policy", self.policy in POLICIES, f"one of {', '.join(POLICIES.names())}")
         self._require("scope", self.scope in ("global", "layerwise"), "global or layerwise")
@@ -52,6 +57,54 @@ class ImpHparams(Hparams):
                       "init, ep<k> or it<n>")
         self._require("baseline", self.baseline in BASELINES, f"one of {', '.join(BASELINES)}")
         self._require("epoch_scaling", self.epoch_scaling in ("linear", "quadratic"), "linear or quadratic")
+
+
+def remaining_after(alive: int, rate: float, rounds: int) -> int:
+    """Weights left of ``alive`` after ``rounds`` rounds, with the rounding magnitude_prune uses."""
+    from ..masks import _prune_count
+
+    for _ in range(rounds):
+        alive -= _prune_count(alive, rate)
+    return alive
+
+
+def check_rounds(imp: "ImpHparams", sizes: dict[str, int]) -> None:
+    """Refuse a schedule with rounds that prune nothing or leave fewer weights than one per prunable layer.
+
+    ``sizes`` maps each prunable weight to its number of entries; with a layerwise scope the smallest
+    layer decides. Rounding stalls pruning once few weights are left (20% of 2 rounds to 0), so without
+    this bound a huge ``imp.rounds`` trains and writes checkpoints of a model that no longer changes.
+    """
+    if imp.scope == "layerwise":
+        smallest = min(sizes, key=sizes.get)
+        alive, floor, where = sizes[smallest], 1, f"in layer {smallest}"
+    else:
+        alive, floor, where = sum(sizes.values()), len(sizes), f"for {len(sizes)} prunable layers"
+    most = 0
+    while most < imp.rounds:
+        after = remaining_after(alive, imp.rate, 1)
+        if after == alive or after < floor:
+            break
+        alive, most = after, most + 1
+    if most < imp.rounds:
+        raise ConfigError("imp.rounds", imp.rounds, f"at most {most} rounds at rate {imp.rate} for this model; "
+                          f"later rounds would prune nothing or leave too few weights {where}")
+
+
+def check_inputs(pre: Pretrained, imp: "ImpHparams", *, reference: str | Path | None = None,
+                 subsets: str | Path | None = None) -> None:
+    """Everything an IMP-style run reads, checked before its output folder is claimed."""
+    model = pre.new_model()
+    params = dict(model.named_parameters())
+    check_rounds(imp, {n: params[n].numel() for n in prunable_names(model, imp.policy)})
+    pre.rewind_state(imp.rewind)
+    for folder, name, what in ((reference, "mask.safetensors", "reference"), (subsets, "prac_set.safetensors", "subsets")):
+        if folder is None:
+            continue
+        missing = [r for r in range(1, imp.rounds + 1) if not (round_dir(folder, r) / name).is_file()]
+        if missing:
+            raise ConfigError(what, str(folder), f"a finished run with {name} in round1..round{imp.rounds} "
+                              f"(missing in round{missing[0]})")
 
 
 class FullData:
@@ -101,6 +154,7 @@ def run_imp(pre: Pretrained, imp: ImpHparams, train_hp: TrainHparams, out: str |
     t_run = time.perf_counter()
     selector = selector or FullData()
     names = prunable_names(pre.new_model(), imp.policy)
+    check_inputs(pre, imp, reference=reference if imp.baseline != "none" else None)
     rewind = pre.rewind_state(imp.rewind)
     start_epoch = rewind_epoch(imp.rewind) if imp.lr_resume else 0
     weights = {n: pre.final_state[n] for n in names}
@@ -173,8 +227,6 @@ class Imp(Stage):
 
     @classmethod
     def run(cls, args: argparse.Namespace, config: dict) -> int:
-        from ..errors import ConfigError
-
         imp = ImpHparams.from_sources(config, args)
         device = setup_runtime(args)
         pre = load_pretrained(args.pretrain, data_root=args.data_root)
@@ -186,6 +238,7 @@ class Imp(Stage):
             raise ConfigError("seed", seed, f"the pretrain run's seed ({pre.seed}); methods reuse it")
         resolved = {"pretrain": pre.source_hash, "imp": imp.to_dict(), "train": train_hp.to_dict(),
                     "threads": args.threads, "subsets": args.subsets, "reference": args.reference}
+        check_inputs(pre, imp, reference=args.reference if imp.baseline != "none" else None, subsets=args.subsets)
         claim_out_dir(args.out, resolved, args.overwrite)
         selector = ReplayedSubsets(args.subsets) if args.subsets else FullData()
         method = "imp" if imp.baseline == "none" else imp.baseline

@@ -28,7 +28,7 @@ from ..masks import Mask, magnitude_prune
 from ..stage import STAGES, Stage, claim_out_dir, setup_runtime
 from ..train import EpochContext, predict
 from .common import Pretrained, load_pretrained, round_dir
-from .imp import FullData, ImpHparams, add_method_args, resolve_train, run_imp
+from .imp import FullData, ImpHparams, add_method_args, check_inputs, resolve_train, run_imp
 
 NEVER_LEARNED = float("inf")
 
@@ -184,6 +184,7 @@ class Prac(Stage):
         train_hp = resolve_train(pre, config, args)
         resolved = {"pretrain": pre.source_hash, "imp": imp.to_dict(), "prac": prac.to_dict(),
                     "train": train_hp.to_dict(), "threads": args.threads}
+        check_inputs(pre, imp)
         claim_out_dir(args.out, resolved, args.overwrite)
         selector = PracSelector(pre, prac, args.out, device)
 

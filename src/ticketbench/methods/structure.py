@@ -18,7 +18,7 @@ import torch
 
 from .. import artifacts, io, paths
 from ..data import make_loader
-from ..errors import ConfigError
+from ..errors import ArtifactError, ConfigError
 from ..hparams import Hparams, TrainHparams, hp, int_list
 from ..masks import Mask
 from ..stage import STAGES, Stage, add_common_args, claim_out_dir, setup_runtime
@@ -101,20 +101,28 @@ def structure_round(pre: Pretrained, imp_dir: Path, r: int, st: StructureHparams
                                                "fallback_layers": res.fallback, "_blocks": res.blocks}
 
 
+def imp_inputs(pre: Pretrained, imp_dir: Path, st: StructureHparams) -> tuple[dict, dict[int, dict], list[int]]:
+    """The IMP run's settings, its rounds by number, and the rounds to structure; checked before any write."""
+    if not paths.metrics(imp_dir).is_file():
+        raise ArtifactError(imp_dir, "is not a finished IMP run (no metrics.json); run `ticketbench imp` first")
+    imp_settings = io.read_json(paths.hparams(imp_dir))["settings"]["imp"]
+    pre.rewind_state(imp_settings["rewind"])
+    imp_rounds = {row["round"]: row for row in artifacts.read_metrics(paths.metrics(imp_dir))["rounds"]}
+    wanted = int_list(st.rounds) or sorted(imp_rounds)
+    if any(r not in imp_rounds for r in wanted):
+        raise ConfigError("structure.rounds", st.rounds, f"rounds of the IMP run in {imp_dir}: {sorted(imp_rounds)}")
+    return imp_settings, imp_rounds, wanted
+
+
 def run_structure(pre: Pretrained, imp_dir: str | Path, st: StructureHparams, train_hp: TrainHparams, out, *,
                   device: torch.device, progress: bool = True, config: dict | None = None) -> dict:
     from .. import slim as slimming
 
     imp_dir = Path(imp_dir)
     t_run = time.perf_counter()
-    imp_settings = io.read_json(paths.hparams(imp_dir))["settings"]["imp"]
+    imp_settings, imp_rounds, wanted = imp_inputs(pre, imp_dir, st)
     rewind = pre.rewind_state(imp_settings["rewind"])
     start_epoch = rewind_epoch(imp_settings["rewind"]) if imp_settings.get("lr_resume") else 0
-    imp_rounds = {row["round"]: row for row in artifacts.read_metrics(paths.metrics(imp_dir))["rounds"]}
-    wanted = int_list(st.rounds) or sorted(imp_rounds)
-    missing = [r for r in wanted if r not in imp_rounds]
-    if missing:
-        raise ConfigError("structure.rounds", st.rounds, f"rounds of the IMP run in {imp_dir}: {sorted(imp_rounds)}")
     info = pre.splits.info
     example = torch.zeros(1, info.in_chans, info.image_size, info.image_size)
     dense = pre.model_from(pre.best_state)
@@ -174,6 +182,7 @@ class Structure(Stage):
         train_hp = resolve_train(pre, config, args)
         resolved = {"pretrain": pre.source_hash, "imp": str(args.imp), "structure": st.to_dict(),
                     "train": train_hp.to_dict(), "threads": args.threads}
+        imp_inputs(pre, Path(args.imp), st)
         claim_out_dir(args.out, resolved, args.overwrite)
         m = run_structure(pre, args.imp, st, train_hp, args.out, device=device, progress=not args.no_progress,
                           config=resolved)
