@@ -91,7 +91,11 @@ def test_ours_comes_from_runs_and_missing_cells_say_not_run(results, tmp_path):
     a2 = _table(out, "prac_a2")
     assert a2[1][3] == "35.00" and a2[1][2] == "36.66"  # our mean PrAC fraction beside the paper's
     settings = _table(out, "prac_1")
-    assert "128" in settings[1] or "not run" in settings[1]
+    head = settings[0]
+    ours = dict(zip(head, settings[1]))
+    assert ours["Batch Size (ours)"] == "128" and ours["Learning Rate (ours)"] == "0.1"  # from the run's hparams.json
+    vgg_tiny = dict(zip(head, settings[8]))  # VGG-16 on Tiny-ImageNet: no such run
+    assert vgg_tiny["Batch Size (ours)"] == "not run"
 
 
 def test_claims_are_judged_on_the_grid(results, tmp_path):
@@ -131,3 +135,12 @@ def test_check_passes_then_fails_on_planted_drift(results, tmp_path, capsys):
     out = capsys.readouterr().out
     line = next(l for l in out.splitlines() if "full#round2:test_acc" in l)
     assert line.split()[-1] == "DRIFT" and out.strip().endswith("1 failed")
+
+
+def test_a_damaged_metrics_file_is_named_not_shown_as_not_run(results, tmp_path, capsys):
+    metrics = results / "imp" / "cifar10" / "cifar_resnet20" / "seed0" / "full" / "metrics.json"
+    metrics.write_text(metrics.read_text()[: len(metrics.read_text()) // 2])  # cut short
+    assert main(["report", "--results", str(results), "--out", str(tmp_path / "report")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(metrics) in err and "cut short" in err
+    assert not (tmp_path / "report").exists()

@@ -9,14 +9,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+from ..errors import ArtifactError
+from ..io import read_json
+
 Cell = tuple[str, str]  # (dataset, backbone)
 
 
 def _load(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
+    """A results file, or None when there is none. Every writer renames complete files into place, so a
+    file that exists but does not parse is damaged: it fails naming the file rather than turning its cell
+    into "not run"."""
+    if not path.is_file():
         return None
+    data = read_json(path)
+    if not isinstance(data, dict):
+        raise ArtifactError(path, f"holds {type(data).__name__}, not a JSON object; the file is damaged")
+    return data
 
 
 @dataclass
