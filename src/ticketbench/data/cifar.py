@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import tarfile
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,6 +50,24 @@ CIFAR100 = _CifarSpec(
 def _how(spec: _CifarSpec) -> str:
     return (f"put the {spec.title} python batches there (folder {spec.folder}), pass --data-root DIR, "
             f"or set download: true")
+
+
+def _download(spec: _CifarSpec, root: str, folder: str) -> None:
+    """Fetch and unpack the archive into ``root``; any failure is one line saying what to place where instead."""
+    # Imported here: torchvision is only needed to fetch the archive (its URL and checksum live on its classes).
+    import torchvision.datasets
+    from torchvision.datasets.utils import download_and_extract_archive
+
+    source = getattr(torchvision.datasets, spec.torchvision_class)
+    try:
+        download_and_extract_archive(source.url, root, filename=source.filename, md5=source.tgz_md5)
+    except (OSError, RuntimeError, EOFError, tarfile.TarError) as exc:
+        # OSError covers URLError, timeouts, SSL and permission errors; RuntimeError is a failed checksum.
+        reason = " ".join(f"{type(exc).__name__}: {exc}".split())
+        files = ", ".join(spec.train_files + spec.test_files)
+        raise DataRootError(spec.name, folder, f"download failed ({reason}); without a network, fetch {source.url} "
+                                               f"elsewhere and extract it in {root}, so that {folder} holds the "
+                                               f"files {files}") from None
 
 
 def _read_batch(spec: _CifarSpec, path: str) -> tuple[np.ndarray, np.ndarray]:
@@ -92,11 +111,9 @@ def _build(spec: _CifarSpec, *, root, download: bool, augment: bool, image_size:
         raise DataRootError(spec.name, "(no data root given)", _how(spec))
     root = os.path.expanduser(str(root))
     folder = os.path.join(root, spec.folder)
-    if download:
-        # Imported here: torchvision is only needed to fetch the archive; reading is done below as always.
-        import torchvision.datasets
-
-        getattr(torchvision.datasets, spec.torchvision_class)(root, train=True, download=True)
+    # Only what is missing is fetched: files already there need no network, and damaged ones get their own error.
+    if download and not all(os.path.isfile(os.path.join(folder, f)) for f in spec.train_files + spec.test_files):
+        _download(spec, root, folder)
     if not os.path.isdir(folder):
         raise DataRootError(spec.name, folder, _how(spec))
 
@@ -126,10 +143,12 @@ def build_cifar10(*, root=None, download: bool = False, augment: bool = True, im
     """Build CIFAR-10 from ``<root>/cifar-10-batches-py/{data_batch_1..5, test_batch}``.
 
     The last 10% of the training batches (by position) is ``val``. Augmentation: random crop 32 with zero
-    padding 4, and horizontal flip. With ``download=True`` torchvision fetches the archive into ``root`` first.
+    padding 4, and horizontal flip. With ``download=True`` the archive is fetched into ``root`` first unless all
+    batches are already there.
 
     Raises:
-        DataRootError: ``root`` is missing or does not hold the batches.
+        DataRootError: ``root`` is missing or does not hold the batches, or the download failed (the message says
+            which files to place where instead).
         ConfigError: Any option, or an ``image_size`` other than 32.
     """
     return _build(CIFAR10, root=root, download=download, augment=augment, image_size=image_size, **options)

@@ -3,15 +3,28 @@
 from __future__ import annotations
 
 import os
-from typing import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 from PIL import Image
 from torch import Tensor
+from tqdm.auto import tqdm
 
+from ..errors import DataFileError
 from .base import DatasetInfo, IndexedDataset
 
 IMAGE_EXTENSIONS = (".jpeg", ".jpg", ".png", ".bmp", ".webp")
+# Below this many files the check takes well under a second, and a progress bar would only be noise.
+PROGRESS_MIN_FILES = 5000
+# Files per task of the check: large enough to amortise scheduling, small enough for a smooth progress bar.
+CHECK_CHUNK = 256
+# Opening files is I/O-bound (network file systems, cold caches), so threads overlap the waits despite the GIL.
+CHECK_THREADS = 8
+# PIL errors that mean "this file is not a usable image" rather than a bug in our code.
+IMAGE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError)
+REPLACE_HOW = "replace it with the intact file from the dataset's original archive"
+MISSING = "is missing"
 
 
 def list_images(folder: str) -> list[str]:
@@ -24,6 +37,76 @@ def list_dirs(folder: str) -> list[str]:
     """Sorted names of the sub-folders of ``folder``."""
     with os.scandir(folder) as entries:
         return sorted(e.name for e in entries if e.is_dir())
+
+
+def _file_problem(path: str) -> str | None:
+    """Why ``path`` is not a usable image, judged from its size and header only, or None if it looks fine."""
+    try:
+        with open(path, "rb") as f:
+            if os.fstat(f.fileno()).st_size == 0:
+                return "is empty (0 bytes)"
+            # Image.open parses the header and defers decoding; a million full decodes would take hours.
+            with Image.open(f) as im:
+                width, height = im.size
+    except FileNotFoundError:
+        return MISSING
+    except IsADirectoryError:
+        return "is a folder, not an image"
+    except Image.UnidentifiedImageError:
+        return "is not an image PIL can read (its header is not JPEG/PNG/BMP/WebP)"
+    except IMAGE_ERRORS as exc:
+        return f"cannot be read ({type(exc).__name__}: {exc})"
+    if width < 1 or height < 1:
+        return f"has an empty size {width}x{height}"
+    return None
+
+
+def _first_problem(paths: Sequence[str]) -> tuple[int, str] | None:
+    for k, path in enumerate(paths):
+        problem = _file_problem(path)
+        if problem is not None:
+            return k, problem
+    return None
+
+
+def check_image_files(dataset: str, paths: Sequence[str], how: str = REPLACE_HOW,
+                      missing_how: str | None = None) -> None:
+    """Check, before any training, that every file exists, is not empty and has a header PIL recognises.
+
+    Pixel data is not decoded, so the check stays cheap for ImageNet; a file whose body is damaged still passes
+    and is reported by ``FileIndexedDataset`` when it is first loaded.
+
+    Args:
+        dataset: Registry name, for the message.
+        paths: All files of all splits, in a fixed order; the first bad one in that order is reported.
+        how: What the user should do about a damaged file.
+        missing_how: What to do about a missing file (default: ``how``).
+
+    Raises:
+        DataFileError: Names the first bad file and what is wrong with it.
+    """
+    size = CHECK_CHUNK
+    chunks = [paths[i:i + size] for i in range(0, len(paths), size)]
+    bar = tqdm(total=len(paths), desc=f"{dataset}: checking image files", unit="file", leave=False,
+               disable=None if len(paths) >= PROGRESS_MIN_FILES else True)
+    pool = ThreadPoolExecutor(max_workers=min(CHECK_THREADS, len(chunks))) if len(chunks) > 1 else None
+    found = None
+    try:
+        # Both maps yield in submission order, so the report does not depend on which thread finishes first.
+        results = pool.map(_first_problem, chunks) if pool else map(_first_problem, chunks)
+        for c, (chunk, result) in enumerate(zip(chunks, results)):
+            if result is not None:
+                found = (c * size + result[0], result[1])
+                break
+            bar.update(len(chunk))
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+        bar.close()
+    if found is not None:
+        index, problem = found
+        todo = missing_how if problem == MISSING and missing_how else how
+        raise DataFileError.about(dataset, paths[index], problem, todo)
 
 
 class PathTable:
@@ -79,6 +162,9 @@ class FileIndexedDataset(IndexedDataset):
         try:
             with Image.open(path) as im:
                 im = im.convert("RGB")
-        except OSError as exc:
-            raise OSError(f"dataset {self.info.name!r}: cannot read image {path}: {exc}") from exc
+        except IMAGE_ERRORS as exc:
+            # The upfront check reads headers only, so a damaged body surfaces here, possibly in a worker process;
+            # DataFileError survives the trip back from a worker as the same single line.
+            raise DataFileError.about(self.info.name, path, f"cannot be decoded ({type(exc).__name__}: {exc})",
+                                      REPLACE_HOW) from None
         return (self._train_transform if augment else self._eval_transform)(im)
