@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed-$(LOCK_HASH)
 CORES ?= all
 PYTEST_ARGS ?=
 
-.PHONY: install test reproduce smoke check accept-baselines push pull bench lock clean
+.PHONY: install test reproduce smoke check check-avx2 accept-baselines push pull bench lock clean
 
 install: $(STAMP)
 
@@ -54,13 +54,29 @@ bench: install
 		--benchmark-json results/bench/benchmarks.json
 	$(BIN)/ticketbench bench-summary --json results/bench/benchmarks.json --out results/bench/summary.md
 
-# Accuracy regression: compare the smoke grid's metrics with tests/baselines/smoke.json.
+# CPU kernel paths: each steps the ATen and oneDNN dispatch down to an older instruction set, which changes the
+# last bits of every convolution the way another machine would. `native` is whatever this CPU offers.
+KERNELS_native :=
+KERNELS_avx2 := ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2
+KERNELS_default := ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=SSE41
+
+# Accuracy regression: the smoke grid's seed means against tests/baselines/smoke.json (rule in README).
 check: smoke
 	$(BIN)/ticketbench check --results results/smoke --baselines tests/baselines/smoke.json
 
-# Re-pin the baselines on purpose, from a fresh smoke run.
-accept-baselines: smoke
-	$(BIN)/ticketbench check --results results/smoke --baselines tests/baselines/smoke.json --accept
+# The same gate on an emulated older CPU: the smoke grid under the AVX2 kernel path.
+check-avx2: install
+	$(RUN) $(KERNELS_avx2) $(BIN)/snakemake evaluate --cores $(CORES) --rerun-incomplete \
+		--configfile config/smoke.yaml --config results=results/smoke-avx2
+	$(BIN)/ticketbench check --results results/smoke-avx2 --baselines tests/baselines/smoke.json
+
+# Re-pin the baselines on purpose: 4 seeds under each of the three kernel paths; the file records the mean and
+# spread of every metric over those 12 runs.
+PIN_PATHS := native avx2 default
+accept-baselines: install
+	$(foreach k,$(PIN_PATHS),$(RUN) $(KERNELS_$(k)) $(BIN)/snakemake evaluate --cores $(CORES) --rerun-incomplete \
+		--configfile config/smoke.yaml config/smoke-pin.yaml --config results=results/pin-$(k) &&) true
+	$(BIN)/ticketbench check --accept --baselines tests/baselines/smoke.json $(foreach k,$(PIN_PATHS),--results results/pin-$(k))
 
 # Re-resolve the lock from pyproject.toml's direct dependencies in a scratch environment.
 lock:

@@ -74,15 +74,21 @@ def test_killed_job_resumes_to_the_same_result(work):
     assert _sha(a / PRETRAIN / "model.safetensors") == _sha(ref / "model.safetensors")
 
 
+def _check(a: Path, results: str) -> subprocess.CompletedProcess:
+    check = sh(BIN / "ticketbench", "check", "--results", results, "--baselines", "tests/baselines/smoke.json",
+               cwd=a, check=False)
+    print(check.stdout)
+    return check
+
+
 @pytest.mark.slow
 def test_smoke_grid_meets_baselines_and_round_trips_through_dvc(work):
     a, b, remote = work / "a", work / "b", work / "remote"
     run = sh(BIN / "snakemake", "--cores", "2", "--rerun-incomplete", *SMOKE, cwd=a)
     assert (a / "results/report/README.md").exists(), run.stdout[-2000:]
-    check = sh(BIN / "ticketbench", "check", "--results", "results", "--baselines", "tests/baselines/smoke.json",
-               cwd=a, check=False)
-    print(check.stdout)
+    check = _check(a, "results")
     assert check.returncode == 0, check.stdout[-4000:]
+    assert "MAIN CELL TOO NOISY" not in check.stdout
 
     sh(BIN / "dvc", "remote", "add", "--local", "-d", "e2e", remote, cwd=a)
     sh(BIN / "dvc", "commit", "--force", "grid", cwd=a)
@@ -106,3 +112,79 @@ def test_smoke_grid_meets_baselines_and_round_trips_through_dvc(work):
     assert ran == ["report"], log[-3000:]
     for rel, data in report_bytes.items():
         assert (b / rel).read_bytes() == data, f"{rel} differs after the round trip"
+
+
+@pytest.mark.slow
+def test_smoke_grid_meets_baselines_on_an_emulated_older_cpu(work):
+    """Another machine, emulated: ATen and oneDNN stepped down to AVX2 give other bits and other models."""
+    a = work / "a"
+    env = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
+    r = subprocess.run([str(BIN / "snakemake"), "evaluate", "--cores", "2", "--rerun-incomplete", "--configfile",
+                        "config/smoke.yaml", "--config", "results=results-avx2"], cwd=a, env={**ENV, **env},
+                       capture_output=True, text=True, timeout=1800)
+    assert r.returncode == 0, r.stderr[-3000:]
+    check = _check(a, "results-avx2")
+    assert check.returncode == 0, check.stdout[-4000:]
+
+
+@pytest.mark.slow
+def test_the_gate_catches_what_it_promises_on_the_smoke_results(work, tmp_path, capsys):
+    """On the real smoke results: a drop past a main cell's allowance, a NaN, a cut-short metrics.json and a
+    missing cell each fail; a drop inside the allowance passes."""
+    import shutil
+
+    from ticketbench.check import allowed, floor_of
+    from ticketbench.cli import main
+
+    src = work / "a" / "results"
+    if not (src / "imp").exists():
+        pytest.skip("needs the smoke results of the test above")
+    baselines = str(work / "a" / "tests/baselines/smoke.json")
+    spec = json.loads(Path(baselines).read_text())
+    name = "imp/digits/test_resnet/full#round2:test_acc"
+    seeds = sorted(int(p.name[4:]) for p in (src / "imp/digits/test_resnet").glob("seed*"))
+    tol = allowed(spec["metrics"][name], len(seeds), spec["z"], floor_of(name))
+
+    def check_with(edit) -> tuple[int, str]:
+        run = tmp_path / "r"
+        shutil.rmtree(run, ignore_errors=True)
+        shutil.copytree(src, run, ignore=shutil.ignore_patterns("*.safetensors"))
+        edit(run)
+        capsys.readouterr()
+        code = main(["check", "--results", str(run), "--baselines", baselines])
+        cap = capsys.readouterr()
+        return code, cap.out + cap.err
+
+    def shift_round2(delta):
+        def edit(run):
+            for s in seeds:  # the same drop in every seed moves the seed mean by exactly delta
+                path = run / f"imp/digits/test_resnet/seed{s}/full/metrics.json"
+                m = json.loads(path.read_text())
+                m["rounds"][1]["test_acc"] -= delta
+                path.write_text(json.dumps(m))
+        return edit
+
+    base_code, base_out = check_with(lambda run: None)
+    assert base_code == 0, base_out
+    got = next(l for l in base_out.splitlines() if l.startswith(name + " ")).split()[2]
+    margin = float(got) - (spec["metrics"][name]["mean"] - tol)  # how far the run sits above the gate
+    code, out = check_with(shift_round2(margin - 0.002))
+    assert code == 0, out
+    code, out = check_with(shift_round2(margin + 0.002))
+    assert code == 1 and f"FAILED {name}: DROP" in out
+    assert tol < 0.03, "a 3-point drop in a main cell is always caught"
+
+    def nan(run):
+        path = run / "pretrain/digits/test_resnet/seed1/metrics.json"
+        path.write_text(path.read_text().replace('"test_acc": 0.', '"test_acc": NaN, "was": 0.'))
+    code, out = check_with(nan)
+    assert code == 1 and "FAILED pretrain/digits/test_resnet:test_acc: NaN" in out
+
+    def truncate(run):
+        path = run / "prac/digits/test_resnet/seed0/metrics.json"
+        path.write_text(path.read_text()[:100])
+    code, out = check_with(truncate)
+    assert code == 2 and "prac/digits/test_resnet/seed0/metrics.json" in out and len(out.strip().splitlines()) == 1
+
+    code, out = check_with(lambda run: shutil.rmtree(run / "structure"))
+    assert code == 1 and "FAILED structure/digits/test_resnet/regroup:sparsity: missing" in out

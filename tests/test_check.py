@@ -1,0 +1,194 @@
+"""The accuracy gate: baselines pinned from measured spread, a rule that catches real drops, loud failures."""
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ticketbench.check import MAIN_DROP, allowed, floor_of, is_main
+from ticketbench.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+CELL = ("digits", "test_resnet")
+# Per-seed accuracies of a noisy world: main cells move by about a point between seeds, the jackpot by ten.
+PRETRAIN = [0.96, 0.975, 0.97, 0.98]
+IMP = [[0.97, 0.98, 0.975, 0.985], [0.975, 0.985, 0.98, 0.97]]
+JACKPOT = [0.8, 0.9, 0.7, 0.85]
+REGROUP_SPARSITY = [0.55, 0.58, 0.56, 0.57]
+
+
+def _write(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data))
+
+
+def make_results(root: Path, seeds, shift: float = 0.0) -> Path:
+    """A results tree with the shapes `ticketbench check` reads, one value per seed from the lists above."""
+    for s in seeds:
+        base = {"dataset": CELL[0], "backbone": CELL[1], "seed": s, "train_iterations": 1, "wall_seconds": 1.0,
+                "versions": {}}
+        cell = root / "{}" / CELL[0] / CELL[1] / f"seed{s}"
+        _write(Path(str(cell).format("pretrain")) / "metrics.json",
+               {**base, "method": "pretrain", "sparsity": 0.0, "test_acc": PRETRAIN[s] + shift, "val_acc": PRETRAIN[s]})
+        rounds = [{"round": r, "sparsity": 1 - 0.8 ** r, "test_acc": IMP[r - 1][s] + shift, "val_acc": IMP[r - 1][s]}
+                  for r in (1, 2)]
+        _write(Path(str(cell).format("imp")) / "full" / "metrics.json",
+               {**base, "method": "imp", **{k: rounds[-1][k] for k in ("sparsity", "test_acc", "val_acc")},
+                "rounds": rounds})
+        _write(Path(str(cell).format("jackpot")) / "magnitude-s0.9" / "metrics.json",
+               {**base, "method": "jackpot", "sparsity": 0.9, "test_acc": JACKPOT[s] + shift, "val_acc": JACKPOT[s]})
+        _write(Path(str(cell).format("structure")) / "regroup" / "metrics.json",
+               {**base, "method": "regroup", "sparsity": REGROUP_SPARSITY[s], "test_acc": IMP[1][s], "val_acc": IMP[1][s]})
+    return root
+
+
+@pytest.fixture
+def pinned(tmp_path):
+    """Baselines from two 'kernel paths' of four seeds each (the second a little off), and a 3-seed run to check."""
+    a = make_results(tmp_path / "native", range(4))
+    b = make_results(tmp_path / "avx2", range(4), shift=0.002)
+    base = tmp_path / "baselines.json"
+    assert main(["check", "--accept", "--baselines", str(base), "--results", str(a), "--results", str(b)]) == 0
+    run = make_results(tmp_path / "run", range(3))
+    return base, run
+
+
+def _check(base, run, capsys):
+    code = main(["check", "--results", str(run), "--baselines", str(base)])
+    cap = capsys.readouterr()
+    return code, cap.out, cap.err
+
+
+VERDICTS = {"ok", "DROP", "DRIFT", "CHANGED", "NaN", "missing", "new"}
+
+
+def _row(out: str, name: str) -> list[str]:
+    return next(line.split() for line in out.splitlines() if line.startswith(name + " "))
+
+
+def _verdict(out: str, name: str) -> str:
+    return next(t for t in _row(out, name) if t in VERDICTS)
+
+
+def _metrics(run: Path, *parts: str) -> Path:
+    return run.joinpath(*parts[:1], *CELL, *parts[1:], "metrics.json")
+
+
+def _edit(path: Path, **changes):
+    data = json.loads(path.read_text())
+    for k, v in changes.items():
+        if k == "round2_test_acc":
+            data["rounds"][1]["test_acc"] = v
+        else:
+            data[k] = v
+    path.write_text(json.dumps(data))
+
+
+def test_baselines_hold_mean_and_spread_and_the_output_states_the_rule(pinned, capsys):
+    base, run = pinned
+    spec = json.loads(base.read_text())
+    entry = spec["metrics"]["pretrain/digits/test_resnet:test_acc"]
+    assert entry["n"] == 8 and entry["kind"] == "accuracy"
+    assert entry["mean"] == pytest.approx(sum(PRETRAIN) / 4 + 0.001)
+    assert spec["metrics"]["imp/digits/test_resnet/full#round1:sparsity"]["kind"] == "exact"
+    assert spec["metrics"]["structure/digits/test_resnet/regroup:sparsity"]["kind"] == "outcome"
+    code, out, _ = _check(base, run, capsys)
+    assert code == 0, out
+    assert out.startswith("rule: ") and "z*max(sd, floor)*sqrt(1/n_seeds + 1/n_baseline)" in out
+    row = " ".join(_row(out, "pretrain/digits/test_resnet:test_acc"))
+    assert " 3 drop > " in row and row.endswith("ok  main cell".replace("  ", " "))
+
+
+def test_a_drop_past_the_allowance_fails_and_a_smaller_one_passes(pinned, capsys):
+    base, run = pinned
+    spec = json.loads(base.read_text())["metrics"]
+    name = "imp/digits/test_resnet/full#round2:test_acc"
+    tol = allowed(spec[name], 3, 4.0, floor_of(name))
+    assert tol < MAIN_DROP, "a main cell must flag a 3-point drop"
+    got = sum(IMP[1][:3]) / 3
+    path = _metrics(run, "imp", "seed0", "full")
+    # Shift seed 0 so that the 3-seed mean lands just inside, then just outside, the allowance.
+    inside = spec[name]["mean"] - tol + 0.001
+    _edit(path, round2_test_acc=IMP[1][0] + 3 * (inside - got))
+    code, out, _ = _check(base, run, capsys)
+    assert code == 0 and _verdict(out, name) == "ok", out
+    outside = spec[name]["mean"] - tol - 0.001
+    _edit(path, round2_test_acc=IMP[1][0] + 3 * (outside - got))
+    code, out, _ = _check(base, run, capsys)
+    assert code == 1 and _verdict(out, name) == "DROP"
+    assert f"FAILED {name}: DROP" in out
+
+
+def test_a_gain_is_not_a_regression_but_an_outcome_moves_both_ways(pinned, capsys):
+    base, run = pinned
+    for s in range(3):
+        _edit(_metrics(run, "pretrain", f"seed{s}"), test_acc=1.0)
+    code, out, _ = _check(base, run, capsys)
+    assert code == 0
+    for s in range(3):
+        _edit(_metrics(run, "structure", f"seed{s}", "regroup"), sparsity=0.4)
+    code, out, _ = _check(base, run, capsys)
+    assert code == 1 and _verdict(out, "structure/digits/test_resnet/regroup:sparsity") == "DRIFT"
+
+
+def test_sparsity_fixed_by_construction_is_exact(pinned, capsys):
+    base, run = pinned
+    _edit(_metrics(run, "imp", "seed1", "full"), sparsity=0.36 + 1e-6)
+    code, out, _ = _check(base, run, capsys)
+    assert code == 1 and _verdict(out, "imp/digits/test_resnet/full:sparsity") == "CHANGED"
+
+
+def test_nan_fails(pinned, capsys):
+    base, run = pinned
+    _edit(_metrics(run, "jackpot", "seed2", "magnitude-s0.9"), test_acc=float("nan"))
+    code, out, _ = _check(base, run, capsys)
+    assert code == 1 and _verdict(out, "jackpot/digits/test_resnet/magnitude-s0.9:test_acc") == "NaN"
+
+
+def test_a_truncated_metrics_file_fails_naming_it(pinned, capsys):
+    base, run = pinned
+    path = _metrics(run, "pretrain", "seed1")
+    path.write_text(path.read_text()[:40])
+    code, out, err = _check(base, run, capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and str(path) in err
+
+
+def test_a_missing_cell_fails_and_an_unknown_one_is_listed_as_new(pinned, capsys):
+    base, run = pinned
+    import shutil
+
+    shutil.rmtree(run / "jackpot")
+    _write(run / "jackpot" / CELL[0] / CELL[1] / "seed0" / "random-s0.9" / "metrics.json",
+           {"method": "jackpot", "sparsity": 0.9, "test_acc": 0.4, "val_acc": 0.4})
+    code, out, _ = _check(base, run, capsys)
+    assert code == 1
+    assert _verdict(out, "jackpot/digits/test_resnet/magnitude-s0.9:test_acc") == "missing"
+    assert _verdict(out, "jackpot/digits/test_resnet/random-s0.9:test_acc") == "new"
+
+
+def test_noisy_cells_get_a_wide_gate_and_an_aggregate(pinned, capsys):
+    base, run = pinned
+    code, out, _ = _check(base, run, capsys)
+    row = _row(out, "jackpot/digits/test_resnet/magnitude-s0.9:test_acc")
+    assert float(row[row.index(">") + 1]) > 100 * MAIN_DROP and " ".join(row).endswith("wide; aggregate jackpot/*:test_acc")
+    assert _row(out, "jackpot/*:test_acc")[-1] == "aggregate"
+
+
+def test_pinning_refuses_main_cells_that_cannot_flag_a_3_point_drop(tmp_path, capsys):
+    a = make_results(tmp_path / "a", range(2))
+    _edit(_metrics(a, "pretrain", "seed1"), test_acc=0.80)  # two seeds 16 points apart
+    code = main(["check", "--accept", "--baselines", str(tmp_path / "b.json"), "--results", str(a)])
+    assert code == 1 and "cannot flag a 3% drop" in capsys.readouterr().out
+
+
+def test_the_pinned_smoke_baselines_flag_a_3_point_drop_in_every_main_cell():
+    """The committed baselines, at the seed count CI runs, keep every main accuracy cell under 3 points."""
+    spec = json.loads((ROOT / "tests" / "baselines" / "smoke.json").read_text())
+    seeds = len(yaml.safe_load((ROOT / "config" / "smoke.yaml").read_text())["grid"]["seeds"])
+    main_rows = {n: e for n, e in spec["metrics"].items() if e["kind"] == "accuracy" and is_main(n.rsplit(":", 1)[0])}
+    assert len(main_rows) >= 10
+    for name, entry in main_rows.items():
+        tol = allowed(entry, seeds, spec["z"], floor_of(name))
+        assert math.isfinite(tol) and tol < MAIN_DROP, f"{name} flags only drops > {tol:.3f}"
