@@ -139,3 +139,17 @@ def test_training_batches_equal_torchs_shuffle_when_no_sample_is_alone(synthetic
     batches = [ids.tolist() for _, _, ids in make_loader(odd, 48, shuffle=True, seed=7)]
     assert [len(b) for b in batches] == [48, 49]
     assert sorted(sum(batches, [])) == sorted(odd.ids.tolist())
+
+
+def test_a_timm_backbone_trains_on_a_prac_sized_subset_of_129():
+    """The reported crash: PrAC picked 129 digits for test_efficientnet, whose head normalises a 1x1 map."""
+    from ticketbench.data import load_splits
+    from ticketbench.models import create_model
+
+    splits = load_splits("digits")
+    data = splits.train.subset(splits.train.ids[:129])
+    torch.manual_seed(0)
+    model = create_model("test_efficientnet", num_classes=10, in_chans=splits.info.in_chans)
+    res = train(model, data, splits.val, TrainHparams(epochs=1, batch_size=64, lr=0.05), device=CPU, seed=0,
+                progress=False)
+    assert res.iterations == 2 and int((res.correctness >= 0).sum()) == 129
