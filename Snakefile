@@ -5,8 +5,16 @@ from snakemake.utils import min_version
 
 min_version("9.0")
 
+from ticketbench.pipeline import DEFAULT_CONFIG, check_workflow_config
 
-configfile: "config/config.yaml"
+# Checked before `configfile:` layers the command line's config on the file: that directive logs a line of its own,
+# and a bad config must print its one error line alone. A dry run skips the data folders, so that a grid can be
+# planned away from its data.
+check_workflow_config(config, DEFAULT_CONFIG, replace=workflow.config_settings.replace_workflow_config,
+                      data=not workflow.output_settings.dryrun)
+
+
+configfile: DEFAULT_CONFIG
 
 
 include: "workflow/rules/common.smk"

@@ -1,22 +1,38 @@
-"""The workflow: lint, dry-runs of every config, config errors before any job, schema in step with the CLI."""
+"""The workflow: lint, the paper grid's DAG, config errors before any job, schema in step with the CLI."""
 
+import itertools
+import json
+import re
+import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import yaml
 
-from ticketbench.pipeline import BLOCKS, check_config, schema, schema_text
+from ticketbench.cli import build_parser, main
 from ticketbench.errors import ConfigError
+from ticketbench.pipeline import BLOCKS, check_config, load_config_files, schema, schema_text
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [str(Path(sys.executable).with_name("snakemake"))]
+DEFAULT = str(ROOT / "config" / "config.yaml")
+GRID = {"datasets": ["digits"], "backbones": ["test_resnet"], "seeds": [0]}
 
 
 def _snakemake(*args, cwd=ROOT, timeout=300):
     return subprocess.run([*SNAKEMAKE, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+def _lines(r) -> list[str]:
+    return [line for line in (r.stdout + r.stderr).splitlines() if line.strip()]
+
+
+def _check_config_cli(capsys, *argv) -> tuple[int, list[str]]:
+    code = main(["check-config", *argv])
+    out = capsys.readouterr()
+    return code, [line for line in (out.out + out.err).splitlines() if line.strip()]
 
 
 def test_schema_file_is_generated_from_the_dataclasses():
@@ -27,11 +43,15 @@ def test_schema_file_is_generated_from_the_dataclasses():
 
 
 @pytest.mark.parametrize("name", ["config.yaml", "smoke.yaml", "paper.yaml"])
-def test_shipped_configs_are_valid(name):
-    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
-    for key, value in yaml.safe_load((ROOT / "config" / name).read_text()).items():
-        config[key] = {**config[key], **value} if isinstance(value, dict) and isinstance(config.get(key), dict) else value
-    check_config(config)
+def test_shipped_configs_are_valid(name, capsys):
+    # --no-data: the paper grid's data folders are not part of a checkout (tests of data_roots are below).
+    code, lines = _check_config_cli(capsys, "--no-data", "--config", DEFAULT, "--config", str(ROOT / "config" / name))
+    assert (code, lines) == (0, ["config ok"])
+
+
+def test_check_config_defaults_to_the_workflow_config(capsys, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    assert _check_config_cli(capsys) == (0, ["config ok"])
 
 
 def test_lint_is_clean():
@@ -39,36 +59,217 @@ def test_lint_is_clean():
     assert r.returncode == 0 and "good condition" in r.stdout + r.stderr, r.stdout + r.stderr
 
 
-def test_paper_dag_builds_fast():
-    t0 = time.perf_counter()
+def _expected_jobs(config: dict) -> dict[str, int]:
+    """Jobs per rule that the grid and experiments of a config imply (rules with none are left out)."""
+    grid, exp = config["grid"], config.get("experiments") or {}
+    only = grid.get("only") or {}
+    cells = {(d, b, s) for d, b, s in itertools.product(grid["datasets"], grid["backbones"], grid["seeds"])
+             if b in only.get(d, [b])}
+    transfer = [(t["source"], t["target"]) for t in exp.get("transfer", [])]
+    targets = [(d, b, s, src) for d, b, s in cells for src, tgt in transfer if tgt == b]
+    # IMP of a transfer target starts from the PrAC run of its source backbone on the same dataset and seed, which
+    # pulls that run and its pretraining in even where grid.only leaves the source out.
+    sources = {(d, src, s) for d, _, s, src in targets}
+    prac = exp.get("prac", True)
+    magnitude = set(exp.get("jackpot_sparsities", [])) | set(exp.get("jackpot_random_sparsities", []))
+    random = exp.get("jackpot_random_sparsities", [])
+    methods = exp.get("structure_methods", [])
+    n = len(cells)
+    jobs = {"pretrain": len(cells | sources), "prac": len((cells if prac else set()) | sources),
+            "prac_savings": n if prac else 0, "imp": n * (1 + len(exp.get("imp_baselines", []))) + len(targets),
+            "jackpot": n * (len(magnitude) + len(random)), "jackpot_cost": n * len(random),
+            "jackpot_overlap": n * len(random), "structure": n * len(methods),
+            "timing": n if {"refill", "regroup"} <= set(methods) else 0, "evaluate": 1, "report": 1, "all": 1}
+    return {rule: count for rule, count in jobs.items() if count}
+
+
+def _job_stats(log: str) -> dict[str, int]:
+    table = log[log.index("Job stats:"):].splitlines()[3:]
+    rows = [line.split() for line in itertools.takewhile(str.strip, table)]
+    return {rule: int(count) for rule, count in rows}
+
+
+def test_paper_dag_matches_its_grid():
+    config = load_config_files([DEFAULT, str(ROOT / "config" / "paper.yaml")])
+    expected = _expected_jobs(config)
+    # The paper grid is the one that exercises every rule; a rule it leaves out would go unchecked here.
+    assert set(expected) == set(_rules())
     r = _snakemake("-n", "--forceall", "--configfile", "config/paper.yaml", "--quiet", "rules")
-    elapsed = time.perf_counter() - t0
     assert r.returncode == 0, r.stderr[-2000:]
-    for rule in ("pretrain", "prac", "imp", "jackpot", "jackpot_cost", "jackpot_overlap", "structure", "evaluate"):
-        assert rule in r.stdout
-    print(f"paper DAG dry-run: {elapsed:.1f}s")
+    stats = _job_stats(r.stdout + r.stderr)
+    total = stats.pop("total")
+    assert stats == expected
+    assert total == sum(expected.values())
 
 
-@pytest.mark.parametrize("override,key", [
-    ({"grid": {"datasets": ["digits"], "backbones": ["resnet_nope"], "seeds": [0]}}, "backbone"),
-    ({"grid": {"datasets": ["mnist"], "backbones": ["test_resnet"], "seeds": [0]}}, "grid.datasets"),
-    ({"experiments": {"structure_methods": ["prune_all"]}}, "experiments.structure_methods"),
+# One bad setting each, layered on config/config.yaml as `snakemake --configfile bad.yaml` layers it: the schema's
+# kinds of error (unknown key at each level, type, minimum, minItems), then the checks a schema cannot make.
+BAD = [
+    ({"experiments": {"jackpot_sparsitiez": [0.9]}}, "experiments.jackpot_sparsitiez"),
+    ({"grd": {"datasets": ["digits"]}}, "grd"),
+    ({"imp": {"round": 3}}, "imp.round"),
+    ({"train": {"epochs": "x"}}, "train.epochs"),
+    ({"threads": 0}, "threads"),
+    ({"grid": {"seeds": [-1]}}, "grid.seeds"),
+    ({"grid": {"datasets": []}}, "grid.datasets"),
+    ({"overrides": {"digits": {"model": {"backbone": "x"}}}}, "overrides.digits.model"),
+    ({"grid": {"backbones": ["resnet_nope"]}}, "grid.backbones"),
+    ({"grid": {"datasets": ["mnist"]}}, "grid.datasets"),
     ({"experiments": {"jackpot_sparsities": [1.5]}}, "experiments.jackpot_sparsities"),
-    ({"train": {"epochs": 0}}, "train.epochs"),
-    ({"imp": {"rate": 1.2}}, "imp.rate"),
+    ({"experiments": {"structure_methods": ["prune_all"]}}, "experiments.structure_methods"),
     ({"jackpot": {"sparsity": 0.5}}, "jackpot.sparsity"),
-])
-def test_bad_configs_fail_before_any_job(tmp_path, override, key):
-    bad = tmp_path / "bad.yaml"
-    bad.write_text(yaml.safe_dump(override))
-    r = _snakemake("-n", "--configfile", str(bad))
+    ({"imp": {"rate": 1.2}}, "imp.rate"),
+    ({"overrides": {"digits": {"train": {"epochs": 0}}}}, "overrides.digits.train.epochs"),
+    ({"data_roots": {"digits": "no/such/folder"}}, "data_roots.digits"),
+]
+
+
+@pytest.mark.parametrize("bad,key", BAD, ids=[key for _, key in BAD])
+def test_snakemake_and_check_config_reject_a_bad_config_with_the_same_line(tmp_path, capsys, bad, key):
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump({"results": str(tmp_path / "results"), **bad}))
+    code, lines = _check_config_cli(capsys, "--config", DEFAULT, "--config", str(path))
+    assert code == 2 and len(lines) == 1, lines
+    assert lines[0].startswith(f"ticketbench config error: {key}="), lines[0]
+    # A dry run leaves data folders alone, so that case needs a real run; --touch keeps it harmless should the
+    # check let it through (outputs lie under the temporary results folder).
+    mode = ["--touch", "--cores", "1"] if key.startswith("data_roots") else ["-n"]
+    r = _snakemake(*mode, "--configfile", str(path))
     assert r.returncode != 0
-    line = next(l for l in (r.stdout + r.stderr).splitlines() if "ticketbench config error" in l)
-    assert key in line, line
-    assert "pretrain" not in r.stdout
+    assert _lines(r) == lines
+
+
+def test_config_error_on_the_command_line_is_one_line():
+    r = _snakemake("-n", "--config", "threads=0")
+    assert r.returncode != 0
+    assert _lines(r) == ["ticketbench config error: threads=0 is not allowed; an integer >= 1 (CPU threads per job; "
+                         "part of the recipe, bitwise reproducible per count (1))"]
+
+
+def test_unknown_key_suggests_the_close_one():
+    with pytest.raises(ConfigError) as e:
+        check_config({"grid": GRID, "experiments": {"jackpot_sparsitiez": [0.9]}})
+    assert e.value.key == "experiments.jackpot_sparsitiez" and e.value.value == [0.9]
+    assert "did you mean jackpot_sparsities?" in e.value.allowed
 
 
 def test_check_config_unknown_block_key():
     with pytest.raises(ConfigError, match="imp.round="):
-        check_config({"grid": {"datasets": ["digits"], "backbones": ["test_resnet"], "seeds": [0]},
-                      "imp": {"round": 3}})
+        check_config({"grid": GRID, "imp": {"round": 3}})
+
+
+def test_a_missing_required_key_names_it():
+    with pytest.raises(ConfigError) as e:
+        check_config({})
+    assert str(e.value).startswith("grid=(missing) is not allowed; a mapping with keys datasets, backbones, seeds")
+    with pytest.raises(ConfigError, match=r"^grid\.seeds=\(missing\) is not allowed; "
+                                          r"a non-empty list of integers >= 0; grid needs datasets, backbones, seeds$"):
+        check_config({"grid": {"datasets": ["digits"], "backbones": ["test_resnet"]}})
+
+
+def test_a_misspelt_key_is_named_before_the_key_it_leaves_missing():
+    with pytest.raises(ConfigError, match=r"^grd="):
+        check_config({"grd": GRID})
+
+
+def test_malformed_yaml_names_file_and_line(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("grid:\n  datasets: [digits\n  seeds: [0]\n")
+    code, lines = _check_config_cli(capsys, "--config", str(bad))
+    assert code == 2 and len(lines) == 1, lines
+    assert lines[0].startswith(f"ticketbench config error: config={str(bad)!r} is not allowed; valid YAML (line 3,")
+    bad.write_text("- a list\n- not a mapping\n")
+    code, lines = _check_config_cli(capsys, "--config", str(bad))
+    assert code == 2 and lines == [f"ticketbench config error: config={str(bad)!r} is not allowed; a YAML mapping of "
+                                   "top-level keys such as grid:, experiments:, train:"]
+    code, lines = _check_config_cli(capsys, "--config", str(tmp_path / "absent.yaml"))
+    assert code == 2 and "a path to an existing YAML file" in lines[0]
+
+
+def test_malformed_workflow_config_is_one_line_through_snakemake(tmp_path):
+    for part in ("Snakefile", "workflow", "config", "environment.yml"):
+        src = ROOT / part
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / part)
+    (tmp_path / "config" / "config.yaml").write_text("grid:\n  datasets: [digits]\n   seeds: [0]\n")
+    r = _snakemake("-n", cwd=tmp_path)
+    assert r.returncode != 0
+    assert len(_lines(r)) == 1, _lines(r)
+    assert _lines(r)[0].startswith("ticketbench config error: config='config/config.yaml' is not allowed; "
+                                   "valid YAML (line 3,")
+
+
+def _config_with_roots(roots: dict, datasets=("cifar10",), **extra) -> dict:
+    return {"grid": {**GRID, "datasets": list(datasets)}, "data_roots": roots, **extra}
+
+
+def test_a_missing_data_root_is_a_config_error(tmp_path):
+    missing = str(tmp_path / "nowhere")
+    with pytest.raises(ConfigError) as e:
+        check_config(_config_with_roots({"cifar10": missing}))
+    assert (e.value.key, e.value.value) == ("data_roots.cifar10", missing)
+    assert "or set data: {download: true}" in e.value.allowed
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ConfigError, match=r"^data_roots\.imagenet="):
+        check_config(_config_with_roots({"imagenet": str(tmp_path / "file")}, datasets=["imagenet"]))
+    # Only the data check: the same config without it passes.
+    check_config(_config_with_roots({"cifar10": missing}), data=False)
+
+
+def test_data_roots_that_exist_or_will_be_downloaded_pass(tmp_path):
+    check_config(_config_with_roots({"cifar10": str(tmp_path)}))
+    # A dataset the grid does not use is not read, wherever its folder points.
+    check_config(_config_with_roots({"cifar10": str(tmp_path), "imagenet": str(tmp_path / "nowhere")}))
+    # The CIFAR builders create their folder when they download; ImageNet cannot be downloaded.
+    check_config(_config_with_roots({"cifar10": str(tmp_path / "new")}, data={"download": True}))
+    check_config(_config_with_roots({"cifar10": str(tmp_path / "new")},
+                                    overrides={"cifar10": {"data": {"download": True}}}))
+    with pytest.raises(ConfigError, match=r"^data_roots\.imagenet="):
+        check_config(_config_with_roots({"imagenet": str(tmp_path / "new")}, datasets=["imagenet"],
+                                        data={"download": True}))
+
+
+_RULES_SCRIPT = """
+import json, sys
+from pathlib import Path
+from snakemake.api import SnakemakeApi
+from snakemake.settings.types import ConfigSettings, OutputSettings, ResourceSettings
+
+with SnakemakeApi(OutputSettings(quiet={"all"})) as api:
+    workflow = api.workflow(resource_settings=ResourceSettings(), config_settings=ConfigSettings(config={"gpu": 3}),
+                            snakefile=Path("Snakefile"), workdir=Path("."))._workflow
+    json.dump([{"name": r.name, "norun": r.norun, "benchmark": str(r.benchmark) if r.benchmark else None,
+                "gpu": r.resources["gpu"].value if "gpu" in r.resources else None, "shell": r.shellcmd,
+                "wildcards": sorted(r.wildcard_names)} for r in workflow.rules], sys.stdout)
+"""
+
+
+def _rules() -> dict[str, dict]:
+    """Every rule as Snakemake parsed it, with the config's gpu set to 3 (the default config says 0)."""
+    r = subprocess.run([sys.executable, "-c", _RULES_SCRIPT], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return {rule["name"]: rule for rule in json.loads(r.stdout)}
+
+
+def _stages_on_a_device() -> set[str]:
+    sub = next(a for a in build_parser()._actions if a.dest == "stage")
+    return {name for name, p in sub.choices.items() if any("--device" in a.option_strings for a in p._actions)}
+
+
+def test_every_job_has_a_benchmark_and_device_jobs_declare_the_configs_gpus():
+    rules = _rules()
+    on_device = _stages_on_a_device()
+    jobs = {name: rule for name, rule in rules.items() if not rule["norun"]}
+    assert set(rules) - set(jobs) == {"all"}
+    needs_gpu = set()
+    for name, rule in jobs.items():
+        bench = rule["benchmark"]
+        assert bench and bench.startswith("benchmarks/"), (name, bench)
+        # One file per job: a wildcard of the output missing from the benchmark would make jobs share it.
+        assert sorted(set(re.findall(r"\{(\w+)", bench))) == rule["wildcards"], (name, bench)
+        stage = re.match(r"ticketbench ([\w-]+)", rule["shell"]).group(1)
+        if stage in on_device:
+            needs_gpu.add(name)
+            assert rule["gpu"] == 3, (name, rule["gpu"])
+        else:  # a job that never touches the device must not hold a cluster GPU while it runs
+            assert rule["gpu"] is None, (name, rule["gpu"])
+    assert {"pretrain", "imp", "prac", "jackpot", "structure"} <= needs_gpu

@@ -1,13 +1,19 @@
 """The workflow's config: one check that fails before any job starts, and the schema it implies.
 
-Snakemake validates the config's shape against ``workflow/schemas/config.schema.yaml``; this module
-checks what a schema cannot (backbones that timm knows, registered datasets, sparsities, epochs)
-and raises one :class:`ConfigError` line naming the key. The schema is generated from the same
-hparams dataclasses the CLI uses, so config, CLI and schema cannot drift apart.
+:func:`check_config` validates the shape against :func:`schema` (the JSON schema written to
+``workflow/schemas/config.schema.yaml``), then what a schema cannot say (backbones that timm knows, registered
+datasets, sparsities, epochs, data folders that exist), and raises one :class:`ConfigError` naming the key.
+The Snakefile and ``ticketbench check-config`` both call it on the config merged the same way, so they accept
+and reject the same configs with the same line. The schema is generated from the same hparams dataclasses the
+CLI uses, so config, CLI and schema cannot drift apart.
 """
 
 from __future__ import annotations
 
+import difflib
+import os
+import sys
+from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
@@ -23,28 +29,87 @@ BLOCKS: dict[str, type[Hparams]] = {"data": DataHparams, "train": TrainHparams, 
 # Keys of a block that the grid sets per job (wildcards), so the block must not fix them.
 PER_JOB = {"data": {"dataset"}, "jackpot": {"sparsity", "init"}, "structure": {"method"}, "imp": {"baseline"}}
 INITS = ("magnitude", "random")
+# The file the Snakefile's `configfile:` names: every run layers its other config files on top of it.
+DEFAULT_CONFIG = "config/config.yaml"
 
 
-def check_config(config: dict[str, Any]) -> None:
-    """Raise ConfigError for the first bad setting; used by the Snakefile before the DAG is built."""
+def error_line(e: ConfigError) -> str:
+    return f"ticketbench config error: {e}"
+
+
+def load_config_files(files: list[str]) -> dict[str, Any]:
+    """Read YAML config files and merge them in order with Snakemake's own merge (nested mappings merge)."""
+    from snakemake.utils import update_config
+
+    merged: dict[str, Any] = {}
+    for path in files:
+        update_config(merged, _read_yaml(path))
+    return merged
+
+
+def _read_yaml(path: str) -> dict[str, Any]:
+    import yaml
+
+    if not Path(path).is_file():
+        raise ConfigError("config", path, "a path to an existing YAML file")
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        problem = getattr(e, "problem", None) or str(e)
+        raise ConfigError("config", path, f"valid YAML ({where}{' '.join(str(problem).split())})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError("config", path, "a YAML mapping of top-level keys such as grid:, experiments:, train:")
+    return data
+
+
+def check_workflow_config(cli_config: dict[str, Any], default_file: str = DEFAULT_CONFIG, *,
+                          replace: bool = False, data: bool = True) -> None:
+    """Check the config that Snakemake's ``configfile:`` is about to build; a bad one exits with one line.
+
+    ``cli_config`` is Snakemake's config before that directive: the ``--configfile`` files and ``--config``
+    values, which the directive layers on top of ``default_file`` (or, with ``replace``, uses alone).
+    """
+    from snakemake.utils import update_config
+
+    try:
+        merged = {} if replace else load_config_files([default_file])
+        update_config(merged, cli_config)
+        check_config(merged, data=data)
+    except ConfigError as e:
+        raise SystemExit(error_line(e)) from None
+
+
+def check_config(config: dict[str, Any], *, data: bool = True) -> None:
+    """Raise ConfigError for the first bad setting: shape (the schema), then meaning, then (``data``) folders."""
+    _check_schema(config)
+    _check_meaning(config)
+    if data:
+        _check_data_roots(config)
+
+
+def _check_meaning(config: dict[str, Any]) -> None:
     from .data import dataset_names
     from .models import create_model, list_backbones
 
-    grid = config.get("grid") or {}
-    for d in grid.get("datasets", []):
+    grid = config["grid"]
+    for d in grid["datasets"]:
         if d not in dataset_names():
             raise ConfigError("grid.datasets", d, f"one of {', '.join(dataset_names())}")
     known = set(list_backbones())
-    for b in grid.get("backbones", []):
+    for b in grid["backbones"]:
         if b not in known:
-            create_model(b, num_classes=10)  # raises the backbone error with close matches
+            try:
+                create_model(b, num_classes=10)
+            except ConfigError as e:  # the model's own message has the close matches; the key is the config's
+                raise ConfigError("grid.backbones", e.value, e.allowed) from None
     for dataset, backbones in (grid.get("only") or {}).items():
         for b in backbones:
-            if dataset not in grid.get("datasets", []) or b not in grid.get("backbones", []):
+            if dataset not in grid["datasets"] or b not in grid["backbones"]:
                 raise ConfigError(f"grid.only.{dataset}", b, "a dataset and backbones listed in the grid")
-    for seed in grid.get("seeds", []):
-        if not isinstance(seed, int) or seed < 0:
-            raise ConfigError("grid.seeds", seed, "non-negative integers")
     for name, cls in BLOCKS.items():
         block = dict(config.get(name) or {})
         for key in PER_JOB.get(name, ()):
@@ -53,8 +118,9 @@ def check_config(config: dict[str, Any]) -> None:
                                   "(see experiments: in the config)")
         cls.from_dict(block)
     for dataset, blocks in (config.get("overrides") or {}).items():
-        if dataset not in grid.get("datasets", []):
-            raise ConfigError("overrides", dataset, "a dataset of grid.datasets")
+        if dataset not in grid["datasets"]:
+            raise ConfigError(f"overrides.{dataset}", blocks,
+                              f"overrides only for datasets of grid.datasets: {', '.join(grid['datasets'])}")
         for name, block in (blocks or {}).items():
             merged = {**(config.get(name) or {}), **(block or {})}
             try:
@@ -70,12 +136,97 @@ def check_config(config: dict[str, Any]) -> None:
             raise ConfigError("experiments.structure_methods", m, f"one of {', '.join(STRUCTURE_METHODS)}")
     for key in ("jackpot_sparsities", "jackpot_random_sparsities"):
         for s in exp.get(key, []):
-            if not isinstance(s, (int, float)) or not 0 < s < 1:
+            if not 0 < s < 1:
                 raise ConfigError(f"experiments.{key}", s, "sparsities strictly between 0 and 1")
     for pair in exp.get("transfer", []):
         for role in ("source", "target"):
-            if pair.get(role) not in grid.get("backbones", []):
-                raise ConfigError(f"experiments.transfer.{role}", pair.get(role), "a backbone of grid.backbones")
+            if pair[role] not in grid["backbones"]:
+                raise ConfigError(f"experiments.transfer.{role}", pair[role], "a backbone of grid.backbones")
+
+
+def _check_data_roots(config: dict[str, Any]) -> None:
+    """A data_roots folder of a grid dataset must exist now: the jobs that read it may start hours into a run."""
+    from .data.cifar import CIFAR10, CIFAR100
+
+    # The CIFAR builders create their root when they download; the other datasets cannot be downloaded.
+    downloadable = {CIFAR10.name, CIFAR100.name}
+    roots = config.get("data_roots") or {}
+    for dataset in config["grid"]["datasets"]:
+        if dataset not in roots:
+            continue
+        path = Path(os.path.expanduser(roots[dataset]))
+        if path.is_dir():
+            continue
+        data = {**(config.get("data") or {}), **((config.get("overrides") or {}).get(dataset) or {}).get("data", {})}
+        if dataset in downloadable and data.get("download") and not path.exists():
+            continue
+        fix = " or set data: {download: true}" if dataset in downloadable else ""
+        raise ConfigError(f"data_roots.{dataset}", roots[dataset],
+                          f"an existing folder that holds the {dataset} files (relative paths start at "
+                          f"{os.getcwd()}){fix}")
+
+
+class _Missing:
+    """The value of a required key that is absent: shown as ``(missing)`` in the error line."""
+
+    def __repr__(self) -> str:
+        return "(missing)"
+
+
+def _check_schema(config: dict[str, Any]) -> None:
+    from jsonschema.validators import validator_for
+
+    s = schema()
+    errors = list(validator_for(s)(s).iter_errors(config))
+    if errors:
+        # A missing key last: it is often the misspelt key that another error names.
+        raise _schema_error(min(errors, key=lambda e: e.validator == "required"))
+
+
+def _schema_error(e) -> ConfigError:
+    path = [str(p) for p in e.absolute_path if not isinstance(p, int)]  # list items: name the list, show the item
+    key = ".".join(path)
+    if e.validator == "additionalProperties" and e.validator_value is False:
+        known = list(e.schema.get("properties", {}))
+        extra = next(k for k in e.instance if k not in known)
+        close = difflib.get_close_matches(str(extra), known, n=1)
+        hint = f"did you mean {close[0]}? " if close else ""
+        return ConfigError(".".join([*path, str(extra)]), e.instance[extra],
+                           f"{hint}known keys of {key or 'the config'}: {', '.join(known)}")
+    if e.validator == "required":
+        missing = next(k for k in e.validator_value if k not in e.instance)
+        return ConfigError(".".join([*path, missing]), _Missing(),
+                           f"{_describe(e.schema['properties'][missing])}; {key or 'the config'} needs "
+                           f"{', '.join(e.validator_value)}")
+    if e.validator in ("type", "minimum", "minItems", "items"):
+        return ConfigError(key, e.instance, _describe(e.schema))
+    return ConfigError(key, e.instance, " ".join(e.message.split()))
+
+
+_NOUNS = {"string": ("a string", "strings"), "integer": ("an integer", "integers"), "number": ("a number", "numbers"),
+          "boolean": ("true or false", "booleans"), "object": ("a mapping", "mappings"), "array": ("a list", "lists")}
+
+
+def _describe(s: dict, *, plural: bool = False, note: bool = True) -> str:
+    """What a schema allows, in words: 'a non-empty list of integers >= 0', 'an integer >= 1 (CPU threads ...)'."""
+    types = [s["type"]] if isinstance(s.get("type"), str) else list(s.get("type", []))
+    if "number" in types and "integer" in types:
+        types.remove("integer")
+    words = []
+    for t in types:
+        noun = _NOUNS[t][plural]
+        if t == "array" and "items" in s:
+            items = _describe(s["items"], plural=True, note=False)
+            noun = f"{'a non-empty list' if s.get('minItems') else noun} of {items}"
+        elif t == "object" and s.get("required"):
+            noun += f" with keys {', '.join(s['required'])}"
+        if "minimum" in s:
+            noun += f" >= {s['minimum']}"
+        words.append(noun)
+    text = " or ".join(words) or "a value"
+    if note and s.get("description"):
+        text += f" ({' '.join(s['description'].splitlines()[0].split())})"
+    return text
 
 
 def _field_schema(f) -> dict:
@@ -168,14 +319,26 @@ class Schema(Stage):
 @STAGES.register("check-config")
 class CheckConfig(Stage):
     name = "check-config"
-    help = "validate workflow config files (merged in order) and print the first problem as one line"
+    help = ("validate workflow config files (merged in order, as `snakemake --configfile` merges them) and print "
+            "the first problem as the same one line Snakemake prints")
 
     @classmethod
     def add_args(cls, parser) -> None:
-        parser.add_argument("--config", action="append", default=[], metavar="FILE")
+        # Its own dest: the CLI would otherwise read the files itself, merge them shallowly and word YAML errors
+        # its own way, while this stage must see exactly the config Snakemake sees.
+        parser.add_argument("--config", dest="files", action="append", default=[], metavar="FILE",
+                            help=f"a config file; repeat to layer files, later ones win (default: {DEFAULT_CONFIG}; "
+                            f"Snakemake always starts from it, so pass it first to check what `snakemake "
+                            f"--configfile FILE` runs)")
+        parser.add_argument("--no-data", action="store_true",
+                            help="skip the check that data_roots folders exist, as `snakemake -n` does")
 
     @classmethod
     def run(cls, args, config) -> int:
-        check_config(config)
+        try:
+            check_config(load_config_files(args.files or [DEFAULT_CONFIG]), data=not args.no_data)
+        except ConfigError as e:
+            print(error_line(e), file=sys.stderr)
+            return 2
         print("config ok")
         return 0

@@ -4,19 +4,6 @@ import os
 import re
 import sys
 
-from snakemake.utils import validate
-
-from ticketbench.errors import ConfigError
-from ticketbench.pipeline import check_config
-
-
-# Shape first (JSON schema), then meaning (backbones timm knows, sparsities, epochs): both fail
-# before any job starts, the second with one line naming the key.
-validate(config, schema="../schemas/config.schema.yaml", set_default=False)
-try:
-    check_config(config)
-except ConfigError as e:
-    sys.exit(f"ticketbench config error: {e}")
 
 envvars:
     "PATH",

@@ -8,6 +8,8 @@ rule evaluate:
         results=lambda wc, output: os.path.dirname(os.path.dirname(output.summary)),
     log:
         "logs/evaluate.log",
+    benchmark:
+        "benchmarks/evaluate.tsv"
     conda:
         "../../environment.yml"
     shell:

@@ -31,6 +31,8 @@ rule jackpot_cost:
         cell("jackpot", "cost-s{sparsity}.json"),
     log:
         "logs/jackpot/{dataset}/{backbone}/seed{seed}/cost-s{sparsity}.log",
+    benchmark:
+        "benchmarks/jackpot/{dataset}/{backbone}/seed{seed}/cost-s{sparsity}.tsv"
     conda:
         "../../environment.yml"
     shell:
@@ -49,7 +51,12 @@ rule jackpot_overlap:
         out=lambda wc, output: os.path.dirname(output.table),
     log:
         "logs/jackpot/{dataset}/{backbone}/seed{seed}/overlap-s{sparsity}.log",
+    benchmark:
+        "benchmarks/jackpot/{dataset}/{backbone}/seed{seed}/overlap-s{sparsity}.tsv"
     threads: THREADS
+    # SNIP, GraSP and SynFlow scores take gradients on the device, like training.
+    resources:
+        gpu=GPU,
     conda:
         "../../environment.yml"
     shell:

@@ -31,6 +31,8 @@ rule prac_savings:
         cell("prac", "savings.json"),
     log:
         "logs/prac/{dataset}/{backbone}/seed{seed}.savings.log",
+    benchmark:
+        "benchmarks/prac/{dataset}/{backbone}/seed{seed}.savings.tsv"
     conda:
         "../../environment.yml"
     shell:

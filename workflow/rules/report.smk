@@ -11,6 +11,8 @@ rule report:
         out=lambda wc, output: os.path.dirname(output.readme),
     log:
         "logs/report.log",
+    benchmark:
+        "benchmarks/report.tsv"
     conda:
         "../../environment.yml"
     shell:

@@ -36,7 +36,12 @@ rule timing:
         out=lambda wc, output: os.path.dirname(output[0]),
     log:
         "logs/structure/{dataset}/{backbone}/seed{seed}/timing.log",
+    benchmark:
+        "benchmarks/structure/{dataset}/{backbone}/seed{seed}/timing.tsv"
     threads: THREADS
+    # Timed on the job's device (auto): asking for the training jobs' GPU makes these GPU speedups on a cluster.
+    resources:
+        gpu=GPU,
     conda:
         "../../environment.yml"
     shell:
