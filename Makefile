@@ -29,10 +29,13 @@ test: install
 
 RUN := HF_HUB_OFFLINE=1 PATH="$(abspath $(BIN)):$$PATH"
 
+# check-config first: Snakemake reports a malformed --configfile without naming it; this names file and line.
 reproduce: install
+	$(RUN) $(BIN)/ticketbench check-config --config config/config.yaml
 	$(RUN) $(BIN)/snakemake --cores $(CORES) --rerun-incomplete
 
 smoke: install
+	$(RUN) $(BIN)/ticketbench check-config --config config/config.yaml --config config/smoke.yaml
 	$(RUN) $(BIN)/snakemake --cores $(CORES) --rerun-incomplete --configfile config/smoke.yaml
 
 # Share artifacts: record what Snakemake produced (no re-run) and upload it to the DVC remote.
