@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from torch.utils.data import BatchSampler, Sampler
+import torch
+from torch.utils.data import BatchSampler, RandomSampler, Sampler
 
 
 class NoSingletonBatchSampler(BatchSampler):
@@ -39,3 +40,18 @@ class NoSingletonBatchSampler(BatchSampler):
         if rest == 1 and full > 0:
             return full
         return full + (1 if rest else 0)
+
+
+class EpochShuffle(RandomSampler):
+    """A :class:`RandomSampler` on a generator of its own, whose epochs do not depend on the worker count.
+
+    With ``DataLoader(shuffle=True, generator=g)`` the loader draws a base seed for its workers from ``g``, the
+    generator that also shuffles: once per epoch in-process, but only once for persistent workers, so from the
+    second epoch on the sample order (and the trained model) changed with ``--workers``. Here the sampler owns its
+    generator and spends one draw per epoch itself, exactly where the in-process loader did, so every worker count
+    gets the order that ``workers=0`` always had.
+    """
+
+    def __iter__(self):
+        torch.empty((), dtype=torch.int64).random_(generator=self.generator)
+        return super().__iter__()

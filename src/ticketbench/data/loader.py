@@ -6,11 +6,11 @@ import random
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, RandomSampler
+from torch.utils.data import DataLoader
 
 from ..errors import ConfigError
 from .base import IndexedDataset, check_positive_int
-from .batching import NoSingletonBatchSampler
+from .batching import EpochShuffle, NoSingletonBatchSampler
 
 
 def _seed_worker(worker_id: int) -> None:
@@ -44,13 +44,11 @@ def make_loader(ds: IndexedDataset, batch_size: int, *, shuffle: bool, seed: int
     batch_size = check_positive_int("batch_size", batch_size)
     if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 0:
         raise ConfigError("workers", workers, "a non-negative integer is needed")
-    generator = torch.Generator()
-    generator.manual_seed(int(seed))
-    common = dict(generator=generator, num_workers=int(workers), worker_init_fn=_seed_worker if workers > 0 else None,
-                  persistent_workers=workers > 0)
+    common = dict(generator=torch.Generator().manual_seed(int(seed)), num_workers=int(workers),
+                  worker_init_fn=_seed_worker if workers > 0 else None, persistent_workers=workers > 0)
     if shuffle and not drop_last:
-        # Training order: the same sampler DataLoader(shuffle=True) builds, so batches are unchanged, except that a
-        # last batch of one sample joins the batch before it (see NoSingletonBatchSampler).
-        sampler = RandomSampler(ds, generator=generator)
+        # Training order: the order DataLoader(shuffle=True) gives in-process, whatever the worker count (see
+        # EpochShuffle), in batches that never hold one sample alone (see NoSingletonBatchSampler).
+        sampler = EpochShuffle(ds, generator=torch.Generator().manual_seed(int(seed)))
         return DataLoader(ds, batch_sampler=NoSingletonBatchSampler(sampler, batch_size), **common)
     return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last, **common)
