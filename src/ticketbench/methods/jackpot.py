@@ -256,7 +256,8 @@ def run_jackpot(pre: Pretrained, jp: JackpotHparams, out, *, device: torch.devic
         for p in model.parameters():
             p.requires_grad_(True)
         tuned = train(model, pre.splits.train, pre.splits.val, tune, device=device, seed=pre.seed,
-                      test_ds=pre.splits.test, mask=mask, progress=progress, desc="jackpot tune")
+                      test_ds=pre.splits.test, mask=mask, workers=pre.data_hp.workers, progress=progress,
+                      desc="jackpot tune")
         extra = {"tuned_test_acc": tuned.test_acc, "tuned_val_acc": tuned.best_val_acc,
                  "tune_iterations": tuned.iterations}
         artifacts.save_checkpoint(paths.final(out), tuned.best_state, method="jackpot_tuned",

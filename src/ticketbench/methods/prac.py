@@ -149,7 +149,8 @@ class PracSelector(FullData):
         preds, ids = predict(model, self.pre.splits.train_eval, self.device)
         cep = critical_for_pruning(self.dense_preds, preds, ids)
         cet = critical_for_training(res.correctness, self.prac.forget_threshold)
-        nxt = cet if self.prac.no_cep else torch.unique(torch.cat([cet, cep]))
+        # A copy: safetensors refuses to save two names (cet, next) that share memory.
+        nxt = cet.clone() if self.prac.no_cep else torch.unique(torch.cat([cet, cep]))
         self.sets[r + 1] = nxt
         trained_on = self.sets[r]
         io.save_tensors(round_dir(self.out, r) / "prac_set.safetensors",
