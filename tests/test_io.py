@@ -31,12 +31,15 @@ def test_checkpoint_roundtrip_metadata_and_hash(tmp_path):
     assert io.read_metadata(tmp_path / "c.safetensors")["method"] == "pretrain"
 
 
-@pytest.mark.parametrize("keep", [0, 5, 100, -10])
-def test_truncated_checkpoint_names_the_file(tmp_path, keep):
+@pytest.mark.parametrize("cut", ["empty", "in-length-prefix", "in-header", "in-data"])
+def test_truncated_checkpoint_names_the_file(tmp_path, cut):
     p = tmp_path / "model.safetensors"
     save_checkpoint(p, {"w": torch.randn(64, 64)}, method="pretrain")
     data = p.read_bytes()
-    p.write_bytes(data[:keep] if keep >= 0 else data[:keep])
+    # safetensors layout: an 8-byte little-endian header length, the JSON header, then the tensor bytes.
+    header_end = 8 + int.from_bytes(data[:8], "little")
+    keep = {"empty": 0, "in-length-prefix": 5, "in-header": header_end - 10, "in-data": len(data) - 10}[cut]
+    p.write_bytes(data[:keep])
     with pytest.raises(ArtifactError) as e:
         load_checkpoint(p)
     assert str(p) in str(e.value) and "\n" not in str(e.value)
