@@ -2,15 +2,14 @@
 
 Rules (taken from OpenLTH): fields are ``str``/``int``/``float``/``bool``; booleans default to False
 so that they become ``--flag`` switches; help text lives in ``field(metadata={"help": ...})``; a new
-field needs a default that changes nothing, so that ``run_id`` of old runs stays the same.
+field needs a default that changes nothing, so that the run id of old runs (``stage.make_run_id``, which
+hashes non-default fields only) stays the same.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
-import json
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
@@ -76,11 +75,6 @@ class Hparams:
 
     def non_default(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in self._fields() if getattr(self, f.name) != f.default}
-
-    def run_id(self) -> str:
-        """Short stable hash of the non-default fields: unchanged when a no-op field is added."""
-        blob = json.dumps({type(self).__name__: self.non_default()}, sort_keys=True)
-        return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
     def _require(self, key: str, ok: bool, allowed: str) -> None:
         if not ok:

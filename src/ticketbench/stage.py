@@ -96,16 +96,45 @@ def resolve_seed(args: argparse.Namespace, config: dict[str, Any]) -> int:
     return seed
 
 
+def make_run_id(resolved: dict[str, Any]) -> str:
+    """A short hash of the resolved settings in which each hparams block keeps only its non-default fields.
+
+    As in OpenLTH, a field added later with a default that changes nothing leaves every existing run id (and so
+    every existing output folder) valid; hparams.json still records every field for provenance.
+    """
+    from .hparams import Hparams
+
+    defaults: dict[str, dict[str, Any]] = {}
+    for cls in _subclasses(Hparams):
+        if cls.section:
+            defaults.setdefault(cls.section, {}).update({f.name: f.default for f in cls._fields()})
+    canonical = {}
+    for key, value in resolved.items():
+        if key in defaults and isinstance(value, dict):
+            value = {k: v for k, v in value.items() if k not in defaults[key] or v != defaults[key][k]}
+        canonical[key] = value
+    return hashlib.sha256(json.dumps(canonical, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def _subclasses(cls: type) -> list[type]:
+    out = []
+    for sub in cls.__subclasses__():
+        out += [sub, *_subclasses(sub)]
+    return out
+
+
 def claim_out_dir(out: str, resolved: dict[str, Any], overwrite: bool) -> str:
     """Write ``hparams.json`` into ``out``; refuse a folder that holds a run with other settings.
 
-    Returns the run id (a hash of the resolved settings), so a later reader can tell recipes apart.
+    Returns the run id, a hash of the settings that differ from their defaults (see :func:`run_id`), so a later
+    reader can tell recipes apart.
     """
-    run_id = hashlib.sha256(json.dumps(resolved, sort_keys=True).encode()).hexdigest()[:12]
+    run_id = make_run_id(resolved)
     target = paths.hparams(out)
     if target.exists() and not overwrite:
         old = io.read_json(target)
-        if old.get("run_id") != run_id:
+        # A folder written before the run id left out defaults holds the same settings under another id.
+        if old.get("run_id") != run_id and old.get("settings") != json.loads(json.dumps(resolved)):
             changed = sorted(k for k in set(old.get("settings", {})) | set(resolved)
                              if old.get("settings", {}).get(k) != resolved.get(k))
             raise ConfigError("out", out, f"an empty folder or one of a run with the same settings (differs in "
