@@ -35,3 +35,12 @@ def synthetic_splits():
     from ticketbench.data import load_splits
 
     return load_splits("synthetic")
+
+
+def pretrain_synthetic(out, *, epochs: int, rewind_epochs: str = "0,1", extra=()):
+    """A finished `ticketbench pretrain` run of test_resnet on the synthetic data (batches of 64), for method tests."""
+    from ticketbench.cli import main
+
+    assert main(["pretrain", "--dataset", "synthetic", "--backbone", "test_resnet", "--epochs", str(epochs),
+                 "--batch-size", "64", "--rewind-epochs", rewind_epochs, *extra, "--no-progress", "--out", str(out)]) == 0
+    return out

@@ -9,6 +9,8 @@ from torch import nn
 from ticketbench import paths
 from ticketbench.artifacts import load_checkpoint, read_metrics
 from ticketbench.cli import main
+
+from conftest import pretrain_synthetic
 from ticketbench.criteria import CRITERIA, mask_with_budget
 from ticketbench.masks import Mask
 from ticketbench.methods.common import load_pretrained
@@ -22,9 +24,7 @@ CPU = torch.device("cpu")
 @pytest.fixture(scope="module")
 def pre_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("jp") / "pre"
-    assert main(["pretrain", "--dataset", "synthetic", "--backbone", "test_resnet", "--epochs", "3",
-                 "--batch-size", "64", "--no-progress", "--out", str(out)]) == 0
-    return out
+    return pretrain_synthetic(out, epochs=3)
 
 
 @pytest.mark.parametrize("init,update", [("magnitude", "swap"), ("magnitude", "topk"), ("random", "swap")])

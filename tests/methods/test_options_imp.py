@@ -10,6 +10,8 @@ from torch.optim.optimizer import register_optimizer_step_pre_hook
 from ticketbench import io, paths
 from ticketbench.artifacts import load_checkpoint, read_metrics
 from ticketbench.cli import main
+
+from conftest import pretrain_synthetic
 from ticketbench.hparams import TrainHparams
 from ticketbench.methods.common import scaled_hparams
 
@@ -20,9 +22,7 @@ LR = 0.1
 @pytest.fixture(scope="module")
 def pre(tmp_path_factory):
     out = tmp_path_factory.mktemp("options_imp") / "pre"
-    assert main(["pretrain", "--dataset", "synthetic", "--backbone", "test_resnet", "--epochs", str(EPOCHS),
-                 "--batch-size", "64", "--rewind-epochs", "0,1,2", "--rewind-iterations", "2,4", "--no-progress",
-                 "--out", str(out)]) == 0
+    pretrain_synthetic(out, epochs=EPOCHS, rewind_epochs="0,1,2", extra=("--rewind-iterations", "2,4"))
     return out
 
 

@@ -7,6 +7,8 @@ from torch.optim.optimizer import register_optimizer_step_pre_hook
 from ticketbench import paths
 from ticketbench.artifacts import load_checkpoint, read_metrics
 from ticketbench.cli import main
+
+from conftest import pretrain_synthetic
 from ticketbench.masks import Mask
 from ticketbench.methods.common import load_pretrained
 from ticketbench.methods.jackpot import JackpotHparams, search
@@ -18,9 +20,7 @@ STEPS_PER_EPOCH = 2  # 256 synthetic training samples in batches of 128
 @pytest.fixture(scope="module")
 def pre_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("options_jp") / "pre"
-    assert main(["pretrain", "--dataset", "synthetic", "--backbone", "test_resnet", "--epochs", "2",
-                 "--batch-size", "64", "--no-progress", "--out", str(out)]) == 0
-    return out
+    return pretrain_synthetic(out, epochs=2)
 
 
 # Factor on --rate in each of 3 epochs: cosine decays from 1 over the search, step is the 0.9/0.6/0.3 thirds.

@@ -9,6 +9,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ticketbench.cli import main
+
+from conftest import pretrain_synthetic
 from ticketbench.masks import Mask
 from ticketbench.methods.common import load_pretrained
 from ticketbench.methods.refill import CHANNEL_SCORES, channel_budget, refill
@@ -66,8 +68,7 @@ def test_saliency_ranks_channels_by_activation_times_gradient():
 def imp_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("options_structure")
     pre, imp = root / "pre", root / "imp"
-    assert main(["pretrain", "--dataset", "synthetic", "--backbone", "test_resnet", "--epochs", "2", "--batch-size",
-                 "64", "--rewind-epochs", "0,1", "--no-progress", "--out", str(pre)]) == 0
+    pretrain_synthetic(pre, epochs=2)
     assert main(["imp", "--pretrain", str(pre), "--out", str(imp), "--rounds", "1", "--policy", "structure_lth",
                  "--epochs", "1", "--no-progress"]) == 0
     return load_pretrained(pre), imp

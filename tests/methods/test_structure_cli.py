@@ -6,6 +6,8 @@ import torch
 from ticketbench import paths
 from ticketbench.artifacts import CORE_KEYS, load_checkpoint, read_metrics
 from ticketbench.cli import main
+
+from conftest import pretrain_synthetic
 from ticketbench.masks import Mask
 from ticketbench.methods.refill import channel_budget
 from ticketbench.slim import load_slim
@@ -17,8 +19,7 @@ ROUNDS = 2
 def imp_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("structure")
     pre, imp = root / "pre", root / "imp"
-    assert main(["pretrain", "--dataset", "synthetic", "--backbone", "test_resnet", "--epochs", "2", "--batch-size",
-                 "64", "--rewind-epochs", "0,1", "--no-progress", "--out", str(pre)]) == 0
+    pretrain_synthetic(pre, epochs=2)
     assert main(["imp", "--pretrain", str(pre), "--out", str(imp), "--rounds", str(ROUNDS), "--policy",
                  "structure_lth", "--no-progress"]) == 0
     return root, pre, imp
