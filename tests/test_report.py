@@ -55,6 +55,11 @@ def results(tmp_path):
     _write(Path(str(seed).format("jackpot")) / "cost-s0.9.json",
            {"factor": 4.0, "target_val_acc": 0.9, "random_epochs": 8, "magnitude_epochs": 2,
             "magnitude_curve": [0.5, 0.9], "random_curve": [0.1, 0.9]})
+    # More seeds: figures then draw bootstrapped intervals over seeds, which must not make the report random.
+    for s, curve in ((1, [0.6, 0.8]), (2, [0.45, 0.95]), (3, [0.7, 0.85])):
+        _write(Path(str(seed).format("jackpot")).with_name(f"seed{s}") / "cost-s0.9.json",
+               {"factor": 2.0, "target_val_acc": 0.9, "random_epochs": 6, "magnitude_epochs": 3,
+                "magnitude_curve": curve, "random_curve": [c / 2 for c in curve]})
     return root
 
 
