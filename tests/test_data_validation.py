@@ -202,15 +202,18 @@ def test_undecodable_image_in_training_run_is_one_cli_line(tiny, capsys):
 
 # --- empty class folders ----------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("split", ["train", "val"])
-def test_imagenet_empty_class_folder_is_error(imagenet, split):
-    folder = os.path.join(imagenet, split, "n001")
+def _assert_empty_class_is_named(dataset: str, root: str, folder: str) -> None:
     for f in os.listdir(folder):
         os.remove(os.path.join(folder, f))
     with pytest.raises(DataRootError) as err:
-        load_splits("imagenet", root=imagenet)
+        load_splits(dataset, root=root)
     message = _one_line(err.value)
     assert err.value.path == folder and "no images" in message
+
+
+@pytest.mark.parametrize("split", ["train", "val"])
+def test_imagenet_empty_class_folder_is_error(imagenet, split):
+    _assert_empty_class_is_named("imagenet", imagenet, os.path.join(imagenet, split, "n001"))
 
 
 def test_imagenet_extra_empty_train_folder_is_not_a_class(imagenet):
@@ -221,13 +224,7 @@ def test_imagenet_extra_empty_train_folder_is_not_a_class(imagenet):
 
 def test_tiny_imagenet_empty_class_folder_is_error(tiny):
     base, root = tiny
-    folder = os.path.join(base, "train", "n0300", "images")
-    for f in os.listdir(folder):
-        os.remove(os.path.join(folder, f))
-    with pytest.raises(DataRootError) as err:
-        load_splits("tiny-imagenet", root=root)
-    message = _one_line(err.value)
-    assert err.value.path == folder and "no images" in message
+    _assert_empty_class_is_named("tiny-imagenet", root, os.path.join(base, "train", "n0300", "images"))
 
 
 # --- download ---------------------------------------------------------------------------------------------------

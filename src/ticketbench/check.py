@@ -78,21 +78,22 @@ def samples(res: Results) -> dict[tuple[str, str], dict[int, float]]:
     return dict(out)
 
 
-def aggregate_key(key: str, metric: str) -> str:
-    return f"{key.split('/', 1)[0]}/*:{metric}"
+def aggregate_cell(key: str) -> str:
+    """The pseudo-cell ``<phase>/*`` that stands for every cell of a phase."""
+    return f"{key.split('/', 1)[0]}/*"
 
 
 def aggregates(got: dict[tuple[str, str], dict[int, float]]) -> dict[tuple[str, str], dict[int, float]]:
-    """Per phase and accuracy metric, the mean over all its cells, one value per seed that ran every cell."""
-    groups: dict[str, list[dict[int, float]]] = defaultdict(list)
+    """Per phase and accuracy metric, the mean over its non-main cells, one value per seed that ran every cell."""
+    groups: dict[tuple[str, str], list[dict[int, float]]] = defaultdict(list)
     for (key, metric), by_seed in got.items():
         if kind_of(key, metric) == "accuracy" and not is_main(key):
-            groups[aggregate_key(key, metric)].append(by_seed)
+            groups[(aggregate_cell(key), metric)].append(by_seed)
     out = {}
     for agg, cells in groups.items():
         seeds = set.intersection(*(set(c) for c in cells))
         if seeds:
-            out[(agg, "")] = {s: statistics.fmean(c[s] for c in cells) for s in sorted(seeds)}
+            out[agg] = {s: statistics.fmean(c[s] for c in cells) for s in sorted(seeds)}
     return out
 
 
@@ -107,9 +108,7 @@ def pin(sample_sets: list[dict[tuple[str, str], dict[int, float]]], sources: lis
         bad = [v for v in vals if not math.isfinite(v)]
         if bad:
             raise ArtifactError(key, f"{metric} is {bad[0]} in a run to be pinned; fix the run first")
-        kind = "accuracy" if not metric else kind_of(key, metric)
-        name = f"{key}:{metric}" if metric else key
-        entries[name] = {"kind": kind, "mean": statistics.fmean(vals), "sd": statistics.stdev(vals) if len(vals) > 1 else 0.0,
+        entries[f"{key}:{metric}"] = {"kind": kind_of(key, metric), "mean": statistics.fmean(vals), "sd": statistics.stdev(vals) if len(vals) > 1 else 0.0,
                          "n": len(vals), "min": min(vals), "max": max(vals)}
     return {"schema": SCHEMA, "z": Z, "sources": sources, "rule": RULE, "metrics": entries}
 
@@ -130,7 +129,7 @@ def compare(baseline: dict, got: dict[tuple[str, str], dict[int, float]]) -> lis
         raise ArtifactError("baselines", f"schema {baseline.get('schema')!r} is not {SCHEMA}; re-pin with "
                             "`make accept-baselines`")
     z = float(baseline.get("z", Z))
-    observed = {(f"{k}:{m}" if m else k): v for (k, m), v in {**got, **aggregates(got)}.items()}
+    observed = {f"{k}:{m}": v for (k, m), v in {**got, **aggregates(got)}.items()}
     rows = []
     for name, entry in sorted(baseline["metrics"].items()):
         by_seed = observed.get(name)
@@ -170,7 +169,7 @@ def gate_of(cell: str, metric: str, kind: str, tol: float) -> str:
         return "cell"
     if is_main(cell):
         return "main cell" if tol < MAIN_DROP else "MAIN CELL TOO NOISY"
-    return "cell" if tol < MAIN_DROP else f"wide; aggregate {aggregate_key(cell, metric)}"
+    return "cell" if tol < MAIN_DROP else f"wide; aggregate {aggregate_cell(cell)}:{metric}"
 
 
 def flags(row: dict) -> str:
@@ -225,7 +224,7 @@ class Check(Stage):
         if args.accept:
             base = pin(sets, [str(f) for f in folders])
             io.write_json(args.baselines, base)
-            rows = compare(base, {k: v for s in sets[:1] for k, v in s.items()})
+            rows = compare(base, sets[0])
             noisy = [r["metric"] for r in rows if r["gate"] == "MAIN CELL TOO NOISY"]
             print(f"pinned {len(base['metrics'])} metrics from {len(folders)} results folders -> {args.baselines}")
             if noisy:

@@ -43,27 +43,8 @@ def load_config_files(files: list[str]) -> dict[str, Any]:
 
     merged: dict[str, Any] = {}
     for path in files:
-        update_config(merged, _read_yaml(path))
+        update_config(merged, read_yaml_mapping(path, "top-level keys such as grid:, experiments:, train:"))
     return merged
-
-
-def _read_yaml(path: str) -> dict[str, Any]:
-    import yaml
-
-    if not Path(path).is_file():
-        raise ConfigError("config", path, "a path to an existing YAML file")
-    try:
-        data = yaml.safe_load(Path(path).read_text())
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
-        problem = getattr(e, "problem", None) or str(e)
-        raise ConfigError("config", path, f"valid YAML ({where}{' '.join(str(problem).split())})") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError("config", path, "a YAML mapping of top-level keys such as grid:, experiments:, train:")
-    return data
 
 
 def check_workflow_config(cli_config: dict[str, Any], default_file: str = DEFAULT_CONFIG, *,
@@ -296,7 +277,7 @@ def schema_text() -> str:
     return head + yaml.safe_dump(schema(), sort_keys=False, width=120)
 
 
-from .stage import STAGES, Stage  # noqa: E402
+from .stage import STAGES, Stage, read_yaml_mapping  # noqa: E402
 
 
 @STAGES.register("schema")

@@ -48,11 +48,11 @@ class Pretrain(Stage):
         # Data and model are built before anything is written: an unknown backbone or a missing data root must
         # not leave an hparams.json behind that would then refuse the corrected retry.
         torch.manual_seed(seed)
-        built = build(data_hp, model_hp)
+        splits, model = build(data_hp, model_hp)
         resolved = {"seed": seed, "threads": args.threads, "data": data_hp.to_dict(), "model": model_hp.to_dict(), "train": train_hp.to_dict()}
         run_id = claim_out_dir(args.out, resolved, args.overwrite)
         result, meta = pretrain(data_hp, model_hp, train_hp, seed=seed, device=device, out=args.out,
-                                progress=not args.no_progress, run_id=run_id, built=built)
+                                progress=not args.no_progress, run_id=run_id, splits=splits, model=model)
         print(f"pretrain {data_hp.dataset} x {model_hp.backbone} seed {seed}: test_acc {result['test_acc']:.4f} "
               f"(best val {result['val_acc']:.4f} at epoch {result['best_epoch']}) in {result['wall_seconds']:.1f}s "
               f"-> {args.out}")
@@ -60,17 +60,11 @@ class Pretrain(Stage):
 
 
 def pretrain(data_hp: DataHparams, model_hp: ModelHparams, train_hp: TrainHparams, *, seed: int,
-             device: torch.device, out: str, progress: bool = True, run_id: str = "", built=None) -> tuple[dict, dict]:
-    """Train and write every artifact of the pretrain stage into ``out``; returns (metrics, config).
-
-    ``built`` is the (splits, model) pair that :func:`build` made right after ``torch.manual_seed(seed)``;
-    without it they are built here the same way.
-    """
+             device: torch.device, out: str, splits, model: torch.nn.Module, progress: bool = True,
+             run_id: str = "") -> tuple[dict, dict]:
+    """Train ``model`` (from :func:`build`, right after ``torch.manual_seed(seed)``) and write every artifact of the
+    pretrain stage into ``out``; returns (metrics, config)."""
     t0 = time.perf_counter()
-    if built is None:
-        torch.manual_seed(seed)
-        built = build(data_hp, model_hp)
-    splits, model = built
     res = train(model, splits.train, splits.val, train_hp, device=device, seed=seed, test_ds=splits.test,
                 workers=data_hp.workers, progress=progress, desc=f"pretrain {model_hp.backbone}")
     config = {"seed": seed, "data": data_hp.to_dict(), "model": model_hp.to_dict(), "train": train_hp.to_dict(),

@@ -62,15 +62,25 @@ def load_config(files: list[str] | str | None) -> dict[str, Any]:
 
 
 def _load_one(path: str) -> dict[str, Any]:
+    return read_yaml_mapping(path, "blocks such as data:, model:, train:")
+
+
+def read_yaml_mapping(path: str, holds: str) -> dict[str, Any]:
+    """A YAML config file as a mapping (empty file: empty mapping); errors name the file, and line and column."""
     p = Path(path)
     if not p.is_file():
         raise ConfigError("config", path, "a path to an existing YAML file")
     try:
-        data = yaml.safe_load(p.read_text()) or {}
+        data = yaml.safe_load(p.read_text())
     except yaml.YAMLError as e:
-        raise ConfigError("config", path, f"valid YAML ({str(e).splitlines()[0]})") from None
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        problem = getattr(e, "problem", None) or str(e)
+        raise ConfigError("config", path, f"valid YAML ({where}{' '.join(str(problem).split())})") from None
+    if data is None:
+        return {}
     if not isinstance(data, dict):
-        raise ConfigError("config", path, "a YAML mapping of blocks such as data:, model:, train:")
+        raise ConfigError("config", path, f"a YAML mapping of {holds}")
     return data
 
 

@@ -48,15 +48,18 @@ class Pretrained:
         model.load_state_dict(state)
         return model
 
-    def rewind_state(self, point: str) -> State:
-        """The snapshot to rewind to: ``ep<k>``, ``it<n>``, or ``init`` (= ``ep0``)."""
+    def rewind_path(self, point: str) -> Path:
+        """The file of the snapshot to rewind to: ``ep<k>``, ``it<n>``, or ``init`` (= ``ep0``); it must exist."""
         point = "ep0" if point == "init" else point
         path = paths.rewind(self.dir, point)
         if not path.exists():
             have = sorted(p.stem for p in (self.dir / "rewind").glob("*.safetensors"))
             raise ConfigError("rewind", point, f"a snapshot saved by the pretrain run in {self.dir}: "
                               f"{', '.join(have) or 'none (re-run pretrain with --rewind-epochs)'}")
-        state, _ = artifacts.load_checkpoint(path)
+        return path
+
+    def rewind_state(self, point: str) -> State:
+        state, _ = artifacts.load_checkpoint(self.rewind_path(point))
         return state
 
     def dynamics(self) -> torch.Tensor:

@@ -97,7 +97,7 @@ def check_inputs(pre: Pretrained, imp: "ImpHparams", *, reference: str | Path | 
     model = pre.new_model()
     params = dict(model.named_parameters())
     check_rounds(imp, {n: params[n].numel() for n in prunable_names(model, imp.policy)})
-    pre.rewind_state(imp.rewind)
+    pre.rewind_path(imp.rewind)
     for folder, name, what in ((reference, "mask.safetensors", "reference"), (subsets, "prac_set.safetensors", "subsets")):
         if folder is None:
             continue
@@ -150,11 +150,11 @@ def random_like(mask: Mask, seed: int) -> Mask:
 def run_imp(pre: Pretrained, imp: ImpHparams, train_hp: TrainHparams, out: str | Path, *, device: torch.device,
             selector: FullData | None = None, reference: str | Path | None = None, method: str = "imp",
             evaluate_tickets: bool = False, early_stop=None, progress: bool = True, config: dict | None = None) -> dict:
-    """Run ``imp.rounds`` rounds into ``out/round<r>/``; returns the run-level metrics."""
+    """Run ``imp.rounds`` rounds into ``out/round<r>/``; returns the run-level metrics. Callers check the inputs
+    first (:func:`check_inputs`), before anything is written."""
     t_run = time.perf_counter()
     selector = selector or FullData()
     names = prunable_names(pre.new_model(), imp.policy)
-    check_inputs(pre, imp, reference=reference if imp.baseline != "none" else None)
     rewind = pre.rewind_state(imp.rewind)
     start_epoch = rewind_epoch(imp.rewind) if imp.lr_resume else 0
     weights = {n: pre.final_state[n] for n in names}

@@ -106,7 +106,7 @@ def imp_inputs(pre: Pretrained, imp_dir: Path, st: StructureHparams) -> tuple[di
     if not paths.metrics(imp_dir).is_file():
         raise ArtifactError(imp_dir, "is not a finished IMP run (no metrics.json); run `ticketbench imp` first")
     imp_settings = io.read_json(paths.hparams(imp_dir))["settings"]["imp"]
-    pre.rewind_state(imp_settings["rewind"])
+    pre.rewind_path(imp_settings["rewind"])
     imp_rounds = {row["round"]: row for row in artifacts.read_metrics(paths.metrics(imp_dir))["rounds"]}
     wanted = int_list(st.rounds) or sorted(imp_rounds)
     if any(r not in imp_rounds for r in wanted):
