@@ -96,14 +96,14 @@ def test_workers_option_reaches_the_loader_and_keeps_results(tmp_path, monkeypat
     import ticketbench.train as train_mod
 
     seen = []
-    real = train_mod.make_loader
+    real = train_mod.make_batches
 
     def spy(ds, batch_size, **kw):
         if kw.get("shuffle"):
-            seen.append(kw.get("workers", 0))
+            seen.append(kw.get("workers", -1))
         return real(ds, batch_size, **kw)
 
-    monkeypatch.setattr(train_mod, "make_loader", spy)
+    monkeypatch.setattr(train_mod, "make_batches", spy)
     states = {}
     # Two epochs: from the second on, persistent workers used to shuffle in another order than the main process.
     for w in (0, 2):

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import math
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from . import io
 from .errors import ArtifactError
-from .runtime import versions
+
+if TYPE_CHECKING:
+    import torch
 
 CORE_KEYS = ("method", "dataset", "backbone", "seed", "sparsity", "test_acc", "val_acc", "train_iterations",
              "wall_seconds", "versions")
@@ -19,12 +19,14 @@ def write_metrics(path, *, method: str, dataset: str, backbone: str, seed: int, 
                   test_acc: float | None, val_acc: float | None, train_iterations: int, wall_seconds: float,
                   **extra: Any) -> dict:
     """Write ``metrics.json``; refuses values that break the contract instead of writing them."""
+    from .runtime import numerics, versions  # torch, timm: only the stages that train write metrics
+
     for key, value in (("sparsity", sparsity), ("test_acc", test_acc), ("val_acc", val_acc)):
         if value is not None and not (0.0 <= value <= 1.0 and math.isfinite(value)):
             raise ValueError(f"metrics {key}={value!r} must be a fraction in [0, 1]")
     core = {"method": method, "dataset": dataset, "backbone": backbone, "seed": int(seed), "sparsity": float(sparsity),
             "test_acc": test_acc, "val_acc": val_acc, "train_iterations": int(train_iterations),
-            "wall_seconds": round(float(wall_seconds), 3), "versions": versions()}
+            "wall_seconds": round(float(wall_seconds), 3), "versions": versions(), "numerics": numerics()}
     clash = set(core) & set(extra)
     if clash:
         raise ValueError(f"method keys {sorted(clash)} would overwrite core metrics keys")

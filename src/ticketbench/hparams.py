@@ -1,7 +1,7 @@
 """Hyper-parameters are frozen dataclasses: they make the CLI flags, read config files and name runs.
 
-Rules (taken from OpenLTH): fields are ``str``/``int``/``float``/``bool``; booleans default to False
-so that they become ``--flag`` switches; help text lives in ``field(metadata={"help": ...})``; a new
+Rules (taken from OpenLTH): fields are ``str``/``int``/``float``/``bool``; a boolean that defaults to False
+becomes a ``--flag`` switch, one that defaults to True a ``--flag/--no-flag`` pair; help text lives in ``field(metadata={"help": ...})``; a new
 field needs a default that changes nothing, so that the run id of old runs (``stage.make_run_id``, which
 hashes non-default fields only) stays the same.
 """
@@ -41,7 +41,8 @@ class Hparams:
             flag = "--" + f.name.replace("_", "-")
             text = f"{f.metadata.get('help', '')} (default: {f.default!r})"
             if kind is bool:
-                group.add_argument(flag, dest=f.name, action="store_true", default=argparse.SUPPRESS, help=text)
+                action = argparse.BooleanOptionalAction if f.default else "store_true"
+                group.add_argument(flag, dest=f.name, action=action, default=argparse.SUPPRESS, help=text)
             else:
                 group.add_argument(flag, dest=f.name, type=kind, default=argparse.SUPPRESS, metavar=f.name.upper(),
                                    help=text)
@@ -115,14 +116,17 @@ class DataHparams(Hparams):
     download: bool = hp(False, "download CIFAR into --data-root if it is missing")
     no_augment: bool = hp(False, "turn off training-set augmentation")
     image_size: int = hp(0, "resize in-memory datasets to this size (0: the dataset's default)")
-    workers: int = hp(0, "data-loader worker processes (0 keeps everything in the main process)")
+    workers: int = hp(-1, "loader processes for datasets read from files (-1: from the core count; 0: none); "
+                      "in-memory datasets are batched on the training device and need none")
+    cache: str = hp("", "folder for a uint8 copy of the decoded images of tiny-imagenet/imagenet, built on first use "
+                        "and read instead of the JPEG files afterwards (empty: none)")
 
     def check(self) -> None:
         from .data import dataset_names
 
         self._require("dataset", self.dataset in dataset_names(), f"one of {', '.join(dataset_names())}")
         self._require("image_size", self.image_size >= 0, "0 (dataset default) or a positive size")
-        self._require("workers", self.workers >= 0, "a non-negative integer")
+        self._require("workers", self.workers >= -1, "-1 (from the core count) or a non-negative integer")
 
 
 @dataclass(frozen=True)
@@ -134,6 +138,8 @@ class ModelHparams(Hparams):
 
 
 SCHEDULES = ("cosine", "multistep", "constant")
+PRECISIONS = ("fp32", "bf16", "fp16")
+LAYOUTS = ("channels_last", "contiguous")
 
 
 @dataclass(frozen=True)
@@ -154,6 +160,10 @@ class TrainHparams(Hparams):
     rewind_epochs: str = hp("0", "comma-separated epochs k: save the weights after k epochs as rewind snapshots")
     rewind_iterations: str = hp("", "comma-separated iterations at which to save rewind snapshots too")
     label_smoothing: float = hp(0.0, "label smoothing of the cross-entropy loss")
+    precision: str = hp("fp32", "arithmetic of forward and backward passes: fp32, bf16 (autocast) or fp16 (autocast "
+                        "with a gradient scaler); weights and optimiser state stay fp32")
+    layout: str = hp("channels_last", "memory layout of images and conv weights: channels_last or contiguous (NCHW)")
+    compile: bool = hp(False, "compile the model with torch.compile (first steps are slower while it compiles)")
 
     def check(self) -> None:
         self._require("epochs", self.epochs > 0, "a positive number of epochs")
@@ -164,6 +174,8 @@ class TrainHparams(Hparams):
         self._require("schedule", self.schedule in SCHEDULES, f"one of {', '.join(SCHEDULES)}")
         self._require("warmup_epochs", 0 <= self.warmup_epochs < self.epochs, "0 <= warmup_epochs < epochs")
         self._require("label_smoothing", 0 <= self.label_smoothing < 1, "a value in [0, 1)")
+        self._require("precision", self.precision in PRECISIONS, f"one of {', '.join(PRECISIONS)}")
+        self._require("layout", self.layout in LAYOUTS, f"one of {', '.join(LAYOUTS)}")
         for key in ("milestones", "rewind_epochs", "rewind_iterations"):
             try:
                 values = int_list(getattr(self, key))
@@ -174,3 +186,17 @@ class TrainHparams(Hparams):
                       f"epochs between 0 and epochs={self.epochs}")
         self._require("milestones", self.schedule != "multistep" or bool(int_list(self.milestones)),
                       "at least one epoch when schedule is multistep")
+
+
+def numerics_of(hp: TrainHparams) -> dict[str, Any]:
+    """The arithmetic settings of a recipe, for a stage that trains with its own epochs and rates (jackpot)."""
+    return {"precision": hp.precision, "layout": hp.layout, "compile": hp.compile}
+
+
+@dataclass(frozen=True)
+class RuntimeHparams(Hparams):
+    """How the machine runs the numbers (does not change the recipe, may change the last bits)."""
+
+    section: ClassVar[str] = "runtime"
+    deterministic: bool = hp(True, "deterministic kernels and TF32 off, so a seed repeats bit for bit on one machine; "
+                             "--no-deterministic lets cuDNN pick the fastest (autotuned, non-deterministic) kernels")

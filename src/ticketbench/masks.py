@@ -184,7 +184,8 @@ class MaskEnforcer:
     def __init__(self, model: nn.Module, mask: Mapping[str, torch.Tensor] | None):
         params = dict(model.named_parameters())
         self.params = [params[n] for n in (mask or {})]
-        self.masks = [mask[n].to(params[n].device, params[n].dtype) for n in (mask or {})]
+        # Laid out like the weights (e.g. channels-last), so the fused multiply stays on its fast path.
+        self.masks = [torch.empty_like(params[n]).copy_(mask[n]) for n in (mask or {})]
 
     @torch.no_grad()
     def __call__(self) -> None:

@@ -21,7 +21,7 @@ def build(data_hp: DataHparams, model_hp: ModelHparams):
     """The splits and an untrained model for a data/model choice; the model is created after seeding."""
     splits = load_splits(data_hp.dataset, root=data_hp.data_root or None, download=data_hp.download,
                          augment=not data_hp.no_augment,
-                         image_size=data_hp.image_size or None)
+                         image_size=data_hp.image_size or None, **({"cache": data_hp.cache} if data_hp.cache else {}))
     model = create_model(model_hp.backbone, num_classes=splits.info.num_classes, in_chans=splits.info.in_chans)
     return splits, model
 
@@ -44,7 +44,7 @@ class Pretrain(Stage):
         model_hp = ModelHparams.from_sources(config, args)
         train_hp = TrainHparams.from_sources(config, args)
         seed = resolve_seed(args, config)
-        device = setup_runtime(args)
+        device = setup_runtime(args, config)
         # Data and model are built before anything is written: an unknown backbone or a missing data root must
         # not leave an hparams.json behind that would then refuse the corrected retry.
         torch.manual_seed(seed)

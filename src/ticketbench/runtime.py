@@ -30,15 +30,34 @@ def layer_generator(seed: int, name: str) -> torch.Generator:
     return torch.Generator().manual_seed(key)
 
 
-def make_deterministic() -> None:
-    """Ask torch for bitwise-reproducible kernels; must run before CUDA initialises."""
-    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    torch.backends.cudnn.benchmark = False
-    torch.backends.cudnn.deterministic = True
+def make_deterministic(on: bool = True) -> None:
+    """Ask torch for bitwise-reproducible kernels (``on``) or for the fastest ones; must run before CUDA initialises.
+
+    Off, cuDNN autotunes its convolutions and TF32 is allowed: faster on a GPU, but the last bits then vary
+    between runs and GPU generations.
+    """
+    if on:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(on, warn_only=True)
+    torch.backends.cudnn.benchmark = not on
+    torch.backends.cudnn.deterministic = on
     # TF32 changes numerics between GPU generations; comparisons across machines need it off.
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = not on
+    torch.backends.cudnn.allow_tf32 = not on
+    _NUMERICS["deterministic"] = on
+
+
+# How this process runs the numbers, recorded in every metrics.json: set by setup_runtime and train().
+_NUMERICS: dict[str, object] = {"precision": "fp32", "layout": "contiguous", "compile": False, "deterministic": False}
+
+
+def note_numerics(**settings: object) -> None:
+    _NUMERICS.update(settings)
+
+
+def numerics() -> dict[str, object]:
+    """Precision, memory layout, compilation and determinism mode of this process's training and evaluation."""
+    return dict(_NUMERICS)
 
 
 def resolve_device(name: str = "auto") -> torch.device:

@@ -45,6 +45,9 @@ def add_common_args(parser: argparse.ArgumentParser, *, out: bool = True) -> Non
                    help="CPU threads for torch; results are bitwise reproducible for a fixed thread count, so the "
                    "count is part of the recipe (default: 1)")
     g.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    from .hparams import RuntimeHparams
+
+    RuntimeHparams.add_args(parser)
     g.add_argument("--overwrite", action="store_true",
                    help="replace the results of a run with different settings already in --out")
 
@@ -84,17 +87,19 @@ def read_yaml_mapping(path: str, holds: str) -> dict[str, Any]:
     return data
 
 
-def setup_runtime(args: argparse.Namespace):
+def setup_runtime(args: argparse.Namespace, config: dict[str, Any] | None = None):
     """Threads, determinism and the device, in the order torch needs them; returns the device."""
     import torch
 
+    from .hparams import RuntimeHparams
     from .runtime import make_deterministic, resolve_device
     from .timing import tune_allocator
 
     if args.threads < 1:
         raise ConfigError("threads", args.threads, "a positive number of CPU threads")
+    runtime = RuntimeHparams.from_sources(config, args)
     torch.set_num_threads(args.threads)
-    make_deterministic()
+    make_deterministic(runtime.deterministic)
     tune_allocator()
     return resolve_device(args.device)
 

@@ -6,6 +6,7 @@ listen to it through callbacks, e.g. PrAC's early stop on mask convergence.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from .data import IndexedDataset, make_loader
+from .data import IndexedDataset, make_batches
 from .hparams import TrainHparams, int_list
 from .masks import MaskEnforcer
 
@@ -24,8 +25,20 @@ State = dict[str, torch.Tensor]
 
 
 def snapshot(model: nn.Module) -> State:
-    """A detached CPU copy of the full state (weights and BatchNorm buffers)."""
-    return {k: v.detach().clone().cpu() for k, v in model.state_dict().items()}
+    """A detached, contiguous CPU copy of the full state (weights and BatchNorm buffers)."""
+    return {k: v.detach().to("cpu", copy=True, memory_format=torch.contiguous_format)
+            for k, v in model.state_dict().items()}
+
+
+def autocast(device: torch.device, precision: str):
+    """The autocast context of ``precision`` (fp32: none); the loss is still computed in fp32 under it."""
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
+
+
+def memory_format(layout: str) -> torch.memory_format:
+    return torch.channels_last if layout == "channels_last" else torch.contiguous_format
 
 
 def lr_at(hp: TrainHparams, iteration: int, iters_per_epoch: int) -> float:
@@ -71,28 +84,37 @@ class TrainResult:
     stopped_early: bool = False
 
 
-@torch.no_grad()
-def predict(model: nn.Module, ds: IndexedDataset, device: torch.device, batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
-    """(predicted labels, stable ids) in eval mode, in dataset order."""
+EVAL_BATCH = 512
+
+
+def predict(model: nn.Module, ds: IndexedDataset, device: torch.device, batch_size: int = EVAL_BATCH, *,
+            precision: str = "fp32", layout: str = "contiguous", workers: int = -1,
+            forward: Callable[[torch.Tensor], torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(predicted labels, stable ids) on the CPU, in eval mode, in dataset order; one host copy per call."""
     was_training = model.training
     model.eval()
+    forward = forward or model
     preds, ids = [], []
-    for x, _, i in make_loader(ds, batch_size, shuffle=False):
-        preds.append(model(x.to(device)).argmax(1).cpu())
-        ids.append(i)
+    fmt = memory_format(layout)
+    with torch.inference_mode(), autocast(device, precision):
+        for x, _, i in make_batches(ds, batch_size, shuffle=False, device=device, workers=workers):
+            preds.append(forward(x.contiguous(memory_format=fmt)).argmax(1))
+            ids.append(i)
     model.train(was_training)
-    return torch.cat(preds), torch.cat(ids)
+    if not preds:
+        return torch.empty(0, dtype=torch.long), torch.empty(0, dtype=torch.long)
+    return torch.cat(preds).cpu(), torch.cat(ids).cpu()
 
 
-def evaluate(model: nn.Module, ds: IndexedDataset, device: torch.device, batch_size: int = 256) -> float:
+def evaluate(model: nn.Module, ds: IndexedDataset, device: torch.device, batch_size: int = EVAL_BATCH, **kw) -> float:
     """Top-1 accuracy as a fraction in [0, 1]."""
-    preds, _ = predict(model, ds, device, batch_size)
+    preds, _ = predict(model, ds, device, batch_size, **kw)
     return float((preds == ds.targets).float().mean())
 
 
 def train(model: nn.Module, train_ds: IndexedDataset, val_ds: IndexedDataset, hp: TrainHparams, *,
           device: torch.device, seed: int, test_ds: IndexedDataset | None = None,
-          mask: Mapping[str, torch.Tensor] | None = None, start_epoch: int = 0, workers: int = 0,
+          mask: Mapping[str, torch.Tensor] | None = None, start_epoch: int = 0, workers: int = -1,
           callbacks: Sequence[Callback] = (), step_hooks: Sequence[Callable[[int, int], None]] = (),
           progress: bool = True, desc: str = "train") -> TrainResult:
     """Train ``model`` in place for epochs ``start_epoch .. hp.epochs-1``.
@@ -102,16 +124,24 @@ def train(model: nn.Module, train_ds: IndexedDataset, val_ds: IndexedDataset, hp
     every optimiser step with (iteration, epoch), e.g. a mask update. The returned
     ``test_acc`` is measured once, on the best-validation weights: the test set never selects.
     """
-    from .runtime import seed_everything
+    from .runtime import note_numerics, seed_everything
 
     gen = seed_everything(seed)
-    model.to(device)
+    fmt = memory_format(hp.layout)
+    model.to(device=device, memory_format=fmt)
+    note_numerics(precision=hp.precision, layout=hp.layout, compile=hp.compile)
+    # Compiled or not, ``forward`` shares the parameters of ``model``: masks, snapshots and callbacks see them.
+    forward = torch.compile(model) if hp.compile else model
+    numerics = dict(precision=hp.precision, layout=hp.layout, workers=workers, forward=forward)
     enforce = MaskEnforcer(model, mask)
     enforce()
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.SGD(params, lr=hp.lr, momentum=hp.momentum, weight_decay=hp.weight_decay, nesterov=hp.nesterov)
-    loader = make_loader(train_ds, hp.batch_size, shuffle=True, seed=int(gen.initial_seed()), workers=workers)
-    per_epoch = len(loader)
+    # fp16 needs loss scaling against underflow; bf16 has fp32's exponent range and does not.
+    scaler = torch.amp.GradScaler(device.type) if hp.precision == "fp16" else None
+    batches = make_batches(train_ds, hp.batch_size, shuffle=True, seed=int(gen.initial_seed()), device=device,
+                           workers=workers)
+    per_epoch = len(batches)
     snap_epochs, snap_iters = set(int_list(hp.rewind_epochs)), set(int_list(hp.rewind_iterations))
     snapshots: dict[str, State] = {}
     if start_epoch in snap_epochs:
@@ -125,34 +155,44 @@ def train(model: nn.Module, train_ds: IndexedDataset, val_ds: IndexedDataset, hp
     bar = tqdm(range(start_epoch, hp.epochs), desc=desc, disable=not progress, mininterval=2.0, dynamic_ncols=True)
     for epoch in bar:
         model.train()
-        correct = torch.full((train_ds.base_size,), -1, dtype=torch.int8)
-        loss_sum, n_seen, n_right = 0.0, 0, 0
-        for x, y, ids in loader:
-            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        # Statistics stay on the device and are read once per epoch: a read per step would stall a GPU.
+        correct = torch.full((train_ds.base_size,), -1, dtype=torch.int8, device=device)
+        loss_sum = torch.zeros((), dtype=torch.float32, device=device)
+        n_right = torch.zeros((), dtype=torch.int64, device=device)
+        n_seen = 0
+        for x, y, ids in batches:
+            x = x.contiguous(memory_format=fmt)
             for group in opt.param_groups:
                 group["lr"] = lr_at(hp, iteration, per_epoch)
-            logits = model(x)
-            loss = F.cross_entropy(logits, y, label_smoothing=hp.label_smoothing)
+            with autocast(device, hp.precision):
+                logits = forward(x)
+                loss = F.cross_entropy(logits, y, label_smoothing=hp.label_smoothing)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            if scaler is None:
+                loss.backward()
+                opt.step()
+            else:
+                scaler.scale(loss).backward()
+                scaler.step(opt)
+                scaler.update()
             enforce()
             iteration += 1
             for hook in step_hooks:
                 hook(iteration, epoch)
             with torch.no_grad():
-                hit = (logits.argmax(1) == y).cpu()
-            correct[ids] = hit.to(torch.int8)
-            loss_sum += loss.item() * len(y)
+                hit = logits.argmax(1) == y
+                correct[ids] = hit.to(torch.int8)
+                loss_sum += loss.detach().float() * len(y)
+                n_right += hit.sum()
             n_seen += len(y)
-            n_right += int(hit.sum())
             if iteration in snap_iters:
                 snapshots[f"it{iteration}"] = snapshot(model)
         if epoch + 1 in snap_epochs:
             snapshots[f"ep{epoch + 1}"] = snapshot(model)
-        val_acc = evaluate(model, val_ds, device)
-        record = {"epoch": epoch + 1, "lr": opt.param_groups[0]["lr"], "train_loss": loss_sum / max(1, n_seen),
-                  "train_acc": n_right / max(1, n_seen), "val_acc": val_acc, "iterations": iteration,
+        val_acc = evaluate(model, val_ds, device, **numerics)
+        correct = correct.cpu()
+        record = {"epoch": epoch + 1, "lr": opt.param_groups[0]["lr"], "train_loss": float(loss_sum) / max(1, n_seen),
+                  "train_acc": int(n_right) / max(1, n_seen), "val_acc": val_acc, "iterations": iteration,
                   "seconds": time.perf_counter() - t0}
         history.append(record)
         records.append(correct)
@@ -169,8 +209,10 @@ def train(model: nn.Module, train_ds: IndexedDataset, val_ds: IndexedDataset, hp
     test_acc = None
     if test_ds is not None:
         model.load_state_dict(best_state)
-        test_acc = evaluate(model, test_ds, device)
+        test_acc = evaluate(model, test_ds, device, **numerics)
         model.load_state_dict(final_state)
+    # Callers get the model back in the layout they gave (slimming, timing and export expect NCHW).
+    model.to(memory_format=torch.contiguous_format)
     return TrainResult(best_state, final_state, best_epoch, best_val, test_acc, history,
                        iteration - start_epoch * per_epoch, time.perf_counter() - t0,
                        torch.stack(records) if records else torch.empty(0, train_ds.base_size, dtype=torch.int8),

@@ -87,7 +87,8 @@ def load_pretrained(run_dir: str | Path, *, data_root: str | None = None) -> Pre
     model_hp = ModelHparams.from_dict(settings["model"])
     train_hp = TrainHparams.from_dict(settings["train"])
     splits = load_splits(data_hp.dataset, root=data_hp.data_root or None, download=False,
-                         augment=not data_hp.no_augment, image_size=data_hp.image_size or None)
+                         augment=not data_hp.no_augment, image_size=data_hp.image_size or None,
+                         **({"cache": data_hp.cache} if data_hp.cache else {}))
     best, meta = artifacts.load_checkpoint(paths.model(run_dir))
     final, _ = artifacts.load_checkpoint(paths.final(run_dir))
     return Pretrained(run_dir, int(settings["seed"]), data_hp, model_hp, train_hp, splits, best, final,

@@ -228,7 +228,7 @@ class Imp(Stage):
     @classmethod
     def run(cls, args: argparse.Namespace, config: dict) -> int:
         imp = ImpHparams.from_sources(config, args)
-        device = setup_runtime(args)
+        device = setup_runtime(args, config)
         pre = load_pretrained(args.pretrain, data_root=args.data_root)
         train_hp = resolve_train(pre, config, args)
         if imp.baseline != "none" and not args.reference:

@@ -25,7 +25,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from .. import artifacts, io, paths
-from ..hparams import Hparams, TrainHparams, hp
+from ..hparams import Hparams, TrainHparams, hp, numerics_of
 from ..masks import POLICIES, Mask, prunable_names, prune_to_sparsity
 from ..stage import STAGES, Stage, add_common_args, claim_out_dir, setup_runtime
 from ..train import EpochContext, train
@@ -79,7 +79,8 @@ def swap_update(scores: torch.Tensor, mask: torch.Tensor, rate: float) -> int:
     scoring above tau, removal candidates kept weights scoring at most tau. Only when both sets
     have the same size c > 0 (no tie at tau), the ceil(rate * c) best pairs swap (one if c = 1).
     """
-    s, m = scores.flatten(), mask.view(-1)
+    # Flat indices in logical (NCHW) order whatever the layout; a channels-last mask is written back at the end.
+    s, m = scores.flatten(), mask.contiguous().view(-1)
     k = int((~m).sum())
     if k == 0 or k == m.numel():
         return 0
@@ -94,6 +95,8 @@ def swap_update(scores: torch.Tensor, mask: torch.Tensor, rate: float) -> int:
     remove = remove[torch.sort(s[remove], stable=True).indices[:q]]
     m[revive] = True
     m[remove] = False
+    if m.data_ptr() != mask.data_ptr():
+        mask.copy_(m.view(mask.shape))
     return q
 
 
@@ -204,7 +207,7 @@ def search(pre: Pretrained, jp: JackpotHparams, *, device: torch.device, progres
             last[n] = pm.mask.clone()
 
     hp_search = TrainHparams(epochs=jp.epochs, batch_size=jp.batch_size, lr=jp.lr, weight_decay=jp.weight_decay,
-                             schedule="cosine", rewind_epochs="")
+                             schedule="cosine", rewind_epochs="", **numerics_of(pre.train_hp))
     res = train(model, pre.splits.train, pre.splits.val, hp_search, device=device, seed=pre.seed,
                 test_ds=pre.splits.test, workers=pre.data_hp.workers, callbacks=[count_flips],
                 step_hooks=[swap] if jp.update == "swap" else [], progress=progress, desc=f"jackpot {jp.init}")
@@ -230,7 +233,7 @@ class Jackpot(Stage):
     @classmethod
     def run(cls, args: argparse.Namespace, config: dict) -> int:
         jp = JackpotHparams.from_sources(config, args)
-        device = setup_runtime(args)
+        device = setup_runtime(args, config)
         pre = load_pretrained(args.pretrain, data_root=args.data_root)
         resolved = {"pretrain": pre.source_hash, "jackpot": jp.to_dict(), "threads": args.threads}
         claim_out_dir(args.out, resolved, args.overwrite)
@@ -252,7 +255,7 @@ def run_jackpot(pre: Pretrained, jp: JackpotHparams, out, *, device: torch.devic
     extra = {}
     if jp.tune_epochs:
         tune = TrainHparams(epochs=jp.tune_epochs, batch_size=jp.batch_size, lr=jp.tune_lr, weight_decay=0.0,
-                            rewind_epochs="")
+                            rewind_epochs="", **numerics_of(pre.train_hp))
         for p in model.parameters():
             p.requires_grad_(True)
         tuned = train(model, pre.splits.train, pre.splits.val, tune, device=device, seed=pre.seed,

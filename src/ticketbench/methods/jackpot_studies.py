@@ -65,7 +65,7 @@ class JackpotOverlap(Stage):
     def run(cls, args: argparse.Namespace, config: dict) -> int:
         if args.batches < 1:
             raise ConfigError("batches", args.batches, "a positive number of batches")
-        device = setup_runtime(args)
+        device = setup_runtime(args, config)
         pre = load_pretrained(args.pretrain, data_root=args.data_root)
         jackpot, meta = Mask.load(paths.mask(args.jackpot))
         kept = {n: int(m.sum()) for n, m in jackpot.items()}

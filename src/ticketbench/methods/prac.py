@@ -180,7 +180,7 @@ class Prac(Stage):
         prac = PracHparams.from_sources(config, args)
         if imp.baseline != "none":
             raise ConfigError("imp.baseline", imp.baseline, "none for PrAC-IMP (run baselines with `ticketbench imp`)")
-        device = setup_runtime(args)
+        device = setup_runtime(args, config)
         pre = load_pretrained(args.pretrain, data_root=args.data_root)
         train_hp = resolve_train(pre, config, args)
         resolved = {"pretrain": pre.source_hash, "imp": imp.to_dict(), "prac": prac.to_dict(),

@@ -177,7 +177,7 @@ class Structure(Stage):
         from .imp import resolve_train
 
         st = StructureHparams.from_sources(config, args)
-        device = setup_runtime(args)
+        device = setup_runtime(args, config)
         pre = load_pretrained(args.pretrain, data_root=args.data_root)
         train_hp = resolve_train(pre, config, args)
         resolved = {"pretrain": pre.source_hash, "imp": str(args.imp), "structure": st.to_dict(),
@@ -216,7 +216,7 @@ class Timing(Stage):
         for key in ("batch", "rounds"):
             if getattr(args, key) < 1:
                 raise ConfigError(key, getattr(args, key), "a positive integer")
-        device = setup_runtime(args)
+        device = setup_runtime(args, config)
         pre = load_pretrained(args.pretrain, data_root=args.data_root)
         rows = artifacts.read_metrics(paths.metrics(args.imp))["rounds"]
         r = args.round or rows[-1]["round"]
