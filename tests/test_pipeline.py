@@ -13,7 +13,7 @@ import yaml
 
 from ticketbench.cli import build_parser, main
 from ticketbench.errors import ConfigError
-from ticketbench.pipeline import BLOCKS, check_config, load_config_files, schema, schema_text
+from ticketbench.pipeline import block_classes, check_config, load_config_files, schema, schema_text
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [str(Path(sys.executable).with_name("snakemake"))]
@@ -38,7 +38,7 @@ def _check_config_cli(capsys, *argv) -> tuple[int, list[str]]:
 def test_schema_file_is_generated_from_the_dataclasses():
     assert (ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text() == schema_text()
     props = schema()["properties"]
-    for name, cls in BLOCKS.items():
+    for name, cls in block_classes().items():
         assert set(props[name]["properties"]) == {f.name for f in cls._fields()}
 
 

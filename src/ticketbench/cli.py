@@ -1,33 +1,79 @@
-"""``ticketbench <stage> ...``: parse, dispatch to the stage registry, print errors as one line."""
+"""``ticketbench <stage> ...``: parse, dispatch to the stage registry, print errors as one line.
+
+Only the module of the stage named on the command line is imported (importing it registers the stage), so
+``ticketbench --help`` and the stages that only read JSON (check, collect, report) start without torch.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
+from typing import Iterable
 
 from . import __version__
 from .errors import TicketbenchError
 from .stage import STAGES, load_config
 
-# Importing a stage module registers it.
-from . import pretrain as _pretrain  # noqa: F401,E402
-from .methods import imp as _imp, jackpot as _jackpot, jackpot_studies as _studies, prac as _prac  # noqa: F401,E402
-from .methods import structure as _structure  # noqa: F401,E402
-from . import check as _check, collect as _collect, pipeline as _pipeline, report as _report  # noqa: F401,E402
+# Stage name -> (module that registers it, its one-line help), so the top-level help lists every stage without
+# importing it; tests/test_cli_startup.py checks that this table matches what the modules register.
+STAGE_MODULES: dict[str, tuple[str, str]] = {
+    "bench-summary": ("ticketbench.collect",
+                      "turn a pytest-benchmark JSON into a short Markdown table of the measured ratios"),
+    "check": ("ticketbench.check",
+              "compare a results folder with baselines pinned from measured spread; exit 1 on a drop past what the "
+              "noise allows (--accept re-pins from one or more results folders)"),
+    "check-config": ("ticketbench.pipeline",
+                     "validate workflow config files (merged in order, as `snakemake --configfile` merges them) and "
+                     "print the first problem as the same one line Snakemake prints"),
+    "collect": ("ticketbench.collect",
+                "gather every metrics.json under a results folder into summary.json and summary.csv"),
+    "imp": ("ticketbench.methods.imp",
+            "iterative magnitude pruning with rewinding, on full data or on replayed PrAC sets; random baselines"),
+    "jackpot": ("ticketbench.methods.jackpot", "search a lottery jackpot: a mask over frozen pre-trained weights"),
+    "jackpot-cost": ("ticketbench.methods.jackpot_studies",
+                     "search-cost reduction of magnitude init over random init (the paper's '>= 3x cheaper' claim)"),
+    "jackpot-overlap": ("ticketbench.methods.jackpot_studies",
+                        "overlap of a jackpot mask with magnitude, random, SNIP, GraSP, SynFlow (and IMP) masks"),
+    "prac": ("ticketbench.methods.prac",
+             "PrAC-IMP: IMP whose rounds train on pruning-aware critical sets, with early stop and ticket evaluation"),
+    "prac-savings": ("ticketbench.methods.prac",
+                     "compare PrAC-IMP with full-data IMP: highest matching sparsity and training iterations saved"),
+    "pretrain": ("ticketbench.pretrain",
+                 "train a dense model and save rewind snapshots and per-sample training dynamics"),
+    "report": ("ticketbench.report",
+               "regenerate every paper table (paper vs ours), this grid's tables, seaborn figures and the claims"),
+    "schema": ("ticketbench.pipeline",
+               "write the workflow config's JSON schema (generated from the hparams dataclasses)"),
+    "structure": ("ticketbench.methods.structure",
+                  "IMP-Refill, Refill+ or IMP-Regroup tickets from an IMP run, retrained and timed against dense"),
+    "timing": ("ticketbench.methods.structure",
+               "end-to-end and per-layer latency of dense, IMP-masked, refill-slimmed and regroup block-sparse models"),
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(stages: Iterable[str] | None = None) -> argparse.ArgumentParser:
+    """The parser of every stage; only those in ``stages`` (default: all) are imported and get their arguments."""
+    full = set(STAGE_MODULES if stages is None else stages)
     parser = argparse.ArgumentParser(prog="ticketbench", description="Reproducible lottery-ticket experiments.")
     parser.add_argument("--version", action="version", version=f"ticketbench {__version__}")
     sub = parser.add_subparsers(dest="stage", metavar="STAGE", required=True)
-    for name in STAGES.names():
-        stage = STAGES.get(name)
-        stage.add_args(sub.add_parser(name, help=stage.help, description=stage.help))
+    for name, (module, text) in sorted(STAGE_MODULES.items()):
+        p = sub.add_parser(name, help=text, description=text)
+        if name in full:
+            importlib.import_module(module)
+            STAGES.get(name).add_args(p)
     return parser
 
 
+def stage_named(argv: list[str]) -> str | None:
+    """The stage on a command line: the first word that is not an option (the top-level options take no value)."""
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser([stage_named(argv)]).parse_args(argv)
     try:
         config = load_config(getattr(args, "config", None))
         return STAGES.get(args.stage).run(args, config)

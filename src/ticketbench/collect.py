@@ -74,7 +74,8 @@ class BenchSummary(Stage):
             x = b.get("extra_info", {})
             measured = ", ".join(f"{k} {v:.3f}" for k, v in x.items()
                                  if k in ("ratio", "speedup", "latency_over_flops", "latency_fraction", "flops_fraction",
-                                          "time_saving", "paper_s") and isinstance(v, float))
+                                          "time_saving", "paper_s", "overhead_s", "gemm_fraction", "new_images_per_s")
+                                 and isinstance(v, float))
             target = x.get("target", x.get("target_s", ""))
             lines.append(f"| {b['name']} | {1e3 * b['stats']['median']:.2f} | {measured} | {target} |")
         machine = data.get("machine_info", {})

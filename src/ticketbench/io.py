@@ -11,16 +11,18 @@ import hashlib
 import json
 import os
 import struct
+import sys
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator
-
-import torch
-from safetensors import SafetensorError
-from safetensors.torch import load as st_load
-from safetensors.torch import save as st_save
+from typing import TYPE_CHECKING, Any, Iterator
 
 from .errors import ArtifactError, TicketbenchError
+
+if TYPE_CHECKING:
+    import torch
+
+# torch and safetensors are imported by the functions that handle tensors, so that the stages that only read and
+# write JSON (check, collect, report) start without them.
 
 META_KEY = "ticketbench"
 
@@ -74,7 +76,8 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
 
 
 def _json_default(o: Any) -> Any:
-    if isinstance(o, torch.Tensor):
+    torch = sys.modules.get("torch")  # a tensor can only exist if torch is imported already
+    if torch is not None and isinstance(o, torch.Tensor):
         return o.tolist()
     if isinstance(o, Path):
         return str(o)
@@ -95,6 +98,8 @@ def read_json(path: str | os.PathLike) -> Any:
 
 def save_tensors(path: str | os.PathLike, tensors: dict[str, torch.Tensor], metadata: dict[str, Any]) -> None:
     """Save tensors as safetensors, with ``metadata`` stored as one JSON string in the header."""
+    from safetensors.torch import save as st_save
+
     tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
     header = {META_KEY: json.dumps(metadata, sort_keys=True, default=_json_default)}
     write_bytes(path, st_save(tensors, metadata=header))
@@ -102,6 +107,9 @@ def save_tensors(path: str | os.PathLike, tensors: dict[str, torch.Tensor], meta
 
 def load_tensors(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Load a file written by :func:`save_tensors`; damaged files raise an :class:`ArtifactError` naming the file."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load as st_load
+
     path = Path(path)
     if not path.is_file():
         raise ArtifactError(path, "file not found")
@@ -148,6 +156,8 @@ def file_sha256(path: str | os.PathLike) -> str:
 
 def state_hash(tensors: dict[str, torch.Tensor]) -> str:
     """A content hash of a state dict that does not depend on file layout (names, dtypes, shapes, bytes)."""
+    import torch
+
     h = hashlib.sha256()
     for name in sorted(tensors):
         t = tensors[name].detach().contiguous().cpu().reshape(-1)

@@ -17,15 +17,20 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
-from .hparams import DataHparams, Hparams, TrainHparams
-from .methods.imp import BASELINES, ImpHparams
-from .methods.jackpot import JackpotHparams
-from .methods.prac import PracHparams
-from .methods.structure import METHODS as STRUCTURE_METHODS
-from .methods.structure import StructureHparams
+from .hparams import DataHparams, Hparams, RuntimeHparams, TrainHparams
 
-BLOCKS: dict[str, type[Hparams]] = {"data": DataHparams, "train": TrainHparams, "imp": ImpHparams,
-                                    "prac": PracHparams, "jackpot": JackpotHparams, "structure": StructureHparams}
+
+def block_classes() -> dict[str, type[Hparams]]:
+    """Config block -> its hparams class. The method modules import torch, so only a check or the schema asks."""
+    from .methods.imp import ImpHparams
+    from .methods.jackpot import JackpotHparams
+    from .methods.prac import PracHparams
+    from .methods.structure import StructureHparams
+
+    return {"data": DataHparams, "train": TrainHparams, "imp": ImpHparams, "prac": PracHparams,
+            "jackpot": JackpotHparams, "structure": StructureHparams, "runtime": RuntimeHparams}
+
+
 # Keys of a block that the grid sets per job (wildcards), so the block must not fix them.
 PER_JOB = {"data": {"dataset"}, "jackpot": {"sparsity", "init"}, "structure": {"method"}, "imp": {"baseline"}}
 INITS = ("magnitude", "random")
@@ -74,6 +79,8 @@ def check_config(config: dict[str, Any], *, data: bool = True) -> None:
 
 def _check_meaning(config: dict[str, Any]) -> None:
     from .data import dataset_names
+    from .methods.imp import BASELINES
+    from .methods.structure import METHODS as STRUCTURE_METHODS
     from .models import create_model, list_backbones
 
     grid = config["grid"]
@@ -91,7 +98,8 @@ def _check_meaning(config: dict[str, Any]) -> None:
         for b in backbones:
             if dataset not in grid["datasets"] or b not in grid["backbones"]:
                 raise ConfigError(f"grid.only.{dataset}", b, "a dataset and backbones listed in the grid")
-    for name, cls in BLOCKS.items():
+    classes = block_classes()
+    for name, cls in classes.items():
         block = dict(config.get(name) or {})
         for key in PER_JOB.get(name, ()):
             if key in block:
@@ -105,7 +113,7 @@ def _check_meaning(config: dict[str, Any]) -> None:
         for name, block in (blocks or {}).items():
             merged = {**(config.get(name) or {}), **(block or {})}
             try:
-                BLOCKS[name].from_dict(merged)
+                classes[name].from_dict(merged)
             except ConfigError as e:
                 raise ConfigError(f"overrides.{dataset}.{e.key}", e.value, e.allowed) from None
     exp = config.get("experiments") or {}
@@ -224,8 +232,9 @@ def _field_schema(f) -> dict:
 
 def schema() -> dict[str, Any]:
     """The JSON schema of the workflow config (written to workflow/schemas/config.schema.yaml)."""
+    classes = block_classes()
     blocks = {name: {"type": "object", "additionalProperties": False, "description": (cls.__doc__ or "").strip(),
-                     "properties": {f.name: _field_schema(f) for f in cls._fields()}} for name, cls in BLOCKS.items()}
+                     "properties": {f.name: _field_schema(f) for f in cls._fields()}} for name, cls in classes.items()}
     def strings() -> dict:
         return {"type": "array", "items": {"type": "string"}, "minItems": 1}
 
@@ -252,7 +261,7 @@ def schema() -> dict[str, Any]:
             "overrides": {"type": "object", "description": "dataset name -> {block: {key: value}}: per-dataset recipe "
                           "changes, passed to the stages as flags",
                           "additionalProperties": {"type": "object", "additionalProperties": False,
-                                                   "properties": {b: {"type": "object"} for b in BLOCKS}}},
+                                                   "properties": {b: {"type": "object"} for b in classes}}},
             "experiments": {
                 "type": "object", "additionalProperties": False, "description": "which comparisons to run",
                 "properties": {

@@ -11,7 +11,6 @@ from pathlib import Path
 
 from .. import io
 from ..stage import STAGES, Stage
-from . import figures
 from .claims import evaluate as evaluate_claims
 from .grid import grid_tables
 from .paper import PaperTable, load_tables, ours
@@ -58,6 +57,8 @@ def claims_table(res: Results) -> tuple[Table, list[dict]]:
 
 
 def build_report(results_root: str | Path, tables_dir: str | Path, out: str | Path) -> dict:
+    from . import figures  # matplotlib, pandas and seaborn: imported by a report run, not by `report --help`
+
     res = Results.scan(results_root)
     out = Path(out)
     built = [paper_table(t, res) for t in load_tables(tables_dir)]
