@@ -113,39 +113,40 @@ def test_missing_annotated_test_image_is_one_line(tiny):
     assert path in message and "missing" in message and "val_annotations.txt" in message
 
 
-def test_check_reads_headers_only(tiny, monkeypatch):
-    base, root = tiny
-    path = os.path.join(base, "val", "images", "val_0.JPEG")
+def test_check_reads_headers_only(imagenet, monkeypatch):
+    path = os.path.join(imagenet, "val", "n002", "val_0.JPEG")
     _noise_jpeg(path)
     _truncate(path)
     decoded = []
     real_load = ImageFile.ImageFile.load
     monkeypatch.setattr(ImageFile.ImageFile, "load", lambda im: decoded.append(im) or real_load(im))
-    splits = load_splits("tiny-imagenet", root=root)  # a truncated body passes the header check
-    assert decoded == [] and len(splits.test) == 3
+    splits = load_splits("imagenet", root=imagenet)  # a truncated body passes the header check
+    assert decoded == [] and len(splits.test) == 2
 
 
 def test_check_shows_progress_over_every_file(tiny, monkeypatch):
     base, root = tiny
-    seen = {}
+    bars = {}
 
     class Bar:
-        def __init__(self, *args, total=None, disable=None, **kwargs):
-            seen.update(total=total, disable=disable, steps=0)
+        def __init__(self, *args, total=None, disable=None, desc="", **kwargs):
+            self.seen = bars[desc.split(": ")[1]] = {"total": total, "disable": disable, "steps": 0}
 
         def update(self, n=1):
-            seen["steps"] += n
+            self.seen["steps"] += n
 
         def close(self):
-            seen["closed"] = True
+            self.seen["closed"] = True
 
     monkeypatch.setattr(files, "tqdm", Bar)
     monkeypatch.setattr(files, "PROGRESS_MIN_FILES", 0)
     load_splits("tiny-imagenet", root=root)
-    assert seen == {"total": 15, "disable": None, "steps": 15, "closed": True}
+    # Tiny ImageNet is checked, then decoded into memory: one bar each, over all 15 files.
+    assert bars == {what: {"total": 15, "disable": None, "steps": 15, "closed": True}
+                    for what in ("checking image files", "decoding images")}
     monkeypatch.setattr(files, "PROGRESS_MIN_FILES", 16)
     load_splits("tiny-imagenet", root=root)
-    assert seen["disable"] is True  # small sets show no bar
+    assert all(bar["disable"] is True for bar in bars.values())  # small sets show no bar
 
 
 def test_bad_test_image_stops_the_cli_before_training(tiny, capsys):
@@ -162,7 +163,7 @@ def test_bad_test_image_stops_the_cli_before_training(tiny, capsys):
 # --- an image that only fails to decode -------------------------------------------------------------------------
 
 def _decode_failure(root, split: str, workers: int) -> TicketbenchError:
-    splits = load_splits("tiny-imagenet", root=root)
+    splits = load_splits("imagenet", root=root)
     loader = make_loader(getattr(splits, split), 2, shuffle=False, workers=workers)
     with pytest.raises(TicketbenchError) as err:
         for _ in loader:
@@ -171,33 +172,49 @@ def _decode_failure(root, split: str, workers: int) -> TicketbenchError:
 
 
 @pytest.mark.parametrize("workers", [0, 2])
-def test_undecodable_image_is_one_line_naming_the_file(tiny, workers):
-    base, root = tiny
-    path = os.path.join(base, "val", "images", "val_2.JPEG")
+def test_undecodable_image_is_one_line_naming_the_file(imagenet, workers):
+    # ImageNet decodes per item, so the damage surfaces when the item is loaded, possibly in a worker.
+    path = os.path.join(imagenet, "val", "n002", "val_0.JPEG")
     _noise_jpeg(path)
     _truncate(path)
-    error = _decode_failure(root, "test", workers)
+    error = _decode_failure(imagenet, "test", workers)
     message = _one_line(error)
     assert isinstance(error, DataRootError)
     assert path in message and "decode" in message and "replace" in message
     assert "Traceback" not in message and "worker" not in message
     if workers:
         # The worker's error reaches the caller with exactly the message an in-process load gives.
-        assert message == _one_line(_decode_failure(root, "test", 0))
+        assert message == _one_line(_decode_failure(imagenet, "test", 0))
 
 
-def test_undecodable_image_in_training_run_is_one_cli_line(tiny, capsys):
+def test_undecodable_tiny_imagenet_image_is_one_line_at_load(tiny):
+    # Tiny ImageNet is decoded into memory at load, so the damage surfaces there, before any training.
     base, root = tiny
-    for k in range(4):
-        path = os.path.join(base, "train", "n0100", "images", f"n0100_{k}.JPEG")
-        _noise_jpeg(path)
-        _truncate(path)
+    path = os.path.join(base, "val", "images", "val_2.JPEG")
+    _noise_jpeg(path)
+    _truncate(path)
+    with pytest.raises(DataRootError) as err:
+        load_splits("tiny-imagenet", root=root)
+    message = _one_line(err.value)
+    assert err.value.path == path and "decode" in message and "replace" in message
+
+
+@pytest.mark.parametrize("name, folder, size", [("tiny-imagenet", os.path.join("tiny-imagenet-200", "train", "n0100",
+                                                                                "images"), "64"),
+                                                 ("imagenet", os.path.join("train", "n001"), "32")])
+def test_undecodable_image_in_training_run_is_one_cli_line(name, folder, size, tmp_path, capsys):
+    # Tiny ImageNet fails while loading, ImageNet inside a loader worker during the epoch: one line either way.
+    root = _make(name, tmp_path)
+    folder = os.path.join(root, folder)
+    for f in os.listdir(folder):
+        _noise_jpeg(os.path.join(folder, f))
+        _truncate(os.path.join(folder, f))
     out = os.path.join(root, "run")
-    code = main(["pretrain", "--dataset", "tiny-imagenet", "--data-root", root, "--epochs", "1", "--no-progress",
-                 "--workers", "2", "--out", out])
+    code = main(["pretrain", "--dataset", name, "--data-root", root, "--epochs", "1", "--no-progress",
+                 "--image-size", size, "--workers", "2", "--out", out])
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1, err
-    assert "n0100_" in err and "decode" in err
+    assert os.path.join(folder, "") in err and "decode" in err
 
 
 # --- empty class folders ----------------------------------------------------------------------------------------

@@ -1,10 +1,12 @@
-"""Datasets backed by image files on disk, decoded lazily with PIL one item at a time."""
+"""Image files on disk: checking them, decoding them in bulk, and datasets that decode lazily one item at a time."""
 
 from __future__ import annotations
 
 import os
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Iterable, Sequence
+from itertools import islice
+from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 from PIL import Image
@@ -25,6 +27,10 @@ CHECK_THREADS = 8
 IMAGE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError)
 REPLACE_HOW = "replace it with the intact file from the dataset's original archive"
 MISSING = "is missing"
+# Images per decode task: small enough that the chunks in flight stay well below a GiB at ImageNet sizes.
+DECODE_CHUNK = 64
+# PIL releases the GIL while it decodes and resizes, so threads scale with the cores.
+DECODE_THREADS = min(32, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
 
 def list_images(folder: str) -> list[str]:
@@ -109,6 +115,80 @@ def check_image_files(dataset: str, paths: Sequence[str], how: str = REPLACE_HOW
         raise DataFileError.about(dataset, paths[index], problem, todo)
 
 
+def read_rgb(dataset: str, path: str) -> Image.Image:
+    """Decode ``path`` fully as an RGB image.
+
+    Raises:
+        DataFileError: The file cannot be decoded (a damaged body passes ``check_image_files``, which reads
+            headers only).
+    """
+    try:
+        with Image.open(path) as im:
+            return im.convert("RGB")
+    except IMAGE_ERRORS as exc:
+        # DataFileError survives the trip back from a DataLoader worker as the same single line.
+        raise DataFileError.about(dataset, path, f"cannot be decoded ({type(exc).__name__}: {exc})",
+                                  REPLACE_HOW) from None
+
+
+def fit_square(im: Image.Image, resize: int, side: int, inner: int) -> Image.Image:
+    """Resize the shorter side of ``im`` to ``resize`` as ``T.Resize(resize)`` does, then crop a ``side`` square.
+
+    The square sits so that its central ``inner`` crop, at offset ``(side - inner) // 2``, is pixel for pixel
+    ``T.CenterCrop(inner)`` of the resized image: stored images then give exactly the evaluation pixels of the
+    decode-on-access path. Needs ``inner <= side <= resize`` and an even ``side - inner``.
+    """
+    import torchvision.transforms.functional as TF
+
+    im = TF.resize(im, resize)
+    width, height = im.size
+    margin = (side - inner) // 2
+    # CenterCrop's own rounding, so that odd leftovers fall on the same side as in the decode path.
+    top = int(round((height - inner) / 2.0)) - margin
+    left = int(round((width - inner) / 2.0)) - margin
+    return im.crop((left, top, left + side, top + side))
+
+
+def _decode_chunk(dataset: str, paths: Sequence[str], fit: Callable[[Image.Image], Image.Image],
+                  side: int) -> np.ndarray:
+    out = np.empty((len(paths), 3, side, side), dtype=np.uint8)
+    for k, path in enumerate(paths):
+        out[k] = np.asarray(fit(read_rgb(dataset, path))).transpose(2, 0, 1)
+    return out
+
+
+def decode_images(dataset: str, paths: Sequence[str], fit: Callable[[Image.Image], Image.Image], side: int, *,
+                  desc: str) -> Iterator[np.ndarray]:
+    """Decode ``paths`` with a thread pool, yielding uint8 chunks ``[k, 3, side, side]`` in the order of ``paths``.
+
+    Args:
+        dataset: Registry name, for messages.
+        paths: Image files.
+        fit: RGB image -> ``side`` x ``side`` RGB image (e.g. a bound ``fit_square``).
+        side: Height and width of every stored image.
+        desc: Progress bar label; the bar shows for ``PROGRESS_MIN_FILES`` files or more, on a terminal.
+
+    Raises:
+        DataFileError: The first file, in the order of ``paths``, that cannot be decoded.
+    """
+    chunks = [paths[i:i + DECODE_CHUNK] for i in range(0, len(paths), DECODE_CHUNK)]
+    bar = tqdm(total=len(paths), desc=desc, unit="img", leave=False,
+               disable=None if len(paths) >= PROGRESS_MIN_FILES else True)
+    pool = ThreadPoolExecutor(max_workers=max(1, min(DECODE_THREADS, len(chunks))))
+    todo = iter(chunks)
+    try:
+        # A bounded window of chunks in flight: pool.map would decode ahead of a slow consumer without limit.
+        pending = deque(pool.submit(_decode_chunk, dataset, c, fit, side) for c in islice(todo, DECODE_THREADS + 1))
+        while pending:
+            images = pending.popleft().result()
+            pending.extend(pool.submit(_decode_chunk, dataset, c, fit, side) for c in islice(todo, 1))
+            bar.update(len(images))
+            yield images
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        bar.close()
+
+
 class PathTable:
     """Many file paths below one root, packed into a byte array.
 
@@ -158,13 +238,6 @@ class FileIndexedDataset(IndexedDataset):
         return self._paths[sid]
 
     def _load(self, sid: int, augment: bool) -> Tensor:
-        path = self._paths[sid]
-        try:
-            with Image.open(path) as im:
-                im = im.convert("RGB")
-        except IMAGE_ERRORS as exc:
-            # The upfront check reads headers only, so a damaged body surfaces here, possibly in a worker process;
-            # DataFileError survives the trip back from a worker as the same single line.
-            raise DataFileError.about(self.info.name, path, f"cannot be decoded ({type(exc).__name__}: {exc})",
-                                      REPLACE_HOW) from None
+        # The upfront check reads headers only, so a damaged body surfaces here, possibly in a worker process.
+        im = read_rgb(self.info.name, self._paths[sid])
         return (self._train_transform if augment else self._eval_transform)(im)

@@ -1,20 +1,27 @@
-"""``tiny-imagenet`` and ``imagenet``: folder-layout datasets decoded lazily from JPEG files.
+"""``tiny-imagenet`` and ``imagenet``: folder-layout datasets of JPEG files.
 
 For both, the official validation images are our ``test`` split, and our ``val`` split is held out of the
-official training images by a permutation with a constant seed, so it is the same for every run.
+official training images by a permutation with a constant seed, so it is the same for every run. Tiny ImageNet
+(1.4 GB as uint8) is decoded once at load and held in memory; ImageNet is decoded per item, or read from a
+uint8 cache (option ``cache``, see ``cache.py``) that is decoded once.
 """
 
 from __future__ import annotations
 
 import os
 import warnings
+from functools import partial
 
 import numpy as np
+import torch
 
 from ..errors import DataRootError
 from .base import (DATASETS, DatasetInfo, Splits, check_options, holdout_count, holdout_split, make_splits,
                    resolve_image_size)
-from .files import IMAGE_EXTENSIONS, FileIndexedDataset, PathTable, check_image_files, list_dirs, list_images
+from .cache import CachedImageDataset, cache_dir, cached_images, list_key
+from .files import (IMAGE_EXTENSIONS, FileIndexedDataset, PathTable, check_image_files, decode_images, fit_square,
+                    list_dirs, list_images)
+from .inmemory import TensorIndexedDataset
 
 TINY_MEAN = (0.4802, 0.4481, 0.3975)
 TINY_STD = (0.2302, 0.2265, 0.2262)
@@ -23,6 +30,9 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 # Constant seeds: the train/val split is a property of the benchmark, not of a run.
 TINY_SPLIT_SEED = 200
 IMAGENET_SPLIT_SEED = 1000
+# Random-crop padding for Tiny ImageNet at 64x64: PrAC's RandomCrop(64, padding=4) (research/methods.md, sec. 2.3).
+TINY_PAD = 4
+OPTION_DEFAULTS = {"cache": None}
 
 TINY_HOW = ("unzip tiny-imagenet-200.zip (http://cs231n.stanford.edu/tiny-imagenet-200.zip) so that folder "
             "tiny-imagenet-200 is there, or pass --data-root DIR")
@@ -65,24 +75,51 @@ def _class_images(dataset: str, folder: str, wnid: str, what_to_do: str) -> list
     return names
 
 
-def _file_splits(info: DatasetInfo, base: str, train_paths: list[str], train_labels: list[int],
-                 test_paths: list[str], test_labels: list[int], n_val: int, seed: int, transforms: tuple,
-                 augment: bool, missing_how: str | None = None) -> Splits:
-    """Check every file, hold ``n_val`` permuted training files out as val and wrap all three sets lazily."""
-    # All of train, val and test, now: a bad test image must not surface only after hours of training.
-    check_image_files(info.name, [os.path.join(base, p) for p in (*train_paths, *test_paths)],
-                      missing_how=missing_how)
-    train_tf, eval_tf = transforms
-    labels = np.asarray(train_labels, dtype=np.int64)
-    train_idx, val_idx = holdout_split(len(train_paths), n_val, seed)
+class DecodedImageDataset(TensorIndexedDataset):
+    """A ``TensorIndexedDataset`` of decoded image files that still knows each sample's file."""
 
-    def file_set(paths: list[str], targets) -> FileIndexedDataset:
-        return FileIndexedDataset(info, PathTable(base, paths), np.asarray(targets, dtype=np.int64),
-                                  train_transform=train_tf, eval_transform=eval_tf)
+    def __init__(self, info: DatasetInfo, images, labels, paths: PathTable, **kwargs):
+        super().__init__(info, images, labels, **kwargs)
+        self._paths = paths
 
-    train = file_set([train_paths[i] for i in train_idx], labels[train_idx])
-    val = file_set([train_paths[i] for i in val_idx], labels[val_idx])
-    return make_splits(info, train, val, file_set(test_paths, test_labels), augment)
+    def path(self, sid: int) -> str:
+        """File of the base sample with stable id ``sid``."""
+        return self._paths[sid]
+
+
+class _Files:
+    """Every file of a dataset in storage order: train, then val (held out by a fixed permutation), then test."""
+
+    def __init__(self, info: DatasetInfo, base: str, train_paths: list[str], train_labels: list[int],
+                 test_paths: list[str], test_labels: list[int], n_val: int, seed: int, missing_how: str | None):
+        train_idx, val_idx = holdout_split(len(train_paths), n_val, seed)
+        order = np.concatenate([train_idx, val_idx])
+        self.info, self.base, self.missing_how = info, base, missing_how
+        self.paths = [train_paths[i] for i in order] + list(test_paths)
+        self.labels = np.concatenate([np.asarray(train_labels, dtype=np.int64)[order],
+                                      np.asarray(test_labels, dtype=np.int64)])
+        ends = np.cumsum([0, len(train_idx), len(val_idx), len(test_paths)])
+        self.bounds = list(zip(ends[:-1].tolist(), ends[1:].tolist()))
+        # The check reports the first bad file in folder order, train before test.
+        self._check_order = [os.path.join(base, p) for p in (*train_paths, *test_paths)]
+
+    def check(self) -> None:
+        """Check every file now: a bad test image must not surface only after hours of training."""
+        check_image_files(self.info.name, self._check_order, missing_how=self.missing_how)
+
+    def absolute(self) -> list[str]:
+        return [os.path.join(self.base, p) for p in self.paths]
+
+    def splits(self, make, augment: bool) -> Splits:
+        """``Splits`` from ``make(start, stop, PathTable, labels)`` for each of train, val and test."""
+        sets = [make(a, b, PathTable(self.base, self.paths[a:b]), self.labels[a:b]) for a, b in self.bounds]
+        return make_splits(self.info, *sets, augment)
+
+    def cached(self, folder: str, fit, side: int, geometry: dict) -> tuple[str, np.ndarray]:
+        """The cache of all files in ``folder`` (see ``cache.cached_images``), checking the files if it is built."""
+        key = list_key(self.paths, self.labels)
+        return cached_images(self.info.name, folder, self.info.image_size, self.absolute(), key, fit, side,
+                             geometry, before_build=self.check)
 
 
 def _normalise(mean, std):
@@ -98,19 +135,24 @@ def build_tiny_imagenet(*, root=None, download: bool = False, augment: bool = Tr
 
     Reads ``wnids.txt``, ``train/<wnid>/images/*.JPEG`` and ``val/images`` with ``val/val_annotations.txt``.
     Class index = position of the wnid in ``sorted(wnids)``. The official val set is ``test``; 10% of the
-    training images (fixed permutation) are ``val``. Images are 64x64; augmentation is random crop 64 with
-    padding 4 and horizontal flip. ``download`` is not supported (the archive has no stable mirror): with the
-    files absent it is an error saying what to place where, with them present a warning.
+    training images (fixed permutation) are ``val``. Every image is decoded at load (threads, progress bar) into
+    one uint8 tensor ``[N, 3, 64, 64]`` held in memory (an image of another size is resized and centre-cropped to
+    64); augmentation is random crop 64 with padding 4 and horizontal flip. ``download`` is not supported (the
+    archive has no stable mirror): with the files absent it is an error saying what to place where, with them
+    present a warning.
+
+    Options:
+        cache: Folder for a uint8 copy of the decoded images (``cache.py``), read instead of decoding from the
+            second load on; None or "" for none.
 
     Raises:
         DataRootError: ``root`` is missing or does not hold the layout above, a class has no images, or (as
-            ``DataFileError``) an image file is missing, empty or not an image.
-        ConfigError: Any option, or an ``image_size`` other than 64.
+            ``DataFileError``) an image file is missing, empty, not an image or cannot be decoded.
+        ConfigError: An unknown option, a bad or stale ``cache``, or an ``image_size`` other than 64.
     """
-    import torchvision.transforms as T
-
     name = "tiny-imagenet"
-    check_options(name, options, {})
+    opts = check_options(name, options, OPTION_DEFAULTS)
+    cache = cache_dir(opts["cache"])
     size = resolve_image_size(name, image_size, 64, fixed=True)
     if download:
         _no_download(name, root, ["tiny-imagenet-200"], TINY_HOW)
@@ -149,11 +191,26 @@ def build_tiny_imagenet(*, root=None, download: bool = False, augment: bool = Tr
             test_labels.append(index[fields[1]])
 
     info = DatasetInfo(name=name, num_classes=len(wnids), in_chans=3, image_size=size, mean=TINY_MEAN, std=TINY_STD)
-    norm = _normalise(TINY_MEAN, TINY_STD)
-    transforms = (T.Compose([T.RandomCrop(size, padding=4), T.RandomHorizontalFlip(), *norm]), T.Compose(norm))
     missing_how = "val/val_annotations.txt lists it; restore it from tiny-imagenet-200.zip"
-    return _file_splits(info, base, train_paths, train_labels, test_paths, test_labels,
-                        holdout_count(len(train_paths)), TINY_SPLIT_SEED, transforms, augment, missing_how)
+    files = _Files(info, base, train_paths, train_labels, test_paths, test_labels, holdout_count(len(train_paths)),
+                   TINY_SPLIT_SEED, missing_how)
+    fit = partial(fit_square, resize=size, side=size, inner=size)
+    if cache is not None:
+        images = np.array(files.cached(cache, fit, size, {"resize": size})[1])  # into memory, off the file
+    else:
+        files.check()
+        images = np.empty((len(files.paths), 3, size, size), dtype=np.uint8)
+        end = 0
+        for chunk in decode_images(name, files.absolute(), fit, size, desc=f"{name}: decoding images"):
+            images[end:end + len(chunk)] = chunk
+            end += len(chunk)
+    images = torch.from_numpy(images)
+
+    def make(start: int, stop: int, paths: PathTable, labels) -> DecodedImageDataset:
+        # Slices of one tensor: no copy.
+        return DecodedImageDataset(info, images[start:stop], labels, paths, scale=1 / 255, pad=TINY_PAD, flip=True)
+
+    return files.splits(make, augment)
 
 
 @DATASETS.register("imagenet")
@@ -164,18 +221,28 @@ def build_imagenet(*, root=None, download: bool = False, augment: bool = True, i
     Class index = position of the wnid among the sorted ``train`` sub-folders. ``val`` is ``test``; our ``val``
     holds out min(10,000, 10%) training images by a fixed permutation. Training augmentation is
     RandomResizedCrop(size) + horizontal flip; evaluation is Resize(size * 256/224) + CenterCrop(size), with
-    ``size`` = ``image_size`` (default 224). ``download`` is not supported: with the files absent it is an error
-    saying what to place where, with them present a warning.
+    ``size`` = ``image_size`` (default 224). Images are decoded per item (in loader workers) unless ``cache`` is
+    set. ``download`` is not supported: with the files absent it is an error saying what to place where, with
+    them present a warning.
+
+    Options:
+        cache: Folder for a uint8 cache (``cache.py``), built on first use by decoding every image once and read
+            by memory map afterwards. It stores each image resized like the evaluation transform (shorter side
+            size * 256/224) and centre-cropped to a square of side ``size + 2 * ((resize - size) // 2)`` (256 for
+            224, about 1.14x). Evaluation pixels equal the decode path's exactly; training draws
+            RandomResizedCrop(size) + flip from that stored square rather than from the full-resolution image.
+            ~0.2 MB per image at 224 (ImageNet: about 260 GB). None or "" for none.
 
     Raises:
         DataRootError: ``root`` is missing or does not hold the layout above, a class folder has no images, or (as
-            ``DataFileError``) an image file is empty or not an image.
-        ConfigError: Any option, or a non-positive ``image_size``.
+            ``DataFileError``) an image file is empty or not an image, or (when building the cache) undecodable.
+        ConfigError: An unknown option, a bad or stale ``cache``, or a non-positive ``image_size``.
     """
     import torchvision.transforms as T
 
     name = "imagenet"
-    check_options(name, options, {})
+    opts = check_options(name, options, OPTION_DEFAULTS)
+    cache = cache_dir(opts["cache"])
     size = resolve_image_size(name, image_size, 224)
     if download:
         _no_download(name, root, ["train", "val"], IMAGENET_HOW)
@@ -209,8 +276,20 @@ def build_imagenet(*, root=None, download: bool = False, augment: bool = True, i
 
     info = DatasetInfo(name=name, num_classes=len(classes), in_chans=3, image_size=size,
                        mean=IMAGENET_MEAN, std=IMAGENET_STD)
+    files = _Files(info, base, train_paths, train_labels, test_paths, test_labels,
+                   holdout_count(len(train_paths), cap=10_000), IMAGENET_SPLIT_SEED, None)
+    resize = round(size * 256 / 224)
+    if cache is not None:
+        side = size + 2 * ((resize - size) // 2)  # an even margin keeps the central crop exact
+        npy, _ = files.cached(cache, partial(fit_square, resize=resize, side=side, inner=size), side,
+                              {"resize": resize})
+        train_tf = T.Compose([T.RandomResizedCrop(size, antialias=True), T.RandomHorizontalFlip()])
+        return files.splits(lambda start, stop, paths, labels: CachedImageDataset(
+            info, npy, start, paths, labels, train_transform=train_tf), augment)
+
+    files.check()
     norm = _normalise(IMAGENET_MEAN, IMAGENET_STD)
-    transforms = (T.Compose([T.RandomResizedCrop(size), T.RandomHorizontalFlip(), *norm]),
-                  T.Compose([T.Resize(round(size * 256 / 224)), T.CenterCrop(size), *norm]))
-    return _file_splits(info, base, train_paths, train_labels, test_paths, test_labels,
-                        holdout_count(len(train_paths), cap=10_000), IMAGENET_SPLIT_SEED, transforms, augment)
+    train_tf = T.Compose([T.RandomResizedCrop(size), T.RandomHorizontalFlip(), *norm])
+    eval_tf = T.Compose([T.Resize(resize), T.CenterCrop(size), *norm])
+    return files.splits(lambda start, stop, paths, labels: FileIndexedDataset(
+        info, paths, labels, train_transform=train_tf, eval_transform=eval_tf), augment)
