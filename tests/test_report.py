@@ -133,3 +133,17 @@ def test_a_damaged_metrics_file_is_named_not_shown_as_not_run(results, tmp_path,
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and str(metrics) in err and "cut short" in err
     assert not (tmp_path / "report").exists()
+
+
+def test_the_report_says_how_the_numbers_were_computed(results, tmp_path):
+    pre = results / "pretrain" / "cifar10" / "cifar_resnet20" / "seed0" / "metrics.json"
+    data = json.loads(pre.read_text())
+    data["numerics"] = {"precision": "bf16", "layout": "channels_last", "compile": False, "deterministic": True}
+    data["versions"] = {"torch": "2.14.1", "gpu": "NVIDIA H200"}
+    pre.write_text(json.dumps(data))
+    build_report(results, ROOT / "config" / "paper_tables", tmp_path / "report")
+    rows = _table(tmp_path / "report", "grid_numerics")
+    assert rows[0] == ["phase", "precision", "layout", "compiled", "deterministic", "device", "torch", "runs"]
+    assert ["pretrain", "bf16", "channels_last", "no", "yes", "NVIDIA H200", "2.14.1", "1"] in rows
+    # Runs written before numerics were recorded say so instead of guessing.
+    assert any(r[0] == "imp" and r[1] == "not recorded" for r in rows[1:])

@@ -130,9 +130,28 @@ def timing_table(res: Results) -> Table | None:
                  "Median of alternating timed calls. An unstructured mask runs the dense kernels, so it saves nothing.")
 
 
+def numerics_table(res: Results) -> Table | None:
+    """How the runs computed: precision, memory layout, compilation, determinism and device, per phase."""
+    counts: dict[tuple, int] = {}
+    for (phase, *_), m in sorted(res.runs.items()):
+        n = m.get("numerics") or {}
+        v = m.get("versions") or {}
+        key = (phase, n.get("precision", "not recorded"), n.get("layout", "not recorded"),
+               "yes" if n.get("compile") else "no", {True: "yes", False: "no"}.get(n.get("deterministic"), "not recorded"),
+               v.get("gpu", f"CPU, {v.get('cpu_threads', '?')} thread(s)"), v.get("torch", "?"))
+        counts[key] = counts.get(key, 0) + 1
+    if not counts:
+        return None
+    return Table("grid_numerics", "How the numbers were computed",
+                 ["phase", "precision", "layout", "compiled", "deterministic", "device", "torch", "runs"],
+                 [[*k, n] for k, n in counts.items()],
+                 "From each run's metrics.json. Runs of one phase with different settings here are comparable "
+                 "only within the seed spread, not to the last digit.")
+
+
 def grid_tables(res: Results) -> list[Table]:
     tables = []
     for cell in res.cells():
         tables += [imp_table(res, cell), prac_sets_table(res, cell), structure_table(res, cell), jackpot_table(res, cell)]
-    tables += [savings_table(res), overlap_table(res), timing_table(res)]
+    tables += [savings_table(res), overlap_table(res), timing_table(res), numerics_table(res)]
     return [t for t in tables if t is not None]
