@@ -10,7 +10,7 @@ import contextlib
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -89,15 +89,22 @@ EVAL_BATCH = 512
 
 def predict(model: nn.Module, ds: IndexedDataset, device: torch.device, batch_size: int = EVAL_BATCH, *,
             precision: str = "fp32", layout: str = "contiguous", workers: int = -1,
-            forward: Callable[[torch.Tensor], torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """(predicted labels, stable ids) on the CPU, in eval mode, in dataset order; one host copy per call."""
+            forward: Callable[[torch.Tensor], torch.Tensor] | None = None,
+            batches: Iterable | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(predicted labels, stable ids) on the CPU, in eval mode, in dataset order; one host copy per call.
+
+    ``batches`` are unshuffled batches of ``ds`` made once by the caller (:func:`make_batches`): a training run
+    evaluates every epoch and must not start new loader workers each time.
+    """
     was_training = model.training
     model.eval()
     forward = forward or model
     preds, ids = [], []
     fmt = memory_format(layout)
     with torch.inference_mode(), autocast(device, precision):
-        for x, _, i in make_batches(ds, batch_size, shuffle=False, device=device, workers=workers):
+        if batches is None:
+            batches = make_batches(ds, batch_size, shuffle=False, device=device, workers=workers)
+        for x, _, i in batches:
             preds.append(forward(x.contiguous(memory_format=fmt)).argmax(1))
             ids.append(i)
     model.train(was_training)
@@ -141,6 +148,7 @@ def train(model: nn.Module, train_ds: IndexedDataset, val_ds: IndexedDataset, hp
     scaler = torch.amp.GradScaler(device.type) if hp.precision == "fp16" else None
     batches = make_batches(train_ds, hp.batch_size, shuffle=True, seed=int(gen.initial_seed()), device=device,
                            workers=workers)
+    val_batches = make_batches(val_ds, EVAL_BATCH, shuffle=False, device=device, workers=workers)
     per_epoch = len(batches)
     snap_epochs, snap_iters = set(int_list(hp.rewind_epochs)), set(int_list(hp.rewind_iterations))
     snapshots: dict[str, State] = {}
@@ -189,7 +197,7 @@ def train(model: nn.Module, train_ds: IndexedDataset, val_ds: IndexedDataset, hp
                 snapshots[f"it{iteration}"] = snapshot(model)
         if epoch + 1 in snap_epochs:
             snapshots[f"ep{epoch + 1}"] = snapshot(model)
-        val_acc = evaluate(model, val_ds, device, **numerics)
+        val_acc = evaluate(model, val_ds, device, batches=val_batches, **numerics)
         correct = correct.cpu()
         record = {"epoch": epoch + 1, "lr": opt.param_groups[0]["lr"], "train_loss": float(loss_sum) / max(1, n_seen),
                   "train_acc": int(n_right) / max(1, n_seen), "val_acc": val_acc, "iterations": iteration,
