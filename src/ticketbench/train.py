@@ -98,7 +98,7 @@ def predict(model: nn.Module, ds: IndexedDataset, device: torch.device, batch_si
     """
     was_training = model.training
     model.eval()
-    forward = forward or model
+    forward = model if forward is None else forward
     preds, ids = [], []
     fmt = memory_format(layout)
     with torch.inference_mode(), autocast(device, precision):

@@ -107,7 +107,10 @@ class TensorIndexedDataset(IndexedDataset):
             # (x * scale - mean) / std == (x - mean / scale) / (std / scale): one subtraction, one division.
             self._norm[key] = ((self._mean / self._scale).to(sids.device), (self._std / self._scale).to(sids.device))
         shift, div = self._norm[key]
-        return (x.to(torch.float32).expand(-1, self.info.in_chans, -1, -1) - shift).div_(div)
+        x = x.to(torch.float32)
+        # ``x`` is a fresh copy (index_select above), so it can be normalised in place unless grey gets replicated.
+        x = x.sub_(shift) if x.shape[1] == self.info.in_chans else x.expand(-1, self.info.in_chans, -1, -1) - shift
+        return x.div_(div)
 
     def _load(self, sid: int, augment: bool) -> Tensor:
         img = self._images[sid]
