@@ -139,7 +139,7 @@ def train(model: nn.Module, train_ds: IndexedDataset, val_ds: IndexedDataset, hp
     note_numerics(precision=hp.precision, layout=hp.layout, compile=hp.compile)
     # Compiled or not, ``forward`` shares the parameters of ``model``: masks, snapshots and callbacks see them.
     forward = torch.compile(model) if hp.compile else model
-    numerics = dict(precision=hp.precision, layout=hp.layout, workers=workers, forward=forward)
+    eval_kw = dict(precision=hp.precision, layout=hp.layout, workers=workers, forward=forward)
     enforce = MaskEnforcer(model, mask)
     enforce()
     params = [p for p in model.parameters() if p.requires_grad]
@@ -197,7 +197,7 @@ def train(model: nn.Module, train_ds: IndexedDataset, val_ds: IndexedDataset, hp
                 snapshots[f"it{iteration}"] = snapshot(model)
         if epoch + 1 in snap_epochs:
             snapshots[f"ep{epoch + 1}"] = snapshot(model)
-        val_acc = evaluate(model, val_ds, device, batches=val_batches, **numerics)
+        val_acc = evaluate(model, val_ds, device, batches=val_batches, **eval_kw)
         correct = correct.cpu()
         record = {"epoch": epoch + 1, "lr": opt.param_groups[0]["lr"], "train_loss": float(loss_sum) / max(1, n_seen),
                   "train_acc": int(n_right) / max(1, n_seen), "val_acc": val_acc, "iterations": iteration,
@@ -217,7 +217,7 @@ def train(model: nn.Module, train_ds: IndexedDataset, val_ds: IndexedDataset, hp
     test_acc = None
     if test_ds is not None:
         model.load_state_dict(best_state)
-        test_acc = evaluate(model, test_ds, device, **numerics)
+        test_acc = evaluate(model, test_ds, device, **eval_kw)
         model.load_state_dict(final_state)
     # Callers get the model back in the layout they gave (slimming, timing and export expect NCHW).
     model.to(memory_format=torch.contiguous_format)

@@ -8,6 +8,14 @@ import torch
 from torch.utils.data import BatchSampler, RandomSampler, Sampler
 
 
+def batch_sizes(n: int, batch_size: int) -> list[int]:
+    """Sizes of the batches of an epoch of ``n`` samples, a trailing single sample folded into the batch before."""
+    sizes = [batch_size] * (n // batch_size) + ([n % batch_size] if n % batch_size else [])
+    if len(sizes) > 1 and sizes[-1] == 1:
+        sizes[-2:] = [batch_size + 1]
+    return sizes
+
+
 class NoSingletonBatchSampler(BatchSampler):
     """A :class:`BatchSampler` that folds a trailing batch of one sample into the batch before it.
 
@@ -35,11 +43,7 @@ class NoSingletonBatchSampler(BatchSampler):
             yield held
 
     def __len__(self) -> int:
-        n = len(self.sampler)  # type: ignore[arg-type]
-        full, rest = divmod(n, self.batch_size)
-        if rest == 1 and full > 0:
-            return full
-        return full + (1 if rest else 0)
+        return len(batch_sizes(len(self.sampler), self.batch_size))  # type: ignore[arg-type]
 
 
 class EpochShuffle(RandomSampler):

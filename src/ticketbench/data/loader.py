@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader
 
 from ..errors import ConfigError
 from .base import IndexedDataset, check_positive_int
-from .batching import EpochShuffle, NoSingletonBatchSampler
+from .batching import EpochShuffle, NoSingletonBatchSampler, batch_sizes
 from .inmemory import TensorIndexedDataset
 
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
@@ -72,14 +72,6 @@ def make_loader(ds: IndexedDataset, batch_size: int, *, shuffle: bool, seed: int
         sampler = EpochShuffle(ds, generator=torch.Generator().manual_seed(int(seed)))
         return DataLoader(ds, batch_sampler=NoSingletonBatchSampler(sampler, batch_size), **common)
     return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last, **common)
-
-
-def batch_sizes(n: int, batch_size: int) -> list[int]:
-    """Sizes of the batches of an epoch of ``n`` samples, a trailing single sample folded into the batch before."""
-    sizes = [batch_size] * (n // batch_size) + ([n % batch_size] if n % batch_size else [])
-    if len(sizes) > 1 and sizes[-1] == 1:
-        sizes[-2:] = [batch_size + 1]
-    return sizes
 
 
 class DeviceBatches:
