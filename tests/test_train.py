@@ -6,7 +6,7 @@ import torch
 from ticketbench.hparams import TrainHparams
 from ticketbench.io import state_hash
 from ticketbench.masks import prunable_names, prune_to_sparsity
-from ticketbench.train import evaluate, lr_at, train
+from ticketbench.train import correctness, evaluate, lr_at, train
 
 from conftest import TinyNet
 
@@ -40,6 +40,10 @@ def test_learns_and_selects_on_validation(synthetic_splits):
     assert evaluate(model, synthetic_splits.val, CPU) == pytest.approx(res.best_val_acc)
     assert res.test_acc == pytest.approx(evaluate(model, synthetic_splits.test, CPU))
     assert res.iterations == 8 * math.ceil(len(synthetic_splits.train) / 32)
+    # The per-example record behind paired comparisons is the best-validation model's, in test-set order.
+    assert res.test_correct.dtype == torch.bool and res.test_correct.numel() == len(synthetic_splits.test)
+    assert res.test_correct.float().mean().item() == pytest.approx(res.test_acc)
+    assert torch.equal(res.test_correct, correctness(model, synthetic_splits.test, CPU))
 
 
 def test_snapshots_and_dynamics(synthetic_splits):

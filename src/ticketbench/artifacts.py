@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import math
 from typing import TYPE_CHECKING, Any
 
@@ -17,8 +18,12 @@ CORE_KEYS = ("method", "dataset", "backbone", "seed", "sparsity", "test_acc", "v
 
 def write_metrics(path, *, method: str, dataset: str, backbone: str, seed: int, sparsity: float,
                   test_acc: float | None, val_acc: float | None, train_iterations: int, wall_seconds: float,
-                  **extra: Any) -> dict:
-    """Write ``metrics.json``; refuses values that break the contract instead of writing them."""
+                  test_correct: Any = None, **extra: Any) -> dict:
+    """Write ``metrics.json``; refuses values that break the contract instead of writing them.
+
+    ``test_correct`` (bool per test example, or an already packed record) is stored bit-packed, so the report can
+    compare two methods paired over the same test examples without re-running anything.
+    """
     from .runtime import numerics, versions  # torch, timm: only the stages that train write metrics
 
     for key, value in (("sparsity", sparsity), ("test_acc", test_acc), ("val_acc", val_acc)):
@@ -31,8 +36,26 @@ def write_metrics(path, *, method: str, dataset: str, backbone: str, seed: int, 
     if clash:
         raise ValueError(f"method keys {sorted(clash)} would overwrite core metrics keys")
     data = {**core, **extra}
+    if test_correct is not None:
+        data["test_correct"] = test_correct if isinstance(test_correct, dict) else pack_bits(test_correct)
     io.write_json(path, data)
     return data
+
+
+def pack_bits(flags) -> dict:
+    """``{"n": N, "bits": base64}`` of a bool vector (a tensor or array), 8 examples per byte."""
+    import numpy as np
+
+    arr = np.asarray(flags.cpu() if hasattr(flags, "cpu") else flags, dtype=bool).reshape(-1)
+    return {"n": int(arr.size), "bits": base64.b64encode(np.packbits(arr).tobytes()).decode("ascii")}
+
+
+def unpack_bits(record: dict):
+    """The bool array that :func:`pack_bits` packed."""
+    import numpy as np
+
+    raw = np.frombuffer(base64.b64decode(record["bits"]), dtype=np.uint8)
+    return np.unpackbits(raw, count=int(record["n"])).astype(bool)
 
 
 def read_metrics(path) -> dict:

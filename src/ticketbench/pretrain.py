@@ -83,6 +83,7 @@ def pretrain(data_hp: DataHparams, model_hp: ModelHparams, train_hp: TrainHparam
     metrics = artifacts.write_metrics(
         paths.metrics(out), method="pretrain", dataset=data_hp.dataset, backbone=model_hp.backbone, seed=seed,
         sparsity=zeros / total, test_acc=res.test_acc, val_acc=res.best_val_acc, train_iterations=res.iterations,
+        test_correct=res.test_correct,
         wall_seconds=time.perf_counter() - t0, best_epoch=res.best_epoch, epochs=res.history, state_hash=best_hash,
         rewind_points=sorted(res.snapshots), run_id=run_id)
     return metrics, config

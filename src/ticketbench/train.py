@@ -82,6 +82,7 @@ class TrainResult:
     correctness: torch.Tensor  # int8 [epochs run, base_size]
     snapshots: dict[str, State] = field(default_factory=dict)
     stopped_early: bool = False
+    test_correct: torch.Tensor | None = None  # bool per test example, in dataset order, of the best-val weights
 
 
 EVAL_BATCH = 512
@@ -113,10 +114,16 @@ def predict(model: nn.Module, ds: IndexedDataset, device: torch.device, batch_si
     return torch.cat(preds).cpu(), torch.cat(ids).cpu()
 
 
+def correctness(model: nn.Module, ds: IndexedDataset, device: torch.device, batch_size: int = EVAL_BATCH,
+                **kw) -> torch.Tensor:
+    """Whether each example of ``ds`` is classified right (bool, dataset order): what paired comparisons need."""
+    preds, _ = predict(model, ds, device, batch_size, **kw)
+    return preds == ds.targets
+
+
 def evaluate(model: nn.Module, ds: IndexedDataset, device: torch.device, batch_size: int = EVAL_BATCH, **kw) -> float:
     """Top-1 accuracy as a fraction in [0, 1]."""
-    preds, _ = predict(model, ds, device, batch_size, **kw)
-    return float((preds == ds.targets).float().mean())
+    return float(correctness(model, ds, device, batch_size, **kw).float().mean())
 
 
 def train(model: nn.Module, train_ds: IndexedDataset, val_ds: IndexedDataset, hp: TrainHparams, *,
@@ -214,14 +221,15 @@ def train(model: nn.Module, train_ds: IndexedDataset, val_ds: IndexedDataset, hp
             break
     bar.close()
     final_state = snapshot(model)
-    test_acc = None
+    test_acc, test_correct = None, None
     if test_ds is not None:
         model.load_state_dict(best_state)
-        test_acc = evaluate(model, test_ds, device, **eval_kw)
+        test_correct = correctness(model, test_ds, device, **eval_kw)
+        test_acc = float(test_correct.float().mean())
         model.load_state_dict(final_state)
     # Callers get the model back in the layout they gave (slimming, timing and export expect NCHW).
     model.to(memory_format=torch.contiguous_format)
     return TrainResult(best_state, final_state, best_epoch, best_val, test_acc, history,
                        iteration - start_epoch * per_epoch, time.perf_counter() - t0,
                        torch.stack(records) if records else torch.empty(0, train_ds.base_size, dtype=torch.int8),
-                       snapshots, stopped)
+                       snapshots, stopped, test_correct)

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from ticketbench import io, paths
-from ticketbench.artifacts import CORE_KEYS, load_checkpoint, read_metrics
+from ticketbench.artifacts import CORE_KEYS, load_checkpoint, read_metrics, unpack_bits
 from ticketbench.cli import main
 from ticketbench.masks import Mask, prunable_names
 from ticketbench.methods.common import load_pretrained, train_round
@@ -83,6 +83,9 @@ def test_prac_imp_transfer_and_savings(pretrained):
         assert set(sets["next"].tolist()) == set(sets["cet"].tolist()) | set(sets["cep"].tolist())
         assert row["cep_size"] == len(sets["cep"]) and row["cet_size"] == len(sets["cet"])
         assert 0 <= row["test_acc"] <= 1 and "search_test_acc" in row
+        # Each round keeps its ticket's per-example test correctness, so the report can pair methods.
+        assert unpack_bits(row["test_correct"]).mean() == pytest.approx(row["test_acc"])
+    assert m["test_correct"] == m["rounds"][-1]["test_correct"]
     # The transfer experiment: test_resnet's PrAC sets drive cifar_resnet20.
     tr = root / "transfer"
     t = _imp(runs["cifar_resnet20"], tr, "--subsets", str(prac), "--evaluate-tickets")

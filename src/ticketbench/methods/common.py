@@ -153,7 +153,7 @@ def write_round(out: Path, *, method: str, pre: Pretrained, mask: Mask, res: Tra
     return artifacts.write_metrics(
         paths.metrics(out), method=method, dataset=pre.data_hp.dataset, backbone=pre.model_hp.backbone, seed=pre.seed,
         sparsity=sparsity, test_acc=res.test_acc, val_acc=res.best_val_acc, wall_seconds=time.perf_counter() - t0,
-        layer_sparsity=mask.layer_sparsity(), state_hash=best_hash, **facts)
+        test_correct=res.test_correct, layer_sparsity=mask.layer_sparsity(), state_hash=best_hash, **facts)
 
 
 def write_summary(out: str | Path, rounds: list[dict], *, method: str, pre: Pretrained, t0: float, **extra: Any) -> dict:
@@ -163,7 +163,7 @@ def write_summary(out: str | Path, rounds: list[dict], *, method: str, pre: Pret
     rows = [{k: v for k, v in r.items() if k not in bulky} for r in rounds]
     return artifacts.write_metrics(
         paths.metrics(out), method=method, dataset=pre.data_hp.dataset, backbone=pre.model_hp.backbone, seed=pre.seed,
-        sparsity=last["sparsity"], test_acc=last["test_acc"], val_acc=last["val_acc"],
+        sparsity=last["sparsity"], test_acc=last["test_acc"], val_acc=last["val_acc"], test_correct=last.get("test_correct"),
         train_iterations=sum(r["train_iterations"] for r in rounds) + sum(r.get("ticket_iterations", 0) for r in rounds),
         wall_seconds=time.perf_counter() - t0, rounds=rows, dense_test_acc=pre.metrics["test_acc"],
         pretrain_iterations=pre.metrics["train_iterations"], **extra)

@@ -268,7 +268,7 @@ def run_jackpot(pre: Pretrained, jp: JackpotHparams, out, *, device: torch.devic
     return artifacts.write_metrics(
         paths.metrics(out), method="jackpot", dataset=pre.data_hp.dataset, backbone=pre.model_hp.backbone,
         seed=pre.seed, sparsity=mask.sparsity(), test_acc=res.test_acc, val_acc=res.best_val_acc,
-        train_iterations=res.iterations + extra.get("tune_iterations", 0), wall_seconds=time.perf_counter() - t0,
+        test_correct=res.test_correct, train_iterations=res.iterations + extra.get("tune_iterations", 0), wall_seconds=time.perf_counter() - t0,
         init=jp.init, update=jp.update, rate=jp.rate, rate_schedule=jp.rate_schedule, target_sparsity=jp.sparsity,
         policy=jp.policy, dense_test_acc=pre.metrics["test_acc"], dense_val_acc=pre.metrics["val_acc"],
         best_epoch=res.best_epoch, epochs=res.history, weights_unchanged=s["weights_unchanged"],
