@@ -12,7 +12,6 @@ for proportionally fewer iterations, and stops early once the mask it would prun
 from __future__ import annotations
 
 import argparse
-import statistics
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ from ..masks import Mask, magnitude_prune
 from ..stage import STAGES, Stage, claim_out_dir, setup_runtime
 from ..train import EpochContext, predict
 from .common import Pretrained, load_pretrained, round_dir
+from .prac_savings import savings  # noqa: F401  (re-exported: the stage and tests use it)
 from .imp import FullData, ImpHparams, add_method_args, check_inputs, resolve_train, run_imp
 
 NEVER_LEARNED = float("inf")
@@ -204,35 +204,6 @@ class Prac(Stage):
 
 def load_rounds(run: str | Path) -> list[dict]:
     return read_metrics(paths.metrics(run))["rounds"]
-
-
-def savings(full_runs: Sequence[list[dict]], prac_runs: Sequence[list[dict]], tolerance: float = 0.01) -> dict:
-    """Training iterations PrAC-IMP saves over full-data IMP, as the PrAC paper defines them.
-
-    Up to the highest sparsity at which the PrAC ticket's accuracy is within one standard deviation
-    of the full-data ticket's (``tolerance`` when fewer than two seeds give no deviation), compare
-    the iterations each method spent finding that ticket (rounds 0 .. r-1, dense round included).
-    """
-    rounds = min(min(len(r) for r in full_runs), min(len(r) for r in prac_runs))
-    table, matched = [], None
-    for i in range(rounds):
-        full_acc = [run[i]["test_acc"] for run in full_runs]
-        prac_acc = [run[i]["test_acc"] for run in prac_runs]
-        tol = statistics.stdev(full_acc) if len(full_acc) > 1 else tolerance
-        row = {"round": full_runs[0][i]["round"], "sparsity": full_runs[0][i]["sparsity"],
-               "full_acc": statistics.mean(full_acc), "prac_acc": statistics.mean(prac_acc), "tolerance": tol,
-               "full_find_iterations": statistics.mean(r[i]["find_iterations"] for r in full_runs),
-               "prac_find_iterations": statistics.mean(r[i]["find_iterations"] for r in prac_runs),
-               "prac_fraction": statistics.mean(r[i].get("prac_trained_fraction", 1.0) for r in prac_runs)}
-        row["within"] = row["prac_acc"] >= row["full_acc"] - tol
-        table.append(row)
-        if row["within"]:
-            matched = row
-    out = {"rows": table, "tolerance": tolerance, "seeds": len(full_runs)}
-    if matched is None:
-        return out | {"matched_round": None, "saving": None}
-    return out | {"matched_round": matched["round"], "matched_sparsity": matched["sparsity"],
-                  "saving": 1.0 - matched["prac_find_iterations"] / matched["full_find_iterations"]}
 
 
 @STAGES.register("prac-savings")
