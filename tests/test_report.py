@@ -42,7 +42,7 @@ def results(tmp_path):
     _write(Path(str(seed).format("prac")) / "metrics.json",
            {**base, "method": "prac", "sparsity": 0.36, "test_acc": 0.915,
             "rounds": _rounds([0.92, 0.915], cep_size=[100, 200], cet_size=[1000, 900], prac_size=[1050, 1010],
-                              overlap_rate=[0.5, 0.55], prac_trained_fraction=[0.4, 0.3])})
+                              overlap_rate=[0.5, 0.55], prac_trained_fraction=[0.4, 0.3], find_iterations=[2, 4])})
     _write(Path(str(seed).format("prac")) / "savings.json",
            {"saving": 0.6, "matched_sparsity": 0.36, "tolerance": 0.01, "rows": []})
     for method, accs in (("refill", [0.9, 0.88]), ("regroup", [0.92, 0.915])):
@@ -87,13 +87,14 @@ def test_ours_comes_from_runs_and_missing_cells_say_not_run(results, tmp_path):
     a3 = _table(out, "prac_a3")
     header, first, second = a3[0], a3[1], a3[2]
     assert header[:4] == ["Sparsity", "CEP (paper)", "CEP (ours)", "CEP Δ"]
-    assert first[:4] == ["20.00", "1501", "100", "-1401"]  # the 20% row matched our round 1
-    assert second[2] == "200"  # 36.00%: round 2
+    one = " (n=1, no interval)"  # one seed: its mean, and no interval
+    assert first[:4] == ["20.00", "1501", "100" + one, "-1401" + one]  # the 20% row matched our round 1
+    assert second[2] == "200" + one  # 36.00%: round 2
     assert all(row[2] == "not run" for row in a3[3:])  # sparsities this grid never reached
     a5 = _table(out, "slth_a5")  # VGG-16 on CIFAR-100: not in the grid at all
     assert all(c == "not run" for row in a5[1:] for c in row[2::3])
     a2 = _table(out, "prac_a2")
-    assert a2[1][3] == "35.00" and a2[1][2] == "36.66"  # our mean PrAC fraction beside the paper's
+    assert a2[1][3] == "35.00" + one and a2[1][2] == "36.66"  # our mean PrAC fraction beside the paper's
     settings = _table(out, "prac_1")
     head = settings[0]
     ours = dict(zip(head, settings[1]))
@@ -109,11 +110,15 @@ def test_claims_are_judged_on_the_grid(results, tmp_path):
     def verdict(start):
         return next(c["verdict"] for c in summary["claims"] if c["claim"].startswith(start))
 
-    assert verdict("PrAC-IMP finds tickets") == "holds"  # 60% saved
-    assert verdict("Magnitude initialisation") == "holds"  # 4x
-    assert verdict("A 90%-sparse jackpot") == "holds"  # 91% vs 92% dense
+    # Within 1 point of full-data IMP at 36% (one seed: no std), found in 4 iterations instead of 20.
+    assert verdict("PrAC-IMP finds matching tickets") == "holds (one seed)"
+    assert verdict("Magnitude initialisation") == "inconclusive"  # 4x on one seed, 2x on three: t interval straddles 3
     assert verdict("Of the pruning criteria") == "not run"
-    assert verdict("IMP tickets beat random") == "holds"
+    # Paired claims need per-example correctness, which these hand-written runs lack: undecided, and saying why.
+    for start in ("A 90%-sparse jackpot", "At high sparsity, IMP tickets are more accurate than random re-init"):
+        row = next(c for c in summary["claims"] if c["claim"].startswith(start))
+        assert row["verdict"] == "inconclusive (one seed)" and "re-run" in row["measured"]
+    assert verdict("The PrAC set's share") == "does not hold (one seed)"  # 35% vs CIFAR-10's 35.32-37.07%
 
 
 def test_report_is_byte_identical_when_regenerated(results, tmp_path):

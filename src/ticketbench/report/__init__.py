@@ -16,6 +16,7 @@ from .grid import grid_tables
 from .paper import PaperTable, load_tables, ours
 from .render import NOT_RUN, PAGE, Table, csv_text, fmt, html_table, latex, markdown
 from .results import Results
+from .stats import RULE as STATS_RULE
 
 
 def paper_table(t: PaperTable, res: Results) -> tuple[Table, int]:
@@ -42,7 +43,8 @@ def paper_table(t: PaperTable, res: Results) -> tuple[Table, int]:
         rows.append(out)
     fixed = ", ".join(f"{k}: {v}" for k, v in t.fixed.items())
     caption = f"{t.paper}, {t.source}" + (f" ({fixed})" if fixed else "") + \
-        ". Units: " + ", ".join(f"{t.headers.get(k, k)} in {u}" for k, u in t.units.items() if u not in ("text",))
+        ". Units: " + ", ".join(f"{t.headers.get(k, k)} in {u}" for k, u in t.units.items() if u not in ("text",)) + \
+        ". Ours: mean ± 95% t-interval over n seeds; test ± = Wilson interval over test examples."
     notes = [t.notes] if t.notes else []
     return Table(t.id, f"{t.paper} {t.source}: {t.title}", columns, rows, caption, notes), with_results
 
@@ -50,9 +52,10 @@ def paper_table(t: PaperTable, res: Results) -> tuple[Table, int]:
 def claims_table(res: Results) -> tuple[Table, list[dict]]:
     rows = evaluate_claims(res)
     t = Table("claims", "Headline claims evaluated on this grid",
-              ["paper", "claim", "paper's number", "grid cell", "measured", "verdict"],
-              [[r["paper"], r["claim"], r["paper_value"], r["cell"], r["measured"], r["verdict"]] for r in rows],
-              "Each claim is judged only on cells the grid ran; 'not run' means no cell could test it.")
+              ["paper", "claim", "paper's number", "grid cell", "measured (95% interval)", "test", "verdict"],
+              [[r["paper"], r["claim"], r["paper_value"], r["cell"], r["measured"], r["test"], r["verdict"]]
+               for r in rows],
+              f"{STATS_RULE} Each claim is judged only on cells the grid ran; 'not run' means no cell could test it.")
     return t, rows
 
 
@@ -88,8 +91,8 @@ def build_report(results_root: str | Path, tables_dir: str | Path, out: str | Pa
 
     nav = "".join(f"<a href=\"#{t.id}\">{t.id}</a>" for t in [claims, *grid, *paper])
     body = [f"<h1>ticketbench report</h1><p>{intro}</p><nav>{nav}</nav>", "<h2>Claims</h2>",
-            html_table(claims).replace(">holds<", " class=\"holds\">holds<").replace(">does not hold<",
-                                                                                     " class=\"fails\">does not hold<"),
+            html_table(claims).replace(">holds", " class=\"holds\">holds").replace(">does not hold",
+                                                                                   " class=\"fails\">does not hold"),
             "<h2>Figures</h2>"] + [f"<p><img src=\"figures/{f}\" alt=\"{f}\"></p>" for f in figs]
     body += ["<h2>This grid's results</h2>"] + [html_table(t) for t in grid]
     body += ["<h2>Paper tables, paper vs ours</h2>"] + [html_table(t) for t in paper]
@@ -114,11 +117,11 @@ class Report(Stage):
     @classmethod
     def run(cls, args: argparse.Namespace, config: dict) -> int:
         s = build_report(args.results, args.tables, args.out)
-        held = sum(1 for c in s["claims"] if c["verdict"] == "holds")
-        judged = sum(1 for c in s["claims"] if c["verdict"] in ("holds", "does not hold"))
+        count = {v: sum(1 for c in s["claims"] if c["verdict"].startswith(v))
+                 for v in ("holds", "does not hold", "inconclusive")}
         print(f"report -> {args.out}: {len(s['paper_tables'])} paper tables ({s['paper_rows_with_results']} rows with "
-              f"our results), {len(s['grid_tables'])} grid tables, {len(s['figures'])} figures, claims holding: "
-              f"{held}/{judged}")
+              f"our results), {len(s['grid_tables'])} grid tables, {len(s['figures'])} figures, claims: "
+              f"{count['holds']} hold, {count['does not hold']} do not, {count['inconclusive']} inconclusive")
         return 0
 
 

@@ -99,6 +99,18 @@ class Results:
     def dense(self, cell: Cell) -> float | None:
         return mean(m["test_acc"] for m in self.get("pretrain", cell))
 
+    def per_round(self, phase: str, cell: Cell, variant: str = "") -> dict[int, list[dict]]:
+        """Each round's rows, one per seed (seed order), for intervals and paired comparisons."""
+        by_round: dict[int, list[dict]] = {}
+        for m in self.get(phase, cell, variant):
+            for row in m.get("rounds", []):
+                by_round.setdefault(row["round"], []).append(row)
+        return dict(sorted(by_round.items()))
+
+    def dense_runs(self, cell: Cell) -> list[dict]:
+        """The dense model's metrics, one per seed."""
+        return self.get("pretrain", cell)
+
     def rounds(self, phase: str, cell: Cell, variant: str = "") -> list[dict]:
         """Per-round rows averaged over seeds (numeric keys only), ordered by round."""
         runs = self.get(phase, cell, variant)

@@ -1,0 +1,145 @@
+"""Intervals, paired comparisons and three-way verdicts (issue 13): properties, not snapshots."""
+
+import json
+import math
+import statistics
+
+import numpy as np
+import pytest
+from scipy import stats as sps
+
+from ticketbench.artifacts import pack_bits, unpack_bits
+from ticketbench.report import stats
+from ticketbench.report.claims import evaluate
+from ticketbench.report.results import Results
+
+
+@pytest.mark.parametrize("n", [0, 1, 7, 8, 9, 359, 10_000])
+def test_bits_round_trip(n):
+    flags = np.random.default_rng(n).random(n) < 0.7
+    rec = pack_bits(flags)
+    assert rec["n"] == n and len(rec["bits"]) <= 4 * math.ceil(math.ceil(n / 8) / 3) + 4
+    assert np.array_equal(unpack_bits(json.loads(json.dumps(rec))), flags)
+
+
+def test_seed_interval_is_students_t():
+    vals = [0.97, 0.985, 0.99]
+    est = stats.seed_interval(vals)
+    half = sps.t.ppf(0.975, 2) * statistics.stdev(vals) / math.sqrt(3)
+    assert est.mean == pytest.approx(statistics.mean(vals))
+    assert est.half == pytest.approx(half) and est.n == 3
+    assert f"± {100 * half:.2f} (n=3)" in est.fmt()
+    one = stats.seed_interval([0.9])
+    assert one.lo is None and "no interval" in one.fmt()
+    assert stats.seed_interval([None]) is None
+
+
+def test_wilson_interval_matches_its_formula():
+    k, n = 350, 359
+    lo, hi = stats.test_interval(k, n)
+    p, z = k / n, sps.norm.ppf(0.975)
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    assert (lo, hi) == pytest.approx((centre - half, centre + half), abs=1e-9)
+    # Pooled over seeds: the counts add up.
+    assert stats.test_interval([350, 340], [359, 359]) == pytest.approx(stats.test_interval(690, 718))
+
+
+def test_paired_difference_is_tighter_than_two_independent_intervals():
+    rng = np.random.default_rng(0)
+    a = [rng.random(359) < 0.95 for _ in range(3)]
+    # b errs on exactly the examples a errs on, plus 4 more per seed: a small but certain gap.
+    b = []
+    for x in a:
+        y = x.copy()
+        y[np.flatnonzero(x)[:4]] = False
+        b.append(y)
+    est = stats.paired_difference(a, b)
+    assert est.mean == pytest.approx(4 / 359)
+    assert stats.decide(est, 0.0) == stats.HOLDS
+    lo_a, hi_a = stats.test_interval([x.sum() for x in a], [x.size for x in a])
+    lo_b, hi_b = stats.test_interval([x.sum() for x in b], [x.size for x in b])
+    assert lo_a < hi_b  # the independent intervals overlap: they could not decide
+    assert est == stats.paired_difference(a, b)  # seeded: the same interval every time
+
+
+def test_identical_runs_are_inconclusive_not_a_win():
+    a = [np.random.default_rng(s).random(359) < 0.9 for s in range(3)]
+    est = stats.paired_difference(a, a)
+    assert (est.lo, est.mean, est.hi) == (0.0, 0.0, 0.0)
+    assert stats.decide(est, 0.0) == stats.INCONCLUSIVE
+
+
+@pytest.mark.parametrize("lo,hi,verdict", [(0.01, 0.03, stats.HOLDS), (-0.03, -0.01, stats.FAILS),
+                                           (-0.01, 0.02, stats.INCONCLUSIVE)])
+def test_decide_reads_the_interval_against_the_threshold(lo, hi, verdict):
+    est = stats.Estimate((lo + hi) / 2, lo, hi, 3)
+    assert stats.decide(est, 0.0) == verdict
+    flipped = {stats.HOLDS: stats.FAILS, stats.FAILS: stats.HOLDS}.get(verdict, verdict)
+    assert stats.decide(est, 0.0, above=False) == flipped
+
+
+def test_mismatched_pairs_are_refused():
+    with pytest.raises(ValueError, match="same seeds"):
+        stats.paired_difference([np.ones(3, bool)], [])
+    with pytest.raises(ValueError, match="differ in size"):
+        stats.paired_difference([np.ones(3, bool)], [np.ones(4, bool)])
+
+
+# --- claims on a hand-made results folder -------------------------------------------------------------------------
+
+N_TEST = 359
+
+
+def _write(path, data):
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "metrics.json").write_text(json.dumps(data))
+
+
+def _correct(acc, seed):
+    flags = np.zeros(N_TEST, bool)
+    flags[np.random.default_rng(seed).permutation(N_TEST)[: round(acc * N_TEST)]] = True
+    return flags
+
+
+def _imp_run(accs, seed, offset):
+    rows = []
+    for r, acc in enumerate(accs, start=1):
+        flags = _correct(acc, 1000 * seed + offset + r)
+        rows.append({"round": r, "sparsity": 1 - 0.5 ** r, "test_acc": float(flags.mean()), "val_acc": acc,
+                     "find_iterations": 100 * r, "test_correct": pack_bits(flags)})
+    return {"method": "imp", "rounds": rows, "test_acc": rows[-1]["test_acc"], "test_correct": rows[-1]["test_correct"]}
+
+
+def _grid(root, seeds, imp_last, random_last):
+    for s in seeds:
+        dense = _correct(0.98, s)
+        _write(root / "pretrain" / "digits" / "net" / f"seed{s}",
+               {"method": "pretrain", "test_acc": float(dense.mean()), "test_correct": pack_bits(dense)})
+        _write(root / "imp" / "digits" / "net" / f"seed{s}" / "full", _imp_run([0.98, 0.97, imp_last], s, 0))
+        _write(root / "imp" / "digits" / "net" / f"seed{s}" / "random_prune",
+               _imp_run([0.97, 0.9, random_last], s, 0 if imp_last == random_last else 500))
+    return Results.scan(root)
+
+
+def _row(rows, start):
+    return next(r for r in rows if r["claim"].startswith(start) and "random pruning" in r["claim"])
+
+
+def test_imp_beating_random_pruning_is_decided_with_three_seeds(tmp_path):
+    row = _row(evaluate(_grid(tmp_path, [0, 1, 2], 0.95, 0.60)), "At high sparsity")
+    assert row["verdict"] == "holds" and row["seeds"] == 3
+    assert "at sparsity 87.50%" in row["measured"] and "paired bootstrap" in row["test"]
+
+
+def test_a_tie_is_inconclusive_and_one_seed_says_so(tmp_path):
+    tie = _row(evaluate(_grid(tmp_path / "tie", [0, 1, 2], 0.90, 0.90)), "At high sparsity")
+    assert tie["verdict"] == "inconclusive"
+    one = _row(evaluate(_grid(tmp_path / "one", [0], 0.95, 0.60)), "At high sparsity")
+    assert one["verdict"] == "holds (one seed)"
+
+
+def test_claims_without_runs_say_not_run(tmp_path):
+    rows = evaluate(_grid(tmp_path, [0, 1], 0.95, 0.6))
+    jackpot = [r for r in rows if r["paper"] == "Lottery-Jackpots"]
+    assert jackpot and all(r["verdict"] == "not run" and r["measured"] == "not run" for r in jackpot)
