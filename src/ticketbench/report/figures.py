@@ -1,4 +1,8 @@
-"""The papers' figures, regenerated from our results with seaborn (PNG, byte-stable for a given input)."""
+"""The papers' figures, regenerated from our results with seaborn (PNG, byte-stable for a given input).
+
+Every figure draws each seed's run and shows the mean with its 95% interval over seeds: bands and error bars are
+seaborn's bootstrap CI of the mean over seeds, bar charts add each seed as a dot, heatmaps write mean ± t-interval.
+"""
 
 from __future__ import annotations
 
@@ -14,9 +18,12 @@ import seaborn as sns  # noqa: E402
 
 from .. import io  # noqa: E402
 from .results import Results  # noqa: E402
+from .stats import seed_interval  # noqa: E402
 
 # Seaborn bootstraps the interval it draws over seeds; a fixed seed keeps a regenerated report byte-identical.
 BOOTSTRAP_SEED = 0
+CI = ("ci", 95)
+SPREAD = "mean ± 95% CI over seeds"
 METHOD_ORDER = ["imp", "prac", "random_prune", "random_reinit", "prac_transfer", "refill", "refill_plus", "regroup",
                 "jackpot"]
 
@@ -30,18 +37,25 @@ def _save(fig, path: Path) -> str:
     return path.name
 
 
+def _one_x_per_round(df: pd.DataFrame, x: str, by: list[str]) -> pd.DataFrame:
+    """Seeds of one round can differ slightly in sparsity (structured tickets): giving them their mean sparsity
+    lets seaborn pool the seeds of a round into one point with its interval."""
+    df[x] = df.groupby(by)[x].transform("mean")
+    return df
+
+
 def _accuracy_frame(res: Results) -> pd.DataFrame:
     rows = []
     for (phase, d, b, seed, variant), m in sorted(res.runs.items()):
         cell = f"{d} x {b}"
         if phase in ("imp", "prac", "structure"):
             for r in m.get("rounds", []):
-                rows.append({"cell": cell, "method": m["method"], "sparsity": 100 * r["sparsity"],
-                             "test accuracy (%)": 100 * r["test_acc"]})
+                rows.append({"cell": cell, "run": f"{phase}/{variant}", "round": r["round"], "method": m["method"],
+                             "sparsity": 100 * r["sparsity"], "test accuracy (%)": 100 * r["test_acc"]})
         elif phase == "jackpot" and variant.startswith("magnitude"):
-            rows.append({"cell": cell, "method": "jackpot", "sparsity": 100 * m["sparsity"],
-                         "test accuracy (%)": 100 * m["test_acc"]})
-    return pd.DataFrame(rows)
+            rows.append({"cell": cell, "run": f"{phase}/{variant}", "round": 0, "method": "jackpot",
+                         "sparsity": 100 * m["sparsity"], "test accuracy (%)": 100 * m["test_acc"]})
+    return _one_x_per_round(pd.DataFrame(rows), "sparsity", ["cell", "run", "round"]) if rows else pd.DataFrame()
 
 
 def accuracy_vs_sparsity(res: Results, out: Path) -> str | None:
@@ -50,53 +64,73 @@ def accuracy_vs_sparsity(res: Results, out: Path) -> str | None:
         return None
     order = [m for m in METHOD_ORDER if m in set(df["method"])]
     g = sns.relplot(data=df, x="sparsity", y="test accuracy (%)", hue="method", hue_order=order, col="cell",
-                    kind="line", marker="o", errorbar="sd", col_wrap=min(3, df["cell"].nunique()), height=3.2,
-                    facet_kws={"sharey": False})
+                    kind="line", marker="o", errorbar=CI, seed=BOOTSTRAP_SEED, col_wrap=min(3, df["cell"].nunique()),
+                    height=3.2, facet_kws={"sharey": False})
     for ax, cell in zip(g.axes.flat, g.col_names):
         d, b = cell.split(" x ")
-        dense = res.dense((d, b))
+        dense = seed_interval(m["test_acc"] for m in res.dense_runs((d, b)))
         if dense is not None:
-            ax.axhline(100 * dense, color="k", ls="--", lw=1, label="dense")
-    g.set_axis_labels("sparsity (%)", "test accuracy (%)")
+            ax.axhline(100 * dense.mean, color="k", ls="--", lw=1, label="dense")
+            if dense.half is not None:
+                ax.axhspan(100 * dense.lo, 100 * dense.hi, color="k", alpha=0.08, lw=0)
+    g.set_axis_labels("sparsity (%)", f"test accuracy (%)\n{SPREAD}")
     return _save(g.figure, out / "accuracy_vs_sparsity.png")
 
 
 def prac_set_size(res: Results, out: Path) -> str | None:
-    rows = [{"cell": f"{d} x {b}", "round": r["round"], "PrAC set (% of training set)": 100 * r["prac_trained_fraction"]}
-            for (d, b) in res.cells("prac") for r in res.rounds("prac", (d, b)) if "prac_trained_fraction" in r]
+    y = "PrAC set (% of training set)"
+    rows = [{"cell": f"{d} x {b}", "round": r, y: 100 * row["prac_trained_fraction"]}
+            for (d, b) in res.cells("prac") for r, seeds in res.per_round("prac", (d, b)).items()
+            for row in seeds if row.get("prac_trained_fraction") is not None]
     if not rows:
         return None
     fig, ax = plt.subplots(figsize=(5, 3.2))
-    sns.lineplot(data=pd.DataFrame(rows), x="round", y="PrAC set (% of training set)", hue="cell", marker="o",
-                 seed=BOOTSTRAP_SEED, ax=ax)
+    sns.lineplot(data=pd.DataFrame(rows), x="round", y=y, hue="cell", marker="o", errorbar=CI, seed=BOOTSTRAP_SEED,
+                 ax=ax)
+    ax.set_ylabel(f"{y}\n{SPREAD}")
     return _save(fig, out / "prac_set_size.png")
 
 
 def time_saving(res: Results, out: Path) -> str | None:
-    rows = [{"cell": f"{d} x {b}", "method": v, "sparsity (%)": 100 * r["sparsity"], "time saving (%)": 100 * r["time_saving"]}
+    rows = [{"cell": f"{d} x {b}", "method": v, "round": r, "sparsity (%)": 100 * row["sparsity"],
+             "time saving (%)": 100 * row["time_saving"]}
             for (d, b) in res.cells("structure") for v in res.variants("structure", (d, b))
-            for r in res.rounds("structure", (d, b), v) if "time_saving" in r]
+            for r, seeds in res.per_round("structure", (d, b), v).items()
+            for row in seeds if row.get("time_saving") is not None]
     if not rows:
         return None
-    df = pd.DataFrame(rows)
+    df = _one_x_per_round(pd.DataFrame(rows), "sparsity (%)", ["cell", "method", "round"])
     g = sns.relplot(data=df, x="sparsity (%)", y="time saving (%)", hue="method", col="cell", kind="line", marker="o",
-                    seed=BOOTSTRAP_SEED, col_wrap=min(3, df["cell"].nunique()), height=3.2)
+                    errorbar=CI, seed=BOOTSTRAP_SEED, col_wrap=min(3, df["cell"].nunique()), height=3.2)
     for ax in g.axes.flat:
         ax.axhline(0, color="k", lw=0.8)
+    g.set_axis_labels("sparsity (%)", f"time saving (%)\n{SPREAD}")
     return _save(g.figure, out / "time_saving.png")
 
 
 def overlap_heatmaps(res: Results, out: Path) -> list[str]:
+    """Per layer and criterion, the mean overlap over seeds, written as mean±t half-width (n > 1)."""
+    by_run: dict[tuple, list[pd.DataFrame]] = {}
+    for (d, b), _, name, data in res.extras_like("jackpot", "overlap-s"):
+        if data.get("layer_rows"):
+            df = pd.DataFrame(data["layer_rows"]).set_index("layer").apply(pd.to_numeric, errors="coerce") * 100
+            by_run.setdefault((d, b, name), []).append(df)
     names = []
-    for (d, b), seed, name, data in res.extras_like("jackpot", "overlap-s"):
-        if not data.get("layer_rows"):
-            continue
-        df = pd.DataFrame(data["layer_rows"]).set_index("layer").apply(pd.to_numeric, errors="coerce") * 100
-        fig, ax = plt.subplots(figsize=(1.1 * len(df.columns) + 3, 0.28 * len(df) + 1.5))
-        sns.heatmap(df, annot=len(df) <= 30, fmt=".0f", cmap="viridis", vmin=0, vmax=100, ax=ax,
-                    cbar_kws={"label": "% of jackpot's kept weights also kept"})
-        ax.set_title(f"mask overlap with the jackpot, {d} x {b} seed {seed} ({name[len('overlap-s'):]} sparsity)")
-        names.append(_save(fig, out / f"overlap_{d}_{b}_seed{seed}_{name}.png"))
+    for (d, b, name), frames in by_run.items():
+        layers = list(dict.fromkeys(x for f in frames for x in f.index))
+        criteria = list(dict.fromkeys(c for f in frames for c in f.columns))
+        est = [[seed_interval(f.at[layer, c] for f in frames if layer in f.index and c in f.columns)
+                for c in criteria] for layer in layers]
+        mean = pd.DataFrame([[e.mean if e else float("nan") for e in row] for row in est], index=layers,
+                            columns=criteria)
+        text = [[("" if e is None else f"{e.mean:.0f}" + (f"±{e.half:.0f}" if e.half is not None else ""))
+                 for e in row] for row in est]
+        fig, ax = plt.subplots(figsize=(max(6, 1.5 * len(criteria) + 3), 0.28 * len(layers) + 1.5))
+        sns.heatmap(mean, annot=text if len(layers) <= 30 else False, fmt="", cmap="viridis", vmin=0, vmax=100,
+                    ax=ax, cbar_kws={"label": "% of jackpot's kept weights also kept"})
+        ax.set_title(f"mask overlap with the jackpot, {d} x {b} ({name[len('overlap-s'):]} sparsity)\n"
+                     f"mean ± 95% t-interval over {len(frames)} seed(s)")
+        names.append(_save(fig, out / f"overlap_{d}_{b}_{name}.png"))
     return names
 
 
@@ -110,26 +144,35 @@ def search_cost(res: Results, out: Path) -> str | None:
         return None
     df = pd.DataFrame(rows)
     g = sns.relplot(data=df, x="search epoch", y="val accuracy (%)", hue="init", col="cell", kind="line", marker="o",
-                    seed=BOOTSTRAP_SEED, col_wrap=min(3, df["cell"].nunique()), height=3.2)
+                    errorbar=CI, seed=BOOTSTRAP_SEED, col_wrap=min(3, df["cell"].nunique()), height=3.2)
+    g.set_axis_labels("search epoch", f"val accuracy (%)\n{SPREAD}")
     return _save(g.figure, out / "search_cost.png")
 
 
 def layer_speedups(res: Results, out: Path) -> list[str]:
-    """The paper's Fig. 7: per-layer speedup of slimmed and block-sparse convolutions over dense."""
-    names = []
-    for (d, b), seed, _, data in res.extras_like("structure", "timing"):
-        if not data.get("layers"):
-            continue
+    """The paper's Fig. 7: per-layer speedup of slimmed and block-sparse convolutions over dense, over seeds."""
+    by_run: dict[tuple, list[dict]] = {}
+    settings: dict[tuple, list[str]] = {}  # one per seed
+    for (d, b), _, _, data in res.extras_like("structure", "timing"):
         rows = [{"layer": row["layer"], "model": k[: -len("_speedup")], "speedup (x)": v}
-                for row in data["layers"] for k, v in row.items() if k.endswith("_speedup")]
-        if not rows:
-            continue
+                for row in data.get("layers") or [] for k, v in row.items() if k.endswith("_speedup")]
+        if rows:
+            key = (d, b, data["round"])
+            by_run.setdefault(key, []).extend(rows)
+            settings.setdefault(key, []).append(f"batch {data['batch']}, {data['device']}")
+    names = []
+    for (d, b, r), rows in by_run.items():
         df = pd.DataFrame(rows)
+        n, setting = len(settings[(d, b, r)]), "; ".join(sorted(set(settings[(d, b, r)])))
         fig, ax = plt.subplots(figsize=(max(5, 0.35 * df["layer"].nunique() + 2), 3.4))
-        sns.barplot(data=df, x="layer", y="speedup (x)", hue="model", seed=BOOTSTRAP_SEED, ax=ax)
+        sns.barplot(data=df, x="layer", y="speedup (x)", hue="model", errorbar=CI, seed=BOOTSTRAP_SEED, ax=ax)
+        # Each seed as a dot; no jitter, since seaborn's jitter draws from the global random state.
+        sns.stripplot(data=df, x="layer", y="speedup (x)", hue="model", dodge=True, jitter=False, size=3,
+                      palette={m: "k" for m in df["model"].unique()}, legend=False, ax=ax)
         ax.axhline(1, color="k", lw=0.8)
         ax.tick_params(axis="x", rotation=90, labelsize=7)
-        ax.set_title(f"per-layer speedup over dense, {d} x {b} seed {seed}, round {data['round']}, "
-                     f"batch {data['batch']}, {data['device']}")
-        names.append(_save(fig, out / f"layer_speedup_{d}_{b}_seed{seed}.png"))
+        ax.set_ylabel(f"speedup (x)\n{SPREAD}")
+        ax.set_title(f"per-layer speedup over dense, {d} x {b}, round {r}, {setting}\nbars: {SPREAD} (n={n}), "
+                     f"dots: seeds")
+        names.append(_save(fig, out / f"layer_speedup_{d}_{b}_round{r}.png"))
     return names

@@ -1,133 +1,177 @@
-"""Tables of this grid's own results, one per experiment family, shaped like the papers' tables."""
+"""Tables of this grid's own results, one per experiment family, shaped like the papers' tables.
+
+Every number that can vary by seed is a mean over seeds with its interval (report.stats); a number that every seed
+shares (a sparsity fixed by the pruning schedule) is shown once, plainly. A run that is missing says "not run".
+"""
 
 from __future__ import annotations
 
+from typing import Iterable
+
 from .render import Table, fmt
 from .results import Cell, Results
+from .stats import LEVEL, accuracy_cell, value_cell
+
+INTERVALS = (f"Each cell: mean ± {LEVEL:.0%} t-interval over n seeds; test ± = {LEVEL:.0%} Wilson interval over test "
+             f"examples; 'not run' = no seed ran it.")
 
 
-def _p(x) -> str:
-    return fmt(None if x is None else 100 * x, "percent")
+def _acc(rows: list[dict]) -> str:
+    return accuracy_cell(rows) if rows else fmt(None)
 
 
-def _acc(rows: list[dict], r: int) -> str:
-    row = next((x for x in rows if x["round"] == r), None)
-    return _p(row["test_acc"]) if row else fmt(None)
+def _val(values: Iterable[float | None], scale: float = 100, digits: int = 2) -> str:
+    vals = [v for v in values if v is not None]
+    return value_cell(vals, scale, digits) if vals else fmt(None)
+
+
+def _fixed(values: Iterable[float | None], scale: float = 100, digits: int = 2) -> str:
+    """Plain when every seed gives the same number (fixed by construction), else mean ± interval: it is never
+    hidden that seeds differed."""
+    vals = [v for v in values if v is not None]
+    shown = {f"{scale * v:.{digits}f}" for v in vals}
+    return shown.pop() if len(shown) == 1 else _val(vals, scale, digits)
+
+
+def _seeds_with(rows: list[dict], key: str) -> str:
+    flags = [r[key] for r in rows if key in r]
+    return f"{sum(bool(f) for f in flags)}/{len(flags)} seeds" if flags else fmt(None)
 
 
 def imp_table(res: Results, cell: Cell) -> Table | None:
-    full = res.rounds("imp", cell, "full")
+    full = res.per_round("imp", cell, "full")
     if not full:
         return None
-    prac = res.rounds("prac", cell)
-    others = {v: res.rounds("imp", cell, v) for v in res.variants("imp", cell) if v != "full"}
+    prac = res.per_round("prac", cell)
+    others = {v: res.per_round("imp", cell, v) for v in res.variants("imp", cell) if v != "full"}
     cols = ["round", "sparsity (%)", "IMP acc (%)", *(f"{v} acc (%)" for v in others), "PrAC ticket acc (%)",
             "PrAC set (%)", "IMP iterations to find", "PrAC iterations to find"]
     rows = []
-    for r in full:
-        p = next((x for x in prac if x["round"] == r["round"]), None)
-        rows.append([r["round"], _p(r["sparsity"]), _p(r["test_acc"]), *(_acc(o, r["round"]) for o in others.values()),
-                     _p(p["test_acc"]) if p else fmt(None), _p(p.get("prac_trained_fraction")) if p else fmt(None),
-                     fmt(r["find_iterations"], "count"), fmt(p["find_iterations"], "count") if p else fmt(None)])
-    dense = res.dense(cell)
+    for r, imp in full.items():
+        p = prac.get(r, [])
+        rows.append([r, _fixed(x["sparsity"] for x in imp), _acc(imp), *(_acc(o.get(r, [])) for o in others.values()),
+                     _acc(p), _val(x.get("prac_trained_fraction") for x in p),
+                     _val((x.get("find_iterations") for x in imp), 1, 0),
+                     _val((x.get("find_iterations") for x in p), 1, 0)])
     return Table(f"grid_imp_{cell[0]}_{cell[1]}", f"IMP, PrAC-IMP and baselines: {cell[0]} x {cell[1]}", cols, rows,
-                 f"Dense test accuracy {_p(dense)}%. Seeds averaged where several ran. Iterations to find a round's "
-                 f"ticket count every training step before it, the shared dense run included.")
+                 f"Dense test accuracy (%): {_acc(res.dense_runs(cell))}. Iterations to find a round's ticket count "
+                 f"every training step before it, the shared dense run included.", [INTERVALS])
 
 
 def prac_sets_table(res: Results, cell: Cell) -> Table | None:
-    rows = res.rounds("prac", cell)
-    if not rows:
+    rounds = res.per_round("prac", cell)
+    if not rounds:
         return None
     return Table(f"grid_prac_sets_{cell[0]}_{cell[1]}", f"PrAC sets per round (as PrAC Table A3): {cell[0]} x {cell[1]}",
                  ["sparsity (%)", "CEP", "CET", "PrAC", "overlap |CEP∩CET|/|CEP| (%)", "early stop"],
-                 [[_p(r["sparsity"]), fmt(r.get("cep_size"), "count"), fmt(r.get("cet_size"), "count"),
-                   fmt(r.get("prac_size"), "count"), _p(r.get("overlap_rate")),
-                   fmt(r.get("stopped_early", 0) > 0.5 if "stopped_early" in r else None)] for r in rows])
+                 [[_fixed(r["sparsity"] for r in rows), *(_val((r.get(k) for r in rows), 1, 0)
+                                                          for k in ("cep_size", "cet_size", "prac_size")),
+                   _val(r.get("overlap_rate") for r in rows), _seeds_with(rows, "stopped_early")]
+                  for rows in rounds.values()], notes=[INTERVALS])
 
 
 def savings_table(res: Results) -> Table | None:
     rows = []
     for cell in res.cells("prac"):
-        for s in res.extra("prac", cell, "savings"):
-            rows.append([f"{cell[0]} x {cell[1]}", _p(s.get("matched_sparsity")), _p(s.get("saving")),
-                         _p(s.get("tolerance"))])
+        found = res.extra("prac", cell, "savings")  # one savings.json per seed
+        if not found:
+            continue
+        # A seed whose PrAC ticket never matches has no saving; averaging only the others would hide it, so the
+        # count of matching seeds stands beside the mean.
+        matched = [s for s in found if s.get("saving") is not None]
+        rows.append([f"{cell[0]} x {cell[1]}",
+                     _fixed(s.get("matched_sparsity") for s in matched) if matched else "no match",
+                     _val(s["saving"] for s in matched) if matched else "no match",
+                     _fixed(s.get("tolerance") for s in found), f"{len(matched)}/{len(found)}"])
     if not rows:
         return None
     return Table("grid_prac_savings", "PrAC-IMP training-iteration savings over full-data IMP",
-                 ["cell", "highest matching sparsity (%)", "iterations saved (%)", "tolerance (points)"], rows,
-                 "Paper: 83.93% (ResNet-20, CIFAR-10). Matching = PrAC ticket within one std of the IMP ticket "
-                 "(the tolerance when only one seed ran).")
+                 ["cell", "highest matching sparsity (%)", "iterations saved (%)", "tolerance (points)",
+                  "seeds with a match"], rows,
+                 "Paper: 83.93% (ResNet-20, CIFAR-10). Per seed, matching = PrAC ticket within one std of the IMP "
+                 "ticket (the tolerance when only one seed ran); saving and sparsity are averaged over the seeds "
+                 "that matched.", [INTERVALS])
 
 
 def structure_table(res: Results, cell: Cell) -> Table | None:
-    methods = [m for m in ("refill", "refill_plus", "regroup") if res.rounds("structure", cell, m)]
+    methods = [m for m in ("refill", "refill_plus", "regroup") if res.per_round("structure", cell, m)]
     if not methods:
         return None
-    imp = res.rounds("imp", cell, "full")
-    per = {m: {r["round"]: r for r in res.rounds("structure", cell, m)} for m in methods}
-    rounds = sorted({r for m in methods for r in per[m]})
+    imp = res.per_round("imp", cell, "full")
+    per = {m: res.per_round("structure", cell, m) for m in methods}
     cols = ["round", "IMP remaining (%)", "IMP acc (%)"]
     for m in methods:
         cols += [f"{m} remaining (%)", f"{m} acc (%)", f"{m} time saving (%)"]
     rows = []
-    for r in rounds:
-        i = next((x for x in imp if x["round"] == r), None)
-        row = [r, _p(1 - i["sparsity"]) if i else fmt(None), _p(i["test_acc"]) if i else fmt(None)]
+    for r in sorted({r for m in methods for r in per[m]}):
+        i = imp.get(r, [])
+        row = [r, _fixed(1 - x["sparsity"] for x in i), _acc(i)]
         for m in methods:
-            s = per[m].get(r)
-            row += [_p(1 - s["sparsity"]), _p(s["test_acc"]), _p(s.get("time_saving"))] if s else [fmt(None)] * 3
+            s = per[m].get(r, [])
+            row += [_fixed(1 - x["sparsity"] for x in s), _acc(s), _val(x.get("time_saving") for x in s)] if s \
+                else [fmt(None)] * 3
         rows.append(row)
     return Table(f"grid_structure_{cell[0]}_{cell[1]}", f"Structured tickets (as Structure-LTH Tables A5-A7): "
                  f"{cell[0]} x {cell[1]}", cols, rows,
-                 f"Dense accuracy {_p(res.dense(cell))}%. Time saving = 1 - T/T_dense, end-to-end CPU latency at batch "
-                 f"64: refill tickets physically slimmed, regroup tickets run block-sparse.")
+                 f"Dense test accuracy (%): {_acc(res.dense_runs(cell))}. Time saving = 1 - T/T_dense, end-to-end CPU "
+                 f"latency at batch 64: refill tickets physically slimmed, regroup tickets run block-sparse.",
+                 [INTERVALS])
 
 
 def jackpot_table(res: Results, cell: Cell) -> Table | None:
-    runs = [(v, res.get("jackpot", cell, v)) for v in res.variants("jackpot", cell)]
-    runs = [(v, m) for v, m in runs if m]
-    if not runs:
-        return None
-    dense = res.dense(cell)
+    dense = dict(zip(res.seeds("pretrain", cell), res.dense_runs(cell)))
     rows = []
-    for v, ms in runs:
-        m = ms[0]
-        acc = sum(x["test_acc"] for x in ms) / len(ms)
-        rows.append([m["init"], _p(m["sparsity"]), len(m.get("epochs", [])), _p(acc),
-                     fmt(None if dense is None else 100 * (acc - dense), "points"), _p(m.get("magnitude_overlap")),
-                     fmt(all(x.get("weights_unchanged") for x in ms))])
+    for v in res.variants("jackpot", cell):
+        seeds, ms = res.seeds("jackpot", cell, v), res.get("jackpot", cell, v)
+        if not ms:
+            continue
+        # Seed k's jackpot is searched in seed k's dense model, so the gap to dense is paired by seed.
+        gaps = [m["test_acc"] - dense[s]["test_acc"] for s, m in zip(seeds, ms)
+                if s in dense and m.get("test_acc") is not None and dense[s].get("test_acc") is not None]
+        rows.append([ms[0]["init"], _fixed(m["sparsity"] for m in ms),
+                     _fixed((len(m.get("epochs", [])) for m in ms), 1, 0), _acc(ms), _val(gaps),
+                     _val(m.get("magnitude_overlap") for m in ms), fmt(all(x.get("weights_unchanged") for x in ms))])
+    if not rows:
+        return None
     return Table(f"grid_jackpot_{cell[0]}_{cell[1]}", f"Lottery jackpots: {cell[0]} x {cell[1]}",
                  ["init", "sparsity (%)", "search epochs", "test acc (%)", "Δ vs dense (points)",
-                  "overlap with magnitude mask (%)", "weights unchanged"], rows, f"Dense accuracy {_p(dense)}%.")
+                  "overlap with magnitude mask (%)", "weights unchanged"], rows,
+                 f"Dense test accuracy (%): {_acc(res.dense_runs(cell))}. Δ vs dense pairs each seed's jackpot with "
+                 f"the same seed's dense model.", [INTERVALS])
 
 
 def overlap_table(res: Results) -> Table | None:
-    rows = []
-    for (d, b), seed, _, data in res.extras_like("jackpot", "overlap-s"):
+    groups: dict[tuple, list[dict]] = {}
+    for (d, b), _, name, data in res.extras_like("jackpot", "overlap-s"):
         for r in data["rows"]:
-            rows.append([f"{d} x {b}", seed, r["criterion"], _p(r["sparsity"]), _p(r["overlap"]), _p(r["iou"])])
-    if not rows:
+            groups.setdefault((f"{d} x {b}", name, r["criterion"]), []).append(r)
+    if not groups:
         return None
+    rows = [[c, crit, _fixed(r["sparsity"] for r in rs), _val(r["overlap"] for r in rs), _val(r["iou"] for r in rs)]
+            for (c, _, crit), rs in groups.items()]
     return Table("grid_mask_overlap", "Overlap of the jackpot mask with other criteria' masks",
-                 ["cell", "seed", "criterion", "sparsity (%)", "overlap (%)", "IoU (%)"], rows,
+                 ["cell", "criterion", "sparsity (%)", "overlap (%)", "IoU (%)"], rows,
                  "Overlap = share of the jackpot's kept weights that the criterion also keeps, at the jackpot's "
                  "per-layer budgets (the IMP mask is taken as it is, at its own sparsity). The paper's own metric "
-                 "and numbers are not public.")
+                 "and numbers are not public.", [INTERVALS])
 
 
 def timing_table(res: Results) -> Table | None:
-    rows = []
-    for (d, b), seed, _, data in res.extras_like("structure", "timing"):
+    groups: dict[tuple, list[dict]] = {}
+    settings: dict[tuple, set[str]] = {}
+    for (d, b), _, _, data in res.extras_like("structure", "timing"):
         for model, e in data["end_to_end"].items():
-            rows.append([f"{d} x {b}", seed, data["round"], model, fmt(e["dense_ms"], "points"),
-                         fmt(e["ms"], "points"), _p(e["time_saving"]), f"{data['device']}, batch {data['batch']}, "
-                         f"{data['threads']} thread(s)"])
-    if not rows:
+            key = (f"{d} x {b}", data["round"], model)
+            groups.setdefault(key, []).append(e)
+            settings.setdefault(key, set()).add(f"{data['device']}, batch {data['batch']}, {data['threads']} thread(s)")
+    if not groups:
         return None
+    rows = [[*key, _val((e["dense_ms"] for e in es), 1), _val((e["ms"] for e in es), 1),
+             _val(e["time_saving"] for e in es), "; ".join(sorted(settings[key]))] for key, es in groups.items()]
     return Table("grid_timing", "End-to-end inference latency against dense",
-                 ["cell", "seed", "round", "model", "dense (ms)", "model (ms)", "time saving (%)", "setting"], rows,
-                 "Median of alternating timed calls. An unstructured mask runs the dense kernels, so it saves nothing.")
+                 ["cell", "round", "model", "dense (ms)", "model (ms)", "time saving (%)", "setting"], rows,
+                 "Per seed, the median of alternating timed calls. An unstructured mask runs the dense kernels, so it "
+                 "saves nothing.", [INTERVALS])
 
 
 def numerics_table(res: Results) -> Table | None:

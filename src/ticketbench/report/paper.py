@@ -2,6 +2,7 @@
 
 A resolver gets one paper row and returns our value for each of its value columns, or None where
 the grid did not run that experiment. Nothing here ever copies a paper value into our column.
+Our values are means over seeds with their intervals (``SeedMean``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any, Callable
 import yaml
 
 from .results import Cell, Results, mean
+from .stats import Estimate, seed_interval, test_interval_of, value_cell
 
 DATASETS = {"CIFAR-10": "cifar10", "C10": "cifar10", "CIFAR-100": "cifar100", "C100": "cifar100",
             "Tiny-ImageNet": "tiny-imagenet", "Tiny": "tiny-imagenet", "ImageNet": "imagenet"}
@@ -63,17 +65,58 @@ def cell_of(row: dict, table: PaperTable) -> Cell | None:
     return (dataset, backbone) if dataset and backbone else None
 
 
-def pct(x: float | None) -> float | None:
-    return None if x is None else 100.0 * x
+class SeedMean(float):
+    """Our mean over seeds, carrying its interval. It is a float so that the paper table formats it with the
+    column's unit and subtracts the paper's value from it as before; formatting writes the interval after the
+    mean: ``98.61 ± 0.52 (n=3; test ±1.21)``, or ``98.61 (n=1, no interval)`` from one seed."""
+
+    half: float | None
+    n: int
+    test_half: float | None
+
+    def __new__(cls, est: Estimate, scale: float = 100.0, test_half: float | None = None) -> "SeedMean":
+        return cls._make(est.mean * scale, None if est.half is None else est.half * scale, est.n, test_half)
+
+    @classmethod
+    def _make(cls, value: float, half: float | None, n: int, test_half: float | None) -> "SeedMean":
+        obj = super().__new__(cls, value)
+        obj.half, obj.n, obj.test_half = half, n, test_half
+        return obj
+
+    def __format__(self, spec: str) -> str:
+        m = format(float(self), spec)
+        if self.half is None:
+            return f"{m} (n={self.n}, no interval)"
+        test = "" if self.test_half is None else f"; test ±{self.test_half:.2f}"
+        return f"{m} ± {format(self.half, spec)} (n={self.n}{test})"
+
+    def __sub__(self, other: float) -> "SeedMean":
+        # ours - paper: the paper's number is a constant, so the difference keeps our interval.
+        return SeedMean._make(float(self) - other, self.half, self.n, self.test_half)
+
+
+def _ours(values, scale: float = 100.0, runs: list[dict] | None = None) -> SeedMean | None:
+    """The mean over seeds of ``values``; for a test accuracy, ``runs`` (the per-seed records) add the Wilson
+    interval of the pooled test set."""
+    est = seed_interval(values)
+    if est is None:
+        return None
+    ci = test_interval_of(r.get("test_correct") for r in runs) if runs else None
+    return SeedMean(est, scale, None if ci is None else scale * (ci[1] - ci[0]) / 2)
+
+
+def _shared(values, scale: float = 100.0) -> float | SeedMean | None:
+    """A number every seed shares (a sparsity set by the pruning schedule) stays plain; if seeds differ, the
+    interval shows it."""
+    vals = [v for v in values if v is not None]
+    if vals and max(vals) - min(vals) < 1e-9:
+        return scale * vals[0]
+    return _ours(vals, scale)
 
 
 def _nearest_round(rows: list[dict], sparsity_pct: float, tol: float = 0.5) -> dict | None:
     best = min(rows, key=lambda r: abs(100 * r["sparsity"] - sparsity_pct), default=None)
     return best if best is not None and abs(100 * best["sparsity"] - sparsity_pct) <= tol else None
-
-
-def _by_round(rows: list[dict], r: int) -> dict | None:
-    return next((x for x in rows if x["round"] == r), None)
 
 
 Resolver = Callable[[PaperTable, dict, Results], dict[str, Any]]
@@ -91,8 +134,9 @@ def resolver(*ids: str):
 @resolver("prac_a2")
 def _prac_fraction(t: PaperTable, row: dict, res: Results) -> dict:
     cell = cell_of(row, t)
-    rows = res.rounds("prac", cell) if cell else []
-    return {"prac_fraction": pct(mean(r.get("prac_trained_fraction") for r in rows)) if rows else None}
+    runs = res.get("prac", cell) if cell else []
+    # Each seed's mean over its rounds, as the paper averages rounds; the interval is over seeds.
+    return {"prac_fraction": _ours(mean(r.get("prac_trained_fraction") for r in m.get("rounds", [])) for m in runs)}
 
 
 @resolver("prac_a3")
@@ -101,8 +145,10 @@ def _prac_sets(t: PaperTable, row: dict, res: Results) -> dict:
     r = _nearest_round(res.rounds("prac", cell), float(row["sparsity"])) if cell else None
     if r is None:
         return {}
-    return {"cep": r.get("cep_size"), "cet": r.get("cet_size"), "prac": r.get("prac_size"),
-            "overlap": pct(r.get("overlap_rate"))}
+    seeds = res.per_round("prac", cell)[r["round"]]
+    sizes = {col: _ours((x.get(key) for x in seeds), 1) for col, key in
+             (("cep", "cep_size"), ("cet", "cet_size"), ("prac", "prac_size"))}
+    return {**sizes, "overlap": _ours(x.get("overlap_rate") for x in seeds)}
 
 
 @resolver("slth_a5", "slth_a6", "slth_a7")
@@ -113,10 +159,10 @@ def _structure_rounds(t: PaperTable, row: dict, res: Results) -> dict:
     out = {}
     for prefix, phase, variant in (("imp", "imp", "full"), ("refill", "structure", "refill"),
                                    ("regroup", "structure", "regroup")):
-        r = _by_round(res.rounds(phase, cell, variant), int(row["round"]))
-        if r is not None:
-            out[f"{prefix}_remaining"] = 100 - pct(r["sparsity"])
-            out[f"{prefix}_acc"] = pct(r["test_acc"])
+        seeds = res.per_round(phase, cell, variant).get(int(row["round"]))
+        if seeds:
+            out[f"{prefix}_remaining"] = _shared(1 - x["sparsity"] for x in seeds)
+            out[f"{prefix}_acc"] = _ours((x["test_acc"] for x in seeds), runs=seeds)
     return out
 
 
@@ -124,9 +170,10 @@ def _structure_rounds(t: PaperTable, row: dict, res: Results) -> dict:
 def _structure_vs_random(t: PaperTable, row: dict, res: Results) -> dict:
     cell = cell_of(row, t)
     method = "refill" if t.id == "slth_a3" else "regroup"
-    r = _by_round(res.rounds("structure", cell, method), int(row["round"])) if cell else None
+    seeds = res.per_round("structure", cell, method).get(int(row["round"])) if cell else None
     # Random re-initialisation of structured tickets is not part of the grid: that column stays "not run".
-    return {} if r is None else {"remaining": 100 - pct(r["sparsity"]), "acc_ours": pct(r["test_acc"])}
+    return {} if not seeds else {"remaining": _shared(1 - x["sparsity"] for x in seeds),
+                                 "acc_ours": _ours((x["test_acc"] for x in seeds), runs=seeds)}
 
 
 @resolver("jp_r1")
@@ -140,8 +187,8 @@ def _jackpot_readme(t: PaperTable, row: dict, res: Results) -> dict:
         epochs = len(run.get("epochs", []))
         col = {30: "top1_30s", 160: "top1_160s"}.get(epochs)
         if col:
-            out.setdefault(col, []).append(pct(run["test_acc"]))
-    return {k: mean(v) for k, v in out.items()}
+            out.setdefault(col, []).append(run)
+    return {k: _ours((r["test_acc"] for r in runs), runs=runs) for k, runs in out.items()}
 
 
 @resolver("prac_1", "slth_1")
@@ -171,9 +218,12 @@ def _prac_claims(t: PaperTable, row: dict, res: Results) -> dict:
         dataset = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100"}.get(key, key)
         for network in row["networks"]:
             cell = cell_of({"dataset": dataset, "network": network}, t)
-            found = res.extra("prac", cell, "savings") if cell else []
-            if found and found[0].get("saving") is not None:
-                parts.append(f"{key} {network}: {100 * found[0]['saving']:.2f}%")
+            found = res.extra("prac", cell, "savings") if cell else []  # one per seed
+            saved = [s["saving"] for s in found if s.get("saving") is not None]
+            if saved:
+                unmatched = f", {len(found) - len(saved)} of {len(found)} seeds without a match" \
+                    if len(saved) < len(found) else ""
+                parts.append(f"{key} {network}: {value_cell(saved, unit='%')}{unmatched}")
     return {"value": "; ".join(parts)} if parts else {}
 
 
