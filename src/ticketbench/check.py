@@ -8,15 +8,25 @@ times CPU kernel paths), and the gate asks whether this machine's seed mean is c
 The rule, per metric of a cell (a run, or one round of a multi-round run, with its seeds averaged):
 
 * ``accuracy`` (test_acc, val_acc) fails when the seed mean falls below the baseline mean by more than
-  ``allowed = z * max(sd, floor) * sqrt(1/n_seeds + 1/n_baseline)``: a drop is a regression, a gain is not.
+  ``allowed = z * max(sd, se_test, floor) * sqrt(1/n_seeds + 1/n_baseline)``: a drop is a regression, a gain is
+  not. ``sd`` is the baseline's spread; ``se_test = sqrt(p * (1 - p) / n_test)`` is the standard error of an
+  accuracy ``p`` (the baseline mean) measured on ``n_test`` test examples, the size of the test set that each
+  run records with its per-example results (``test_correct``); ``floor`` is a constant. The spread of a few
+  runs on one fixed test set can come out far smaller than what that test set can resolve, so the test set's
+  own sampling error is the least spread the gate assumes. val_acc, and runs that predate ``test_correct``,
+  have only the constant floor.
 * ``outcome`` (sparsities and fractions that training decides: Structure-LTH sparsities, PrAC trained fraction)
-  fails when it moves by more than ``allowed`` either way.
+  fails when it moves by more than ``z * max(sd, floor) * sqrt(1/n_seeds + 1/n_baseline)`` either way.
 * ``exact`` (sparsities fixed by construction: IMP, PrAC-IMP, jackpot, dense) fails on any change beyond 1e-9.
 * A NaN, a missing cell or a damaged file fails; a cell that the baselines do not know is listed as ``new``.
 
 Cells too noisy to flag a 3-point drop on their own (a 90%-sparse jackpot judged on 179 images) keep the wide gate
 their noise needs and are also gated through an aggregate: the mean of that metric over every cell of the phase,
-whose noise is smaller. The output says, for every row, the smallest drop it flags and which gate it is.
+whose noise is smaller.
+
+The output is one table: cell, metric, baseline (mean ± sd, n), now (seed mean, n), allowed drop (and which of
+sd, test set or floor set it), status (ok / FAIL / new) and the gate or the reason for a failure; then the rule,
+the failures by name, and a one-line summary.
 """
 
 from __future__ import annotations
@@ -44,12 +54,19 @@ METRICS = {"test_acc": ("accuracy", 0.005), "val_acc": ("accuracy", 0.005), "spa
 EXACT_SPARSITY = ("pretrain", "imp", "prac", "jackpot")
 # The cells that carry the suite's claims: dense models and IMP / PrAC-IMP tickets.
 MAIN = ("pretrain", "imp/", "prac")
+FAILING = {"missing", "NaN", "DROP", "DRIFT", "CHANGED"}
 
-RULE = (f"rule: a cell's seed mean fails when it falls below the baseline mean by more than "
-        f"z*max(sd, floor)*sqrt(1/n_seeds + 1/n_baseline) with z={Z:g} (accuracies), or moves by more than that "
-        f"either way (training outcomes: structure sparsities, PrAC trained fraction); sparsities fixed by "
+RULE = (f"rule: an accuracy fails when its seed mean falls below the baseline mean by more than "
+        f"z*max(sd, se_test, floor)*sqrt(1/n_seeds + 1/n_baseline) with z={Z:g}, sd the baseline's spread over "
+        f"seeds and CPU kernel paths, se_test = sqrt(p*(1-p)/n_test) the standard error of the baseline accuracy p "
+        f"on the n_test test examples the runs record (test_acc only; none recorded: no se_test), floor "
+        f"{100 * METRICS['test_acc'][1]:g} pt; a training outcome (structure sparsities, floor "
+        f"{100 * METRICS['sparsity'][1]:g} pt; PrAC trained fraction, floor "
+        f"{100 * METRICS['prac_trained_fraction'][1]:g} pt) fails when it "
+        f"moves by more than z*max(sd, floor)*sqrt(1/n_seeds + 1/n_baseline) either way; sparsities fixed by "
         f"construction must match to {EXACT_TOL:g}; NaN, missing and damaged results fail; unknown cells are "
-        f"listed as new. Noisy cells keep a wide gate and are also gated through their phase's aggregate.")
+        f"listed as new. Noisy cells keep a wide gate and are also gated through their phase's aggregate. "
+        f"Values in %, allowances in percentage points.")
 
 
 def kind_of(key: str, metric: str) -> str:
@@ -78,6 +95,26 @@ def samples(res: Results) -> dict[tuple[str, str], dict[int, float]]:
     return dict(out)
 
 
+def tested_on(res: Results) -> dict[str, int]:
+    """cell -> the number of test examples its runs were scored on (the smallest over seeds); a cell is left out
+    when no seed recorded its test set (``test_correct``), as runs written before it did not."""
+    out: dict[str, int] = {}
+    for (phase, d, b, _seed, variant), m in sorted(res.runs.items()):
+        key = "/".join(p for p in (phase, d, b, variant) if p)
+        rows = [(key, m)] + [(f"{key}#round{r['round']}", r) for r in m.get("rounds", [])]
+        for k, row in rows:
+            rec = row.get("test_correct")
+            n = rec.get("n") if isinstance(rec, dict) else None
+            if isinstance(n, int) and not isinstance(n, bool) and n > 0:
+                out[k] = min(n, out.get(k, n))
+    # An aggregate averages cells scored on the same test examples, so its test-set error is no smaller than theirs.
+    for k, n in list(out.items()):
+        if not is_main(k):
+            agg = aggregate_cell(k)
+            out[agg] = min(n, out.get(agg, n))
+    return out
+
+
 def aggregate_cell(key: str) -> str:
     """The pseudo-cell ``<phase>/*`` that stands for every cell of a phase."""
     return f"{key.split('/', 1)[0]}/*"
@@ -97,12 +134,18 @@ def aggregates(got: dict[tuple[str, str], dict[int, float]]) -> dict[tuple[str, 
     return out
 
 
-def pin(sample_sets: list[dict[tuple[str, str], dict[int, float]]], sources: list[str]) -> dict:
-    """Baselines from several results folders (each seed of each folder is one sample)."""
+def pin(sample_sets: list[dict[tuple[str, str], dict[int, float]]], sources: list[str],
+        size_sets: list[dict[str, int]] | None = None) -> dict:
+    """Baselines from several results folders (each seed of each folder is one sample); test_acc entries also keep
+    ``n_test``, the test set's size, where the runs recorded it."""
     pooled: dict[tuple[str, str], list[float]] = defaultdict(list)
     for got in sample_sets:
         for k, by_seed in {**got, **aggregates(got)}.items():
             pooled[k].extend(by_seed[s] for s in sorted(by_seed))
+    n_test: dict[str, int] = {}
+    for sizes in size_sets or []:
+        for k, n in sizes.items():
+            n_test[k] = min(n, n_test.get(k, n))
     entries: dict[str, dict] = {}
     for (key, metric), vals in sorted(pooled.items()):
         bad = [v for v in vals if not math.isfinite(v)]
@@ -110,6 +153,8 @@ def pin(sample_sets: list[dict[tuple[str, str], dict[int, float]]], sources: lis
             raise ArtifactError(key, f"{metric} is {bad[0]} in a run to be pinned; fix the run first")
         entries[f"{key}:{metric}"] = {"kind": kind_of(key, metric), "mean": statistics.fmean(vals), "sd": statistics.stdev(vals) if len(vals) > 1 else 0.0,
                          "n": len(vals), "min": min(vals), "max": max(vals)}
+        if metric == "test_acc" and key in n_test:
+            entries[f"{key}:{metric}"]["n_test"] = n_test[key]
     return {"schema": SCHEMA, "z": Z, "sources": sources, "rule": RULE, "metrics": entries}
 
 
@@ -118,13 +163,32 @@ def floor_of(name: str) -> float:
     return METRICS[metric][1]
 
 
-def allowed(entry: dict, n_seeds: int, z: float, floor: float) -> float:
+def accuracy_se(p: float, n_test: int | None) -> float | None:
+    """The standard error of an accuracy ``p`` measured on ``n_test`` examples (None when the size is unknown)."""
+    if not n_test:
+        return None
+    p = min(max(p, 0.0), 1.0)
+    return math.sqrt(p * (1 - p) / n_test)
+
+
+def spread(entry: dict, floor: float, n_test: int | None = None) -> tuple[float, str]:
+    """The per-run standard deviation the gate assumes, and what set it: ``sd``, ``test set`` or ``floor``."""
+    # p is the baseline mean, not this run's: a run that regressed towards 50% must not widen its own gate.
+    se = accuracy_se(entry["mean"], n_test) if entry["kind"] == "accuracy" else None
+    terms = [(entry["sd"], "sd"), (floor, "floor")] + ([(se, "test set")] if se is not None else [])
+    return max(terms, key=lambda t: t[0])
+
+
+def allowed(entry: dict, n_seeds: int, z: float, floor: float, n_test: int | None = None) -> float:
     if entry["kind"] == "exact":
         return EXACT_TOL
-    return z * max(entry["sd"], floor) * math.sqrt(1 / n_seeds + 1 / entry["n"])
+    return z * spread(entry, floor, n_test)[0] * math.sqrt(1 / n_seeds + 1 / entry["n"])
 
 
-def compare(baseline: dict, got: dict[tuple[str, str], dict[int, float]]) -> list[dict]:
+def compare(baseline: dict, got: dict[tuple[str, str], dict[int, float]],
+            sizes: dict[str, int] | None = None) -> list[dict]:
+    """One row per pinned or observed metric; ``sizes`` (from :func:`tested_on`) gives each cell's test set size,
+    else the baseline's ``n_test`` does, else test_acc has only the constant floor."""
     if baseline.get("schema") != SCHEMA:
         raise ArtifactError("baselines", f"schema {baseline.get('schema')!r} is not {SCHEMA}; re-pin with "
                             "`make accept-baselines`")
@@ -134,20 +198,24 @@ def compare(baseline: dict, got: dict[tuple[str, str], dict[int, float]]) -> lis
     for name, entry in sorted(baseline["metrics"].items()):
         by_seed = observed.get(name)
         cell, metric = name.rsplit(":", 1)
-        row = {"metric": name, "kind": entry["kind"], "expected": entry["mean"], "sd": entry["sd"],
-               "n_base": entry["n"], "got": None, "n": 0, "allowed": None, "verdict": "missing", "gate": ""}
+        row = {"metric": name, "cell": cell, "name": metric, "kind": entry["kind"], "expected": entry["mean"],
+               "sd": entry["sd"], "n_base": entry["n"], "got": None, "n": 0, "allowed": None, "bound": "",
+               "verdict": "missing", "gate": ""}
         if cell.endswith("/*"):  # a phase aggregate
             row["gate"] = "aggregate"
         if by_seed:
             vals = list(by_seed.values())
             row["n"] = len(vals)
             row["got"] = statistics.fmean(vals) if all(math.isfinite(v) for v in vals) else float("nan")
-            tol = allowed(entry, len(vals), z, floor_of(name))
+            n_test = ((sizes or {}).get(cell) or entry.get("n_test")) if metric == "test_acc" else None
+            tol = allowed(entry, len(vals), z, floor_of(name), n_test)
             row["allowed"] = tol
+            row["bound"] = "" if entry["kind"] == "exact" else spread(entry, floor_of(name), n_test)[1]
             if not math.isfinite(row["got"]):
                 row["verdict"] = "NaN"
             elif entry["kind"] == "exact":
-                row["verdict"] = "ok" if max(abs(v - entry["mean"]) for v in vals) <= tol else "CHANGED"
+                row["change"] = max(abs(v - entry["mean"]) for v in vals)
+                row["verdict"] = "ok" if row["change"] <= tol else "CHANGED"
             elif entry["kind"] == "accuracy":
                 row["verdict"] = "ok" if row["got"] >= entry["mean"] - tol else "DROP"
             else:
@@ -157,8 +225,12 @@ def compare(baseline: dict, got: dict[tuple[str, str], dict[int, float]]) -> lis
         rows.append(row)
     for name in sorted(set(observed) - set(baseline["metrics"])):
         vals = list(observed[name].values())
-        rows.append({"metric": name, "kind": "", "expected": None, "sd": None, "n_base": 0, "n": len(vals),
-                     "got": statistics.fmean(vals), "allowed": None, "verdict": "new", "gate": "not pinned"})
+        cell, metric = name.rsplit(":", 1)
+        rows.append({"metric": name, "cell": cell, "name": metric, "kind": "", "expected": None, "sd": None,
+                     "n_base": 0, "n": len(vals), "got": statistics.fmean(vals), "allowed": None, "bound": "",
+                     "verdict": "new", "gate": "not pinned"})
+    for row in rows:
+        row["status"] = "FAIL" if row["verdict"] in FAILING else row["verdict"]
     return rows
 
 
@@ -173,26 +245,40 @@ def gate_of(cell: str, metric: str, kind: str, tol: float) -> str:
 
 
 def flags(row: dict) -> str:
+    """The allowance in points, and what set it (sd, test set or floor); ``±`` where a move either way fails."""
     if row["allowed"] is None:
         return "-"
     if row["kind"] == "exact":
-        return "any change"
-    pts = 100 * row["allowed"]
-    return f"drop > {pts:.2f} pt" if row["kind"] == "accuracy" else f"move > {pts:.2f} pt"
+        return "exact"
+    pts = f"{100 * row['allowed']:.2f}"
+    return f"{pts if row['kind'] == 'accuracy' else '±' + pts} ({row['bound']})"
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.2f}"
+
+
+def note(row: dict) -> str:
+    if row["status"] == "FAIL":
+        return f"{row['verdict']}; {row['gate']}" if row["gate"] else row["verdict"]
+    return row["gate"]
+
+
+COLUMNS = ("cell", "metric", "baseline (mean ± sd, n)", "now (mean, n)", "allowed drop", "status", "gate")
 
 
 def render(rows: list[dict]) -> str:
-    width = max([len("metric")] + [len(r["metric"]) for r in rows])
-    head = f"{'metric':<{width}}  {'expected':>9}  {'got':>9}  {'seeds':>5}  {'flags':>15}  {'verdict':<7}  gate"
-    lines = [RULE, "", head]
+    """The table, one row per metric of a cell, then the rule."""
+    table = [COLUMNS]
     for r in rows:
-        exp = "-" if r["expected"] is None else f"{r['expected']:.4f}"
-        got = "-" if r["got"] is None else f"{r['got']:.4f}"
-        lines.append(f"{r['metric']:<{width}}  {exp:>9}  {got:>9}  {r['n']:>5}  {flags(r):>15}  {r['verdict']:<7}  {r['gate']}")
-    return "\n".join(lines)
-
-
-FAILING = {"missing", "NaN", "DROP", "DRIFT", "CHANGED"}
+        base = "-" if r["expected"] is None else f"{_pct(r['expected'])} ± {_pct(r['sd'])} ({r['n_base']})"
+        now = "-" if r["got"] is None else f"{_pct(r['got'])} ({r['n']})"
+        table.append((r["cell"], r["name"], base, now, flags(r), r["status"], note(r)))
+    widths = [max(len(line[i]) for line in table) for i in range(len(COLUMNS) - 1)]
+    right = {2, 3}  # numbers line up on the right
+    lines = ["  ".join([*(f"{v:>{w}}" if i in right else f"{v:<{w}}" for i, (v, w) in enumerate(zip(line, widths))),
+                        line[-1]]).rstrip() for line in table]
+    return "\n".join([*lines, "", RULE])
 
 
 @STAGES.register("check")
@@ -213,18 +299,20 @@ class Check(Stage):
     @classmethod
     def run(cls, args: argparse.Namespace, config: dict) -> int:
         folders = args.results or ["results"]
-        sets = []
+        sets, sizes = [], []
         for folder in folders:
             if not Path(folder).is_dir():
                 raise ConfigError("results", folder, "an existing results folder")
-            got = samples(Results.scan(folder))
+            res = Results.scan(folder)
+            got = samples(res)
             if not got:
                 raise ArtifactError(folder, "holds no runs")
             sets.append(got)
+            sizes.append(tested_on(res))
         if args.accept:
-            base = pin(sets, [str(f) for f in folders])
+            base = pin(sets, [str(f) for f in folders], sizes)
             io.write_json(args.baselines, base)
-            rows = compare(base, sets[0])
+            rows = compare(base, sets[0], sizes[0])
             noisy = [r["metric"] for r in rows if r["gate"] == "MAIN CELL TOO NOISY"]
             print(f"pinned {len(base['metrics'])} metrics from {len(folders)} results folders -> {args.baselines}")
             if noisy:
@@ -236,12 +324,19 @@ class Check(Stage):
         path = Path(args.baselines)
         if not path.is_file():
             raise ArtifactError(path, "no baselines file; pin one with `make accept-baselines`")
-        rows = compare(io.read_json(path), sets[0])
+        rows = compare(io.read_json(path), sets[0], sizes[0])
         print(render(rows))
-        bad = [r for r in rows if r["verdict"] in FAILING]
-        new = sum(r["verdict"] == "new" for r in rows)
-        print(f"check: {len(rows) - len(bad) - new} rows ok, {len(bad)} failing, {new} new (not pinned)")
+        bad = [r for r in rows if r["status"] == "FAIL"]
+        new = sum(r["status"] == "new" for r in rows)
+        if bad:
+            print()
+        # Repeated by name under the rule: in a CI log of ~70 rows, the failures are what a reader scrolls for.
         for r in bad[:10]:
-            print(f"FAILED {r['metric']}: {r['verdict']} (expected {r['expected']:.4f}, got "
-                  f"{'-' if r['got'] is None else format(r['got'], '.4f')}, flags {flags(r)})")
+            change = f", largest change {r['change']:.1e}" if r.get("change") is not None else ""
+            print(f"FAILED {r['metric']}: {r['verdict']} (baseline {_pct(r['expected'])}, now {_pct(r['got'])}, "
+                  f"allowed {flags(r)}{change})")
+        if len(bad) > 10:
+            print(f"... and {len(bad) - 10} more FAIL rows in the table")
+        print(f"check: {'FAIL' if bad else 'pass'}: {len(rows) - len(bad) - new} ok, {len(bad)} FAIL, {new} new "
+              f"(not pinned), of {len(rows)} rows")
         return 1 if bad else 0
