@@ -152,3 +152,14 @@ def test_the_report_says_how_the_numbers_were_computed(results, tmp_path):
     assert ["pretrain", "bf16", "channels_last", "no", "yes", "NVIDIA H200", "2.14.1", "1"] in rows
     # Runs written before numerics were recorded say so instead of guessing.
     assert any(r[0] == "imp" and r[1] == "not recorded" for r in rows[1:])
+
+
+def test_files_left_by_an_older_report_are_removed(results, tmp_path):
+    out = tmp_path / "report"
+    (out / "figures").mkdir(parents=True)
+    (out / "tables").mkdir()
+    (out / "figures" / "overlap_cifar10_net_seed0_old.png").write_bytes(b"old")
+    (out / "tables" / "grid_gone.md").write_text("old")
+    summary = build_report(results, TABLES, out)
+    assert sorted(p.name for p in (out / "figures").iterdir()) == sorted(summary["figures"])
+    assert not (out / "tables" / "grid_gone.md").exists() and (out / "tables" / "claims.md").exists()

@@ -76,6 +76,13 @@ def build_report(results_root: str | Path, tables_dir: str | Path, out: str | Pa
                         figures.time_saving(res, out / "figures"), figures.search_cost(res, out / "figures"))
             if f] + figures.overlap_heatmaps(res, out / "figures") + figures.layer_speedups(res, out / "figures")
     io.write_json(out / "claims.json", claim_rows)
+    # Everything under tables/ and figures/ is generated here: a file this run did not write is left over from an
+    # older grid or report version and would be shown as if current.
+    current = {f"{t.id}.{ext}" for t in [*paper, *grid, claims] for ext in ("md", "tex", "csv")} | set(figs)
+    for folder in (out / "tables", out / "figures"):
+        for stale in folder.glob("*") if folder.is_dir() else ():
+            if stale.is_file() and stale.name not in current:
+                stale.unlink()
 
     cells = ", ".join(f"{d} x {b}" for d, b in res.cells()) or "none"
     ran = sum(n for _, n in built)
