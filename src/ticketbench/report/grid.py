@@ -52,11 +52,17 @@ def imp_table(res: Results, cell: Cell) -> Table | None:
         p = prac.get(r, [])
         rows.append([r, _fixed(x["sparsity"] for x in imp), _acc(imp), *(_acc(o.get(r, [])) for o in others.values()),
                      _acc(p), _val(x.get("prac_trained_fraction") for x in p),
-                     _val((x.get("find_iterations") for x in imp), 1, 0),
-                     _val((x.get("find_iterations") for x in p), 1, 0)])
+                     _fixed((x.get("find_iterations") for x in imp), 1, 0),
+                     _fixed((x.get("find_iterations") for x in p), 1, 0)])
+    imp_hp = (res.settings("imp", cell, "full") or {}).get("imp", {})
+    rate = imp_hp.get("rate")
+    schedule = "" if rate is None else (
+        f" Each round prunes {rate:.0%} of the remaining weights ({imp_hp.get('scope', 'global')}, policy "
+        f"{imp_hp.get('policy')}, rewind {imp_hp.get('rewind')})" + ("" if rate == 0.2 else
+                                                                      "; the papers prune 20% per round") + ".")
     return Table(f"grid_imp_{cell[0]}_{cell[1]}", f"IMP, PrAC-IMP and baselines: {cell[0]} x {cell[1]}", cols, rows,
-                 f"Dense test accuracy (%): {_acc(res.dense_runs(cell))}. Iterations to find a round's ticket count "
-                 f"every training step before it, the shared dense run included.", [INTERVALS])
+                 f"Dense test accuracy (%): {_acc(res.dense_runs(cell))}.{schedule} Iterations to find a round's "
+                 f"ticket count every training step before it, the shared dense run included.", [INTERVALS])
 
 
 def prac_sets_table(res: Results, cell: Cell) -> Table | None:
