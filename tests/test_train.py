@@ -101,6 +101,19 @@ def test_resume_from_rewind_point_continues_schedule(synthetic_splits):
     assert res.iterations == 2 * per_epoch
 
 
+def test_resume_from_an_iteration_continues_inside_its_epoch(synthetic_splits):
+    """An ``it<n>`` rewind with the schedule resumed (OpenLTH): training picks up at step n, mid-epoch."""
+    per_epoch = math.ceil(len(synthetic_splits.train) / HP.batch_size)
+    seen = []
+    _, res = _run(synthetic_splits, start_epoch=5 / per_epoch, step_hooks=[lambda it, ep: seen.append((it, ep))])
+    assert seen[0] == (6, 0) and seen[-1] == (HP.epochs * per_epoch, HP.epochs - 1)
+    assert res.iterations == HP.epochs * per_epoch - 5
+    assert [h["epoch"] for h in res.history] == [1, 2, 3] and res.history[0]["iterations"] == per_epoch
+    # The samples of the skipped steps were not trained on in the partial first epoch.
+    assert (res.correctness[0] == -1).sum() == 5 * HP.batch_size
+    assert (res.correctness[1] >= 0).all()
+
+
 class PooledBN(torch.nn.Module):
     """BatchNorm after global pooling, as in backbones whose last stage reaches 1x1: one value per channel
     per sample, so a training batch of one sample cannot be normalised."""

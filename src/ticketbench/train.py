@@ -128,13 +128,15 @@ def evaluate(model: nn.Module, ds: IndexedDataset, device: torch.device, batch_s
 
 def train(model: nn.Module, train_ds: IndexedDataset, val_ds: IndexedDataset, hp: TrainHparams, *,
           device: torch.device, seed: int, test_ds: IndexedDataset | None = None,
-          mask: Mapping[str, torch.Tensor] | None = None, start_epoch: int = 0, workers: int = -1,
+          mask: Mapping[str, torch.Tensor] | None = None, start_epoch: float = 0, workers: int = -1,
           callbacks: Sequence[Callback] = (), step_hooks: Sequence[Callable[[int, int], None]] = (),
           progress: bool = True, desc: str = "train") -> TrainResult:
     """Train ``model`` in place for epochs ``start_epoch .. hp.epochs-1``.
 
     The schedule is positioned at ``start_epoch``, so rewinding to epoch k with ``start_epoch=k``
-    resumes the learning rate where it was; ``start_epoch=0`` restarts it. ``step_hooks`` run after
+    resumes the learning rate where it was; ``start_epoch=0`` restarts it. A fractional ``start_epoch`` (a
+    rewind to iteration n of an epoch of m steps is n/m) resumes inside that epoch: its first steps are
+    skipped and the schedule continues from the matching iteration, as OpenLTH does. ``step_hooks`` run after
     every optimiser step with (iteration, epoch), e.g. a mask update. The returned
     ``test_acc`` is measured once, on the best-validation weights: the test set never selects.
     """
@@ -159,15 +161,17 @@ def train(model: nn.Module, train_ds: IndexedDataset, val_ds: IndexedDataset, hp
     per_epoch = len(batches)
     snap_epochs, snap_iters = set(int_list(hp.rewind_epochs)), set(int_list(hp.rewind_iterations))
     snapshots: dict[str, State] = {}
-    if start_epoch in snap_epochs:
-        snapshots[f"ep{start_epoch}"] = snapshot(model)
+    start_iteration = round(start_epoch * per_epoch)
+    first_epoch, skip = divmod(start_iteration, per_epoch)
+    if skip == 0 and first_epoch in snap_epochs:
+        snapshots[f"ep{first_epoch}"] = snapshot(model)
 
-    iteration = start_epoch * per_epoch
+    iteration = start_iteration
     best_val, best_epoch, best_state = -1.0, -1, snapshot(model)
     history, records = [], []
     stopped = False
     t0 = time.perf_counter()
-    bar = tqdm(range(start_epoch, hp.epochs), desc=desc, disable=not progress, mininterval=2.0, dynamic_ncols=True)
+    bar = tqdm(range(first_epoch, hp.epochs), desc=desc, disable=not progress, mininterval=2.0, dynamic_ncols=True)
     for epoch in bar:
         model.train()
         # Statistics stay on the device and are read once per epoch: a read per step would stall a GPU.
@@ -176,6 +180,9 @@ def train(model: nn.Module, train_ds: IndexedDataset, val_ds: IndexedDataset, hp
         n_right = torch.zeros((), dtype=torch.int64, device=device)
         n_seen = 0
         for x, y, ids in batches:
+            if skip:  # resuming mid-epoch: these steps happened before the rewind point
+                skip -= 1
+                continue
             x = x.contiguous(memory_format=fmt)
             for group in opt.param_groups:
                 group["lr"] = lr_at(hp, iteration, per_epoch)
@@ -230,6 +237,6 @@ def train(model: nn.Module, train_ds: IndexedDataset, val_ds: IndexedDataset, hp
     # Callers get the model back in the layout they gave (slimming, timing and export expect NCHW).
     model.to(memory_format=torch.contiguous_format)
     return TrainResult(best_state, final_state, best_epoch, best_val, test_acc, history,
-                       iteration - start_epoch * per_epoch, time.perf_counter() - t0,
+                       iteration - start_iteration, time.perf_counter() - t0,
                        torch.stack(records) if records else torch.empty(0, train_ds.base_size, dtype=torch.int8),
                        snapshots, stopped, test_correct)

@@ -123,3 +123,14 @@ def test_missing_reference_and_bad_rewind_are_clear(pretrained, capsys):
                  "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert "rewind='ep9'" in err and "ep0, ep1" in err
+
+
+def test_an_iteration_rewind_resumes_the_schedule_at_that_iteration(tmp_path):
+    """OpenLTH's it<n> rewind with lr_resume: each round retrains from step n of the dense schedule, not step 0."""
+    pre = tmp_path / "pre"
+    assert main(["pretrain", *PRE, "--backbone", "test_resnet", "--rewind-iterations", "3", "--out", str(pre)]) == 0
+    per_epoch = read_metrics(paths.metrics(pre))["epochs"][0]["iterations"]
+    m = _imp(pre, tmp_path / "imp", "--rewind", "it3", "--lr-resume", "--rounds", "1")
+    assert m["rounds"][0]["train_iterations"] == 3 * per_epoch - 3
+    restarted = _imp(pre, tmp_path / "imp_restart", "--rewind", "it3", "--rounds", "1")
+    assert restarted["rounds"][0]["train_iterations"] == 3 * per_epoch

@@ -48,6 +48,15 @@ class Pretrained:
         model.load_state_dict(state)
         return model
 
+    @property
+    def iters_per_epoch(self) -> int:
+        """Optimiser steps per epoch of the dense run (its schedule is what ``it<n>`` rewind points count in)."""
+        return int(self.metrics["epochs"][0]["iterations"])
+
+    def resume_epoch(self, point: str) -> float:
+        """Where a round rewound to ``point`` resumes the LR schedule (``lr_resume``), in epochs."""
+        return rewind_epoch(point, self.iters_per_epoch)
+
     def rewind_path(self, point: str) -> Path:
         """The file of the snapshot to rewind to: ``ep<k>``, ``it<n>``, or ``init`` (= ``ep0``); it must exist."""
         point = "ep0" if point == "init" else point
@@ -95,11 +104,16 @@ def load_pretrained(run_dir: str | Path, *, data_root: str | None = None) -> Pre
                       meta["state_hash"], artifacts.read_metrics(paths.metrics(run_dir)))
 
 
-def rewind_epoch(point: str) -> int:
-    """The epoch a rewind point sits at, for resuming the LR schedule (``it<n>`` points resume at epoch 0)."""
+def rewind_epoch(point: str, iters_per_epoch: int | None = None) -> float:
+    """The epoch a rewind point sits at, for resuming the LR schedule: ``ep<k>`` is k, ``it<n>`` is n over the
+    pretrain run's steps per epoch (a fraction: training resumes inside that epoch, on any data size)."""
     if point in ("init", "ep0"):
         return 0
-    return int(point[2:]) if point.startswith("ep") else 0
+    if point.startswith("ep"):
+        return int(point[2:])
+    if not iters_per_epoch:
+        raise ValueError(f"rewind point {point!r} needs the pretrain run's iterations per epoch")
+    return int(point[2:]) / iters_per_epoch
 
 
 def scaled_hparams(hp: TrainHparams, fraction: float, rule: str) -> TrainHparams:
@@ -120,7 +134,7 @@ def scaled_hparams(hp: TrainHparams, fraction: float, rule: str) -> TrainHparams
 
 
 def train_round(pre: Pretrained, start: State, mask: Mask, hp: TrainHparams, *, device: torch.device,
-                ids: torch.Tensor | None = None, start_epoch: int = 0, callbacks: Sequence[Callback] = (),
+                ids: torch.Tensor | None = None, start_epoch: float = 0, callbacks: Sequence[Callback] = (),
                 progress: bool = True, desc: str = "round", seed_offset: int = 0) -> tuple[nn.Module, TrainResult]:
     """Train a masked model from ``start`` on the full training split or on the sample ids ``ids``."""
     model = pre.new_model()

@@ -23,7 +23,7 @@ from ..masks import POLICIES, Mask, magnitude_prune, prunable_names
 from ..runtime import layer_generator
 from ..errors import ConfigError
 from ..stage import STAGES, Stage, add_common_args, claim_out_dir, resolve_seed, setup_runtime
-from .common import add_pretrain_args, Pretrained, load_pretrained, rewind_epoch, round_dir, scaled_hparams, train_round, write_round, write_summary
+from .common import add_pretrain_args, Pretrained, load_pretrained, round_dir, scaled_hparams, train_round, write_round, write_summary
 
 BASELINES = ("none", "random_prune", "random_reinit")
 # A stated ceiling for imp.rounds, far above any paper's schedule (20-odd rounds at rate 0.2); each round writes
@@ -42,7 +42,8 @@ class ImpHparams(Hparams):
     policy: str = hp("prac", "prunable layers: prac, structure_lth, openlth or jackpot")
     scope: str = hp("global", "global (one threshold over all layers) or layerwise")
     rewind: str = hp("ep1", "rewind point from the pretrain run: init, ep<k> or it<n>")
-    lr_resume: bool = hp(False, "resume the LR schedule at the rewind epoch (OpenLTH) instead of restarting it")
+    lr_resume: bool = hp(False, "resume the LR schedule at the rewind point (OpenLTH; it<n> resumes mid-epoch) "
+                                "instead of restarting it")
     baseline: str = hp("none", "none, random_prune (random mask, same per-layer sparsity as --reference) or "
                                "random_reinit (the --reference mask with fresh random weights)")
     epoch_scaling: str = hp("linear", "training length on a subset: linear (same epochs, fewer iterations; PrAC "
@@ -156,7 +157,7 @@ def run_imp(pre: Pretrained, imp: ImpHparams, train_hp: TrainHparams, out: str |
     selector = selector or FullData()
     names = prunable_names(pre.new_model(), imp.policy)
     rewind = pre.rewind_state(imp.rewind)
-    start_epoch = rewind_epoch(imp.rewind) if imp.lr_resume else 0
+    start_epoch = pre.resume_epoch(imp.rewind) if imp.lr_resume else 0
     weights = {n: pre.final_state[n] for n in names}
     mask: Mask | None = None
     cumulative = pre.metrics["train_iterations"]  # round 0 is the shared dense pretrain run

@@ -23,7 +23,7 @@ from ..hparams import Hparams, TrainHparams, hp, int_list
 from ..masks import Mask
 from ..stage import STAGES, Stage, add_common_args, claim_out_dir, setup_runtime
 from ..timing import for_inference, paired
-from .common import add_pretrain_args, Pretrained, load_pretrained, rewind_epoch, round_dir, train_round, write_round, write_summary
+from .common import add_pretrain_args, Pretrained, load_pretrained, round_dir, train_round, write_round, write_summary
 from .refill import CHANNEL_SCORES, batchnorm_after, batchnorm_mask, channel_sparsity, refill
 
 METHODS = ("refill", "refill_plus", "regroup")
@@ -122,7 +122,7 @@ def run_structure(pre: Pretrained, imp_dir: str | Path, st: StructureHparams, tr
     t_run = time.perf_counter()
     imp_settings, imp_rounds, wanted = imp_inputs(pre, imp_dir, st)
     rewind = pre.rewind_state(imp_settings["rewind"])
-    start_epoch = rewind_epoch(imp_settings["rewind"]) if imp_settings.get("lr_resume") else 0
+    start_epoch = pre.resume_epoch(imp_settings["rewind"]) if imp_settings.get("lr_resume") else 0
     info = pre.splits.info
     example = torch.zeros(1, info.in_chans, info.image_size, info.image_size)
     dense = pre.model_from(pre.best_state)
