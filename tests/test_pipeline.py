@@ -78,7 +78,7 @@ def _expected_jobs(config: dict) -> dict[str, int]:
     jobs = {"pretrain": len(cells | sources), "prac": len((cells if prac else set()) | sources),
             "prac_savings": n if prac else 0, "imp": n * (1 + len(exp.get("imp_baselines", []))) + len(targets),
             "jackpot": n * (len(magnitude) + len(random)), "jackpot_cost": n * len(random),
-            "jackpot_overlap": n * len(random), "structure": n * len(methods),
+            "jackpot_overlap": 2 * n * len(random), "structure": n * len(methods),  # random- and magnitude-init studies
             "timing": n if {"refill", "regroup"} <= set(methods) else 0, "evaluate": 1, "report": 1, "all": 1}
     return {rule: count for rule, count in jobs.items() if count}
 

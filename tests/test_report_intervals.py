@@ -71,9 +71,9 @@ def report(tmp_path_factory):
                 "weights_unchanged": True, "epochs": [{"epoch": e} for e in range(1, 31)]})
         _write(jp / "cost-s0.9.json", {"factor": 4.0 + i, "magnitude_curve": [0.5 + i / 20, 0.9],
                                        "random_curve": [0.1, 0.6 + i / 20]})
-        _write(jp / "overlap-s0.9" / "overlap.json",
+        _write(jp / "overlap-random-s0.9" / "overlap.json",
                {"rows": [{"criterion": "snip", "sparsity": 0.9, "overlap": 0.3 + i / 10, "iou": 0.2 + i / 10}]})
-        (jp / "overlap-s0.9" / "overlap_layers.csv").write_text(f"layer,snip\nconv0,{0.3 + i / 10}\nconv1,0.5\n")
+        (jp / "overlap-random-s0.9" / "overlap_layers.csv").write_text(f"layer,snip\nconv0,{0.3 + i / 10}\nconv1,0.5\n")
     # One seed only: its cells have a mean but no interval.
     _write(root / "imp" / CELL[0] / CELL[1] / "seed0" / "random_reinit" / "metrics.json",
            _run("random_reinit", [_row(r, 0.8) for r in IMP], 0))
@@ -144,7 +144,7 @@ def test_figures_show_the_spread_and_are_deterministic(report, tmp_path):
 
     out, summary, root = report
     assert set(summary["figures"]) == {"accuracy_vs_sparsity.png", "prac_set_size.png", "time_saving.png",
-                                       "search_cost.png", "overlap_cifar10_cifar_resnet20_overlap-s0.9.png",
+                                       "search_cost.png", "overlap_cifar10_cifar_resnet20_overlap-random-s0.9.png",
                                        "layer_speedup_cifar10_cifar_resnet20_round1.png"}
     for name in summary["figures"]:
         assert (out / "figures" / name).stat().st_size > 1000

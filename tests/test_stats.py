@@ -143,3 +143,19 @@ def test_claims_without_runs_say_not_run(tmp_path):
     rows = evaluate(_grid(tmp_path, [0, 1], 0.95, 0.6))
     jackpot = [r for r in rows if r["paper"] == "Lottery-Jackpots"]
     assert jackpot and all(r["verdict"] == "not run" and r["measured"] == "not run" for r in jackpot)
+
+
+def test_the_overlap_claim_reads_the_random_initialised_search_only(tmp_path):
+    """A magnitude-initialised search starts from the magnitude mask: its 100% overlap would decide the claim by
+    construction, so the claim is judged on the random-initialised study (issue 14, item 4)."""
+    root = tmp_path / "results"
+    for s in range(3):
+        base = root / "jackpot" / "digits" / "net" / f"seed{s}"
+        _write(root / "pretrain" / "digits" / "net" / f"seed{s}", {"method": "pretrain", "test_acc": 0.98})
+        _write(base / "magnitude-s0.9", {"method": "jackpot", "test_acc": 0.97})
+        for init, magnitude in (("magnitude", 1.0), ("random", 0.30 + s / 100)):
+            (base / f"overlap-{init}-s0.9").mkdir(parents=True)
+            (base / f"overlap-{init}-s0.9" / "overlap.json").write_text(json.dumps({"rows": [
+                {"criterion": "magnitude", "overlap": magnitude}, {"criterion": "snip", "overlap": 0.5}]}))
+    row = next(r for r in evaluate(Results.scan(root)) if r["claim"].startswith("Of the pruning criteria"))
+    assert row["verdict"] == "does not hold" and row["seeds"] == 3

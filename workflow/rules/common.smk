@@ -123,7 +123,8 @@ def get_final_output():
             out.append(cell("jackpot", f"magnitude-s{sp}", "metrics.json").format(**fmt))
         for sp in EXP.get("jackpot_random_sparsities", []):
             out.append(cell("jackpot", f"cost-s{sp}.json").format(**fmt))
-            out.append(cell("jackpot", f"overlap-s{sp}", "overlap.csv").format(**fmt))
+            for init in ("random", "magnitude"):
+                out.append(cell("jackpot", f"overlap-{init}-s{sp}", "overlap.csv").format(**fmt))
         for m in EXP.get("structure_methods", []):
             out.append(cell("structure", m, "metrics.json").format(**fmt))
         if {"refill", "regroup"} <= set(EXP.get("structure_methods", [])):

@@ -43,16 +43,18 @@ rule jackpot_cost:
 rule jackpot_overlap:
     input:
         pretrain=cell("pretrain", "metrics.json"),
-        jackpot=cell("jackpot", "magnitude-s{sparsity}", "metrics.json"),
+        jackpot=cell("jackpot", "{init}-s{sparsity}", "metrics.json"),
         imp=cell("imp", "full", "metrics.json"),
     output:
-        table=cell("jackpot", "overlap-s{sparsity}", "overlap.csv"),
+        # One study per search initialisation: a magnitude-initialised search starts from the magnitude mask, so
+        # only the random-initialised one can show which criterion the search itself agrees with.
+        table=cell("jackpot", "overlap-{init}-s{sparsity}", "overlap.csv"),
     params:
         out=lambda wc, output: os.path.dirname(output.table),
     log:
-        "logs/jackpot/{dataset}/{backbone}/seed{seed}/overlap-s{sparsity}.log",
+        "logs/jackpot/{dataset}/{backbone}/seed{seed}/overlap-{init}-s{sparsity}.log",
     benchmark:
-        "benchmarks/jackpot/{dataset}/{backbone}/seed{seed}/overlap-s{sparsity}.tsv"
+        "benchmarks/jackpot/{dataset}/{backbone}/seed{seed}/overlap-{init}-s{sparsity}.tsv"
     threads: THREADS
     # SNIP, GraSP and SynFlow scores take gradients on the device, like training.
     resources:

@@ -17,7 +17,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from .. import io  # noqa: E402
-from .results import Results  # noqa: E402
+from .results import Results, overlap_init  # noqa: E402
 from .stats import seed_interval  # noqa: E402
 
 # Seaborn bootstraps the interval it draws over seeds; a fixed seed keeps a regenerated report byte-identical.
@@ -111,7 +111,7 @@ def time_saving(res: Results, out: Path) -> str | None:
 def overlap_heatmaps(res: Results, out: Path) -> list[str]:
     """Per layer and criterion, the mean overlap over seeds, written as mean±t half-width (n > 1)."""
     by_run: dict[tuple, list[pd.DataFrame]] = {}
-    for (d, b), _, name, data in res.extras_like("jackpot", "overlap-s"):
+    for (d, b), _, name, data in res.extras_like("jackpot", "overlap-"):
         if data.get("layer_rows"):
             df = pd.DataFrame(data["layer_rows"]).set_index("layer").apply(pd.to_numeric, errors="coerce") * 100
             by_run.setdefault((d, b, name), []).append(df)
@@ -128,7 +128,8 @@ def overlap_heatmaps(res: Results, out: Path) -> list[str]:
         fig, ax = plt.subplots(figsize=(max(6, 1.5 * len(criteria) + 3), 0.28 * len(layers) + 1.5))
         sns.heatmap(mean, annot=text if len(layers) <= 30 else False, fmt="", cmap="viridis", vmin=0, vmax=100,
                     ax=ax, cbar_kws={"label": "% of jackpot's kept weights also kept"})
-        ax.set_title(f"mask overlap with the jackpot, {d} x {b} ({name[len('overlap-s'):]} sparsity)\n"
+        ax.set_title(f"mask overlap with the {overlap_init(name)}-initialised jackpot, {d} x {b} "
+                     f"({name.rsplit('-s', 1)[-1]} sparsity)\n"
                      f"mean ± 95% t-interval over {len(frames)} seed(s)")
         names.append(_save(fig, out / f"overlap_{d}_{b}_{name}.png"))
     return names

@@ -56,7 +56,7 @@ class Results:
             data = _load(path)
             if data is not None:
                 res.extras[("structure", parts[1], parts[2], int(parts[3][4:]), "timing")] = data
-        for path in sorted(root.glob("jackpot/*/*/seed*/overlap-s*/overlap.json")):
+        for path in sorted(root.glob("jackpot/*/*/seed*/overlap-*/overlap.json")):
             parts = path.relative_to(root).parts
             data = _load(path)
             layers = path.with_name("overlap_layers.csv")
@@ -137,3 +137,9 @@ class Results:
 def mean(values: Iterable[float | None]) -> float | None:
     vals = [v for v in values if v is not None]
     return statistics.mean(vals) if vals else None
+
+
+def overlap_init(name: str) -> str:
+    """``overlap-random-s0.9`` -> ``random``; the layout before both studies ran (``overlap-s0.9``) was magnitude."""
+    parts = name.split("-")
+    return parts[1] if len(parts) > 2 else "magnitude"
