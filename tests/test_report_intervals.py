@@ -90,7 +90,9 @@ def _t_half(values) -> float:
 
 
 def _wilson_half(accs) -> float:
-    ci = stats.binomtest(sum(round(a * N_TEST) for a in accs), N_TEST * len(accs)).proportion_ci(method="wilson")
+    # The seeds share one test set: n is its size, not seeds x size.
+    k = round(statistics.mean(round(a * N_TEST) / N_TEST for a in accs) * N_TEST)
+    ci = stats.binomtest(k, N_TEST).proportion_ci(method="wilson")
     return (ci.high - ci.low) / 2
 
 

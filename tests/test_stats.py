@@ -129,7 +129,7 @@ def _row(rows, start):
 def test_imp_beating_random_pruning_is_decided_with_three_seeds(tmp_path):
     row = _row(evaluate(_grid(tmp_path, [0, 1, 2], 0.95, 0.60)), "At high sparsity")
     assert row["verdict"] == "holds" and row["seeds"] == 3
-    assert "at sparsity 87.50%" in row["measured"] and "paired bootstrap" in row["test"]
+    assert "at sparsity 87.50%" in row["measured"] and "paired by seed and test example" in row["test"]
 
 
 def test_a_tie_is_inconclusive_and_one_seed_says_so(tmp_path):
@@ -159,3 +159,27 @@ def test_the_overlap_claim_reads_the_random_initialised_search_only(tmp_path):
                 {"criterion": "magnitude", "overlap": magnitude}, {"criterion": "snip", "overlap": 0.5}]}))
     row = next(r for r in evaluate(Results.scan(root)) if r["claim"].startswith("Of the pruning criteria"))
     assert row["verdict"] == "does not hold" and row["seeds"] == 3
+
+
+def test_a_paired_interval_is_never_narrower_than_the_seeds_spread():
+    """Seeds that disagree (one method better on two seeds, worse on the third) must not yield a 'decided' gap
+    just because each seed's test-set difference is precise."""
+    rng = np.random.default_rng(3)
+    base = rng.random(359) < 0.9
+    a, b = [], []
+    for gain in (12, 10, -6):  # examples a gets right that b does not (negative: the reverse)
+        x, y = base.copy(), base.copy()
+        idx = np.flatnonzero(base)[: abs(gain)]
+        (y if gain > 0 else x)[idx] = False
+        a.append(x)
+        b.append(y)
+    est = stats.paired_difference(a, b)
+    over_seeds = stats.seed_interval([x.mean() - y.mean() for x, y in zip(a, b)])
+    assert est.lo <= over_seeds.lo + 1e-12 and est.hi >= over_seeds.hi - 1e-12
+    assert stats.decide(est, 0.0) == stats.INCONCLUSIVE
+
+
+def test_the_test_set_interval_counts_each_test_image_once():
+    flags = [np.arange(359) < 350 for _ in range(3)]  # three seeds, same 350 of 359 right
+    three = stats.test_interval_of(pack_bits(f) for f in flags)
+    assert three == pytest.approx(stats.test_interval(350, 359))

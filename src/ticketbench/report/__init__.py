@@ -52,9 +52,9 @@ def paper_table(t: PaperTable, res: Results) -> tuple[Table, int]:
 def claims_table(res: Results) -> tuple[Table, list[dict]]:
     rows = evaluate_claims(res)
     t = Table("claims", "Headline claims evaluated on this grid",
-              ["paper", "claim", "paper's number", "grid cell", "measured (95% interval)", "test", "verdict"],
-              [[r["paper"], r["claim"], r["paper_value"], r["cell"], r["measured"], r["test"], r["verdict"]]
-               for r in rows],
+              ["paper", "claim", "paper's number", "grid cell", "measured (95% interval)", "test", "seeds", "verdict"],
+              [[r["paper"], r["claim"], r["paper_value"], r["cell"], r["measured"], r["test"], r["seeds"] or "-",
+                r["verdict"]] for r in rows],
               f"{STATS_RULE} Each claim is judged only on cells the grid ran; 'not run' means no cell could test it.")
     return t, rows
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from ..methods.prac_savings import savings
 from .render import Table, fmt
 from .results import Cell, Results, overlap_init
 from .stats import LEVEL, accuracy_cell, value_cell
@@ -80,19 +79,16 @@ def prac_sets_table(res: Results, cell: Cell) -> Table | None:
 def savings_table(res: Results) -> Table | None:
     rows = []
     for cell in res.cells("prac"):
-        full = dict(zip(res.seeds("imp", cell, "full"), res.get("imp", cell, "full")))
-        prac = dict(zip(res.seeds("prac", cell), res.get("prac", cell)))
-        seeds = sorted(set(full) & set(prac))
-        if not seeds:
-            continue
         # The claims table's rule: matching = the PrAC ticket's seed mean within one std (over seeds) of full-data
         # IMP's, so the table and the verdict read the same numbers.
-        s = savings([full[k]["rounds"] for k in seeds], [prac[k]["rounds"] for k in seeds], tolerance=0.01)
+        s = res.savings(cell)
+        if s is None:
+            continue
         matched = s["saving"] is not None
         rows.append([f"{cell[0]} x {cell[1]}", _fixed([s["matched_sparsity"]]) if matched else "no match",
                      _val(s["seed_savings"]) if matched else "no match",
                      _fixed([next(r["tolerance"] for r in s["rows"] if r["round"] == s["matched_round"])])
-                     if matched else "-", len(seeds)])
+                     if matched else "-", s["seeds"]])
     if not rows:
         return None
     return Table("grid_prac_savings", "PrAC-IMP training-iteration savings over full-data IMP",

@@ -218,12 +218,11 @@ def _prac_claims(t: PaperTable, row: dict, res: Results) -> dict:
         dataset = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100"}.get(key, key)
         for network in row["networks"]:
             cell = cell_of({"dataset": dataset, "network": network}, t)
-            found = res.extra("prac", cell, "savings") if cell else []  # one per seed
-            saved = [s["saving"] for s in found if s.get("saving") is not None]
-            if saved:
-                unmatched = f", {len(found) - len(saved)} of {len(found)} seeds without a match" \
-                    if len(saved) < len(found) else ""
-                parts.append(f"{key} {network}: {value_cell(saved, unit='%')}{unmatched}")
+            s = res.savings(cell) if cell else None  # the claims table's all-seed matching rule
+            if s is not None:
+                parts.append(f"{key} {network}: " + ("no matching sparsity" if s["saving"] is None else
+                                                      f"{value_cell(s['seed_savings'], unit='%')} up to sparsity "
+                                                      f"{100 * s['matched_sparsity']:.2f}%"))
     return {"value": "; ".join(parts)} if parts else {}
 
 

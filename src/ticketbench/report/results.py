@@ -107,6 +107,18 @@ class Results:
                 by_round.setdefault(row["round"], []).append(row)
         return dict(sorted(by_round.items()))
 
+    def savings(self, cell: Cell) -> dict | None:
+        """PrAC-IMP's savings over full-data IMP on the seeds both ran, with the paper's matching rule (one std
+        over seeds; 1 point with one seed); None when no seed ran both."""
+        from ..methods.prac_savings import savings
+
+        full = dict(zip(self.seeds("imp", cell, "full"), self.get("imp", cell, "full")))
+        prac = dict(zip(self.seeds("prac", cell), self.get("prac", cell)))
+        seeds = [k for k in sorted(set(full) & set(prac)) if full[k].get("rounds") and prac[k].get("rounds")]
+        if not seeds:
+            return None
+        return savings([full[k]["rounds"] for k in seeds], [prac[k]["rounds"] for k in seeds], tolerance=0.01)
+
     def dense_runs(self, cell: Cell) -> list[dict]:
         """The dense model's metrics, one per seed."""
         return self.get("pretrain", cell)

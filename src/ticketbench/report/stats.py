@@ -5,11 +5,12 @@ Three sources of uncertainty are kept apart, because they answer different quest
 
 * **seeds**: a Student-t interval of the mean over seeds (``seed_interval``): how much another set of seeds
   would move the number;
-* **test examples**: the Wilson interval of the pooled test accuracy (``test_interval``): how much another test
-  set of the same size would move it;
-* **paired**: two methods evaluated on the same seed and the same test examples differ by much less than their
-  two intervals suggest, so a difference is bootstrapped over test examples within each seed, with the
-  per-seed differences averaged (``paired_difference``).
+* **test examples**: the Wilson interval of the mean test accuracy at the test set's size (``test_interval_of``):
+  how much another test set of the same size would move it;
+* **paired**: two methods evaluated on the same seeds and the same test examples differ by much less than their
+  two intervals suggest, so a difference is bootstrapped over test examples (the per-example difference averaged
+  over seeds) and also given a t interval over the seeds' differences; the wider of the two is reported
+  (``paired_difference``).
 """
 
 from __future__ import annotations
@@ -27,11 +28,13 @@ RESAMPLES = 4000
 HOLDS, FAILS, INCONCLUSIVE = "holds", "does not hold", "inconclusive"
 
 RULE = (f"Every number is the mean over seeds with its {LEVEL:.0%} Student-t interval (± half-width) and n, the "
-        f"number of seeds; 'test ±' is the {LEVEL:.0%} Wilson interval of the pooled test accuracy, the noise of a "
-        f"test set of that size. A claim is decided on the interval of the quantity it is about: 'holds' when the "
-        f"whole interval lies on the claim's side of its threshold, 'does not hold' when it lies wholly on the "
-        f"other side, 'inconclusive' when it straddles the threshold. Differences between two methods are paired: "
-        f"a bootstrap over test examples ({RESAMPLES} resamples) within each seed, the seeds' differences averaged. "
+        f"number of seeds; 'test ±' is the {LEVEL:.0%} Wilson interval of the mean test accuracy on the test set's "
+        f"own size (the seeds share their test examples), the noise of a test set of that size. A claim is decided "
+        f"on the interval of the quantity it is about: 'holds' when the whole interval lies on the claim's side of "
+        f"its threshold, 'does not hold' when it lies wholly on the other side, 'inconclusive' when it straddles "
+        f"the threshold. Differences between two methods are paired by "
+        f"seed and test example; their interval is the wider of a bootstrap over test examples ({RESAMPLES} "
+        f"resamples, the difference averaged over seeds) and a t interval over the seeds' differences. "
         f"A verdict drawn from one seed says so.")
 
 
@@ -92,22 +95,32 @@ def test_interval(correct: Sequence[int] | int, total: Sequence[int] | int, leve
 
 
 def test_interval_of(records: Iterable[dict | None]) -> tuple[float, float] | None:
-    """The Wilson interval of runs' pooled test accuracy, from their stored per-example correctness."""
+    """The Wilson interval of runs' mean test accuracy on their test set, from the stored per-example correctness.
+
+    Every seed is scored on the same test examples, so ``n`` is the test set's size, not seeds times that size:
+    pooling the seeds would count each image once per seed and shrink the interval by sqrt(seeds).
+    """
     from ..artifacts import unpack_bits
 
     flags = [unpack_bits(r) for r in records if r]
     if not flags:
         return None
-    return test_interval([int(f.sum()) for f in flags], [f.size for f in flags])
+    n = min(f.size for f in flags)
+    accuracy = float(np.mean([f.mean() for f in flags]))
+    return test_interval(round(accuracy * n), n)
 
 
 def paired_difference(a: Sequence[np.ndarray], b: Sequence[np.ndarray], level: float = LEVEL,
                       seed: int = 0) -> Estimate:
-    """Accuracy of ``a`` minus that of ``b``, paired per test example within each seed, averaged over seeds.
+    """Accuracy of ``a`` minus that of ``b``, paired per test example and per seed, averaged over seeds.
 
-    ``a[i]`` and ``b[i]`` are the per-example correctness of the two methods on seed ``i``'s test set. Each seed's
-    examples are resampled on their own (a stratified bootstrap); the statistic is the mean over seeds of the
-    per-seed accuracy differences.
+    ``a[i]`` and ``b[i]`` are the per-example correctness of the two methods on seed ``i``. Two sources of noise
+    bound the difference, and the interval is the wider of the two:
+
+    * the test examples: a bootstrap over examples of the per-example difference averaged over seeds (the seeds
+      share their test examples, so an example is resampled for all seeds at once);
+    * the seeds: a Student-t interval of the per-seed differences (none with one seed), which is what another
+      set of seeds would move.
     """
     if len(a) != len(b) or not a:
         raise ValueError(f"paired_difference needs the same seeds on both sides, got {len(a)} and {len(b)}")
@@ -116,18 +129,29 @@ def paired_difference(a: Sequence[np.ndarray], b: Sequence[np.ndarray], level: f
         x, y = np.asarray(x, dtype=bool), np.asarray(y, dtype=bool)
         if x.shape != y.shape:
             raise ValueError(f"paired_difference: test sets differ in size ({x.size} vs {y.size})")
+        if x.size == 0:
+            raise ValueError("paired_difference: an empty test set")
         diffs.append(x.astype(np.float64) - y.astype(np.float64))
-    point = float(np.mean([d.mean() for d in diffs]))
-    if all(np.all(d == d[0]) for d in diffs) and len({float(d[0]) for d in diffs if d.size}) <= 1:
-        return Estimate(point, point, point, len(diffs), "paired bootstrap")  # no variation to resample
+    per_seed = [float(d.mean()) for d in diffs]
+    point = float(np.mean(per_seed))
+    if len({d.size for d in diffs}) == 1:
+        samples = (np.mean(diffs, axis=0),)
+        statistic = np.mean
+    else:  # different test sets per seed: resample each seed's examples on their own
+        samples = tuple(diffs)
 
-    def mean_of_means(*samples, axis=-1):
-        return np.mean([s.mean(axis=axis) for s in samples], axis=0)
-
-    res = stats.bootstrap(tuple(diffs), mean_of_means, n_resamples=RESAMPLES, confidence_level=level,
-                          method="percentile", vectorized=True, rng=np.random.default_rng(seed))
-    lo, hi = float(res.confidence_interval.low), float(res.confidence_interval.high)
-    return Estimate(point, min(lo, point), max(hi, point), len(diffs), "paired bootstrap")
+        def statistic(*xs, axis=-1):
+            return np.mean([x.mean(axis=axis) for x in xs], axis=0)
+    if all(np.all(x == x[0]) for x in samples):
+        lo = hi = point  # nothing varies over the examples
+    else:
+        res = stats.bootstrap(samples, statistic, n_resamples=RESAMPLES, confidence_level=level,
+                              method="percentile", vectorized=True, rng=np.random.default_rng(seed))
+        lo, hi = float(res.confidence_interval.low), float(res.confidence_interval.high)
+    over_seeds = seed_interval(per_seed, level)
+    if over_seeds is not None and over_seeds.lo is not None:
+        lo, hi = min(lo, over_seeds.lo), max(hi, over_seeds.hi)
+    return Estimate(point, min(lo, point), max(hi, point), len(diffs), "paired")
 
 
 def paired_seed_difference(a: Sequence[float], b: Sequence[float], level: float = LEVEL) -> Estimate | None:
