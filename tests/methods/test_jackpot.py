@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from ticketbench import paths
+from ticketbench import io, paths
 from ticketbench.artifacts import load_checkpoint, read_metrics
 from ticketbench.cli import main
 
@@ -148,6 +148,12 @@ def test_cli_search_overlap_and_cost(pre_dir, tmp_path):
     rows = (tmp_path / "ov" / "overlap.csv").read_text().splitlines()
     assert rows[0] == "criterion,sparsity,overlap,iou" and len(rows) == 6
     assert (tmp_path / "ov" / "overlap_layers.csv").exists()
+    # On a random-initialised search, the random criterion is an independent draw, not the search's initial mask.
+    assert main(["jackpot-overlap", "--pretrain", str(pre_dir), "--jackpot", str(runs["random"]),
+                 "--out", str(tmp_path / "ov_random"), "--batches", "1"]) == 0
+    random_row = next(r for r in io.read_json(tmp_path / "ov_random" / "overlap.json")["rows"]
+                      if r["criterion"] == "random")
+    assert random_row["overlap"] < 0.3  # chance is 0.1; the search's own initial mask overlaps far more
     assert main(["jackpot-cost", "--magnitude", str(runs["magnitude"]), "--random", str(runs["random"]),
                  "--out", str(tmp_path / "cost.json")]) == 0
     assert main(["jackpot-cost", "--magnitude", str(runs["random"]), "--random", str(runs["magnitude"]),

@@ -45,6 +45,9 @@ def closest_imp_round(imp_dir: str | Path, sparsity: float) -> tuple[Mask, float
     return mask, best["sparsity"], best["round"]
 
 
+RANDOM_CRITERION_SEED_OFFSET = 7919
+
+
 @STAGES.register("jackpot-overlap")
 class JackpotOverlap(Stage):
     name = "jackpot-overlap"
@@ -77,7 +80,10 @@ class JackpotOverlap(Stage):
                 break
         rows, layers = [], {}
         for name in STUDY_CRITERIA:
-            scores = CRITERIA.get(name)(model, list(jackpot), batches, seed=pre.seed)
+            # A random-initialised search draws its initial scores from pre.seed: a random criterion drawn from the
+            # same seed would be that initial mask, not an independent random mask.
+            seed = pre.seed + RANDOM_CRITERION_SEED_OFFSET if name == "random" else pre.seed
+            scores = CRITERIA.get(name)(model, list(jackpot), batches, seed=seed)
             share, iou, per_layer = overlap(jackpot, mask_with_budget(scores, kept))
             rows.append({"criterion": name, "sparsity": jackpot.sparsity(), "overlap": share, "iou": iou})
             layers[name] = per_layer
