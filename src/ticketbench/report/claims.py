@@ -60,13 +60,14 @@ def _bits(rows: list[dict]) -> list | None:
     return [unpack_bits(r["test_correct"]) for r in rows]
 
 
-def _by_seed(res: Results, phase: str, cell: Cell, variant: str = "") -> dict[int, dict]:
-    return dict(zip(res.seeds(phase, cell, variant), res.get(phase, cell, variant)))
+def _dense_acc(res: Results, cell: Cell) -> dict[int, float]:
+    """The dense model's test accuracy per seed: the reference of every "within x of dense" rule."""
+    return {s: m["test_acc"] for s, m in res.by_seed("pretrain", cell).items() if m.get("test_acc") is not None}
 
 
 def _round_by_seed(res: Results, phase: str, cell: Cell, variant: str, r: int) -> dict[int, dict]:
     out = {}
-    for seed, m in _by_seed(res, phase, cell, variant).items():
+    for seed, m in res.by_seed(phase, cell, variant).items():
         row = next((x for x in m.get("rounds", []) if x["round"] == r), None)
         if row is not None:
             out[seed] = row
@@ -90,10 +91,6 @@ def _diff(est: Estimate) -> str:
     return f"{100 * est.mean:+.2f} points [{lo}, {hi}]"
 
 
-def _finding(measured: str, verdict: str, test: str, seeds: int) -> Finding:
-    return Finding(measured, verdict, test, seeds)
-
-
 # --- PrAC (Zhang et al., ICML 2021) -------------------------------------------------------------------------------
 
 @claim("PrAC", "PrAC-IMP finds matching tickets with far fewer training iterations than full-data IMP",
@@ -108,11 +105,11 @@ def _prac_saving(res: Results, cell: Cell) -> Finding | None:
     test = (f"saving up to the highest sparsity where PrAC-IMP's mean accuracy is within {tol}; t interval over "
             f"seeds; holds above the paper's lowest saving ({_pct(PRAC_SAVING_RANGE[0])})")
     if s["saving"] is None:
-        return _finding("no sparsity where the PrAC ticket matches full-data IMP", FAILS, test, len(seeds))
+        return Finding("no sparsity where the PrAC ticket matches full-data IMP", FAILS, test, len(seeds))
     est = stats.seed_interval(s["seed_savings"])
     lo, hi = PRAC_SAVING_RANGE
     where = "inside" if lo <= est.mean <= hi else ("below" if est.mean < lo else "above")
-    return _finding(f"{est.fmt(unit='%')} saved up to sparsity {_pct(s['matched_sparsity'])} ({where} the paper's range)",
+    return Finding(f"{est.fmt(unit='%')} saved up to sparsity {_pct(s['matched_sparsity'])} ({where} the paper's range)",
                     decide(est, lo), test, len(seeds))
 
 
@@ -132,11 +129,11 @@ def _prac_size(res: Results, cell: Cell) -> Finding | None:
     test = "mean over rounds per seed, t interval over seeds; holds when the interval lies inside the paper's range"
     rng = PRAC_SET_RANGE.get(cell[0])
     if rng is None:
-        return _finding(f"{measured}; the papers publish no range for {cell[0]}", INCONCLUSIVE, test, est.n)
+        return Finding(f"{measured}; the papers publish no range for {cell[0]}", INCONCLUSIVE, test, est.n)
     below, above = decide(est, rng[0]), decide(est, rng[1], above=False)
     verdict = (HOLDS if below == HOLDS and above == HOLDS else
                FAILS if below == FAILS or above == FAILS else INCONCLUSIVE)
-    return _finding(f"{measured} vs {_pct(rng[0])}-{_pct(rng[1])}", verdict, test, est.n)
+    return Finding(f"{measured} vs {_pct(rng[0])}-{_pct(rng[1])}", verdict, test, est.n)
 
 
 def _last_common_round(res: Results, cell: Cell, variants: list[str]) -> int | None:
@@ -153,9 +150,9 @@ def _vs_baseline(baseline: str, name: str):
         imp, base = _round_by_seed(res, "imp", cell, "full", r), _round_by_seed(res, "imp", cell, baseline, r)
         est = paired_vs(imp, base)
         if est is None:
-            return _finding(NO_BITS, INCONCLUSIVE, "paired bootstrap over test examples", len(imp))
+            return Finding(NO_BITS, INCONCLUSIVE, "paired bootstrap over test examples", len(imp))
         sparsity = next(iter(imp.values()))["sparsity"]
-        return _finding(f"at sparsity {_pct(sparsity)}: IMP minus {name} {_diff(est)}", decide(est, 0.0),
+        return Finding(f"at sparsity {_pct(sparsity)}: IMP minus {name} {_diff(est)}", decide(est, 0.0),
                         "IMP ticket minus baseline at the grid's highest sparsity, paired by seed and test "
                         "example; holds when the interval is above 0", est.n)
     return judge
@@ -175,9 +172,9 @@ def _extreme_sparsity(rows: list[dict], dense: float, tol: float = MATCH_TOL) ->
 
 
 def _extremes(res: Results, cell: Cell, phase: str, variant: str) -> dict[int, float]:
-    dense = {s: m["test_acc"] for s, m in _by_seed(res, "pretrain", cell).items() if m.get("test_acc") is not None}
+    dense = _dense_acc(res, cell)
     return {s: _extreme_sparsity(m.get("rounds", []), dense[s])
-            for s, m in _by_seed(res, phase, cell, variant).items() if s in dense}
+            for s, m in res.by_seed(phase, cell, variant).items() if s in dense}
 
 
 TICKET_KINDS = {"PrAC tickets": ("prac", ""), "IMP tickets": ("imp", "full")}
@@ -206,7 +203,7 @@ def _extreme_vs_random(ticket: str):
         verdict = decide(est, 0.0)
         if capped and verdict != HOLDS:
             verdict = INCONCLUSIVE  # a higher sparsity might separate them: the grid cannot tell
-        return _finding(f"{shown}; gap {est.fmt(unit=' points')}{note}", verdict,
+        return Finding(f"{shown}; gap {est.fmt(unit=' points')}{note}", verdict,
                         "per seed: the ticket's extreme sparsity minus the stronger baseline's (highest sparsity "
                         "within 1% of that seed's dense); t interval over seeds; holds when above 0", est.n)
     return judge
@@ -223,7 +220,7 @@ for _kind in TICKET_KINDS:
 def _rounds_vs_dense(res: Results, cell: Cell, method: str, level: float = stats.LEVEL
                      ) -> list[tuple[float, Estimate]]:
     """(sparsity, method ticket minus dense, paired) for every round of a structure method."""
-    dense = _by_seed(res, "pretrain", cell)
+    dense = res.by_seed("pretrain", cell)
     out = []
     for r in res.per_round("structure", cell, method):
         rows = _round_by_seed(res, "structure", cell, method, r)
@@ -243,11 +240,11 @@ def _refill_wins(res: Results, cell: Cell) -> Finding | None:
     k = len(res.per_round("structure", cell, "refill"))
     rows = _rounds_vs_dense(res, cell, "refill", level=1 - (1 - stats.LEVEL) / k)
     if not rows:
-        return _finding(NO_BITS, INCONCLUSIVE, "paired bootstrap over test examples", 0)
+        return Finding(NO_BITS, INCONCLUSIVE, "paired bootstrap over test examples", 0)
     sparsity, best = max(rows, key=lambda t: t[1].mean)
     # The extreme sparsity at which refill is not significantly below dense, for comparison with the paper's.
     extreme = max((s for s, e in rows if decide(e, 0.0) != FAILS), default=None)
-    return _finding(f"best round (sparsity {_pct(sparsity)}): refill minus dense {_diff(best)}; highest sparsity not "
+    return Finding(f"best round (sparsity {_pct(sparsity)}): refill minus dense {_diff(best)}; highest sparsity not "
                     f"significantly below dense: {_pct(extreme) if extreme is not None else 'none'}",
                     decide(best, 0.0),
                     f"refill ticket minus dense per round, paired (test examples and seeds), each interval at "
@@ -258,8 +255,8 @@ def _refill_wins(res: Results, cell: Cell) -> Finding | None:
 @claim("Structure-LTH", "Group-wise (regroup) tickets stay winning to higher sparsity than channel-wise ones",
        "extreme group-wise sparsity 56-80% vs channel-wise 0-67% (CIFAR)", "structure")
 def _regroup_vs_refill(res: Results, cell: Cell) -> Finding | None:
-    dense = {s: m["test_acc"] for s, m in _by_seed(res, "pretrain", cell).items() if m.get("test_acc") is not None}
-    rg, rf = _by_seed(res, "structure", cell, "regroup"), _by_seed(res, "structure", cell, "refill")
+    dense = _dense_acc(res, cell)
+    rg, rf = res.by_seed("structure", cell, "regroup"), res.by_seed("structure", cell, "refill")
     seeds = sorted(set(rg) & set(rf) & set(dense))
     if not seeds:
         return None
@@ -269,7 +266,7 @@ def _regroup_vs_refill(res: Results, cell: Cell) -> Finding | None:
 
     a, b = [ext(rg[s], s) for s in seeds], [ext(rf[s], s) for s in seeds]
     est = stats.paired_seed_difference(a, b)
-    return _finding(f"regroup {stats.value_cell(a, unit='%')} vs refill {stats.value_cell(b, unit='%')}; gap "
+    return Finding(f"regroup {stats.value_cell(a, unit='%')} vs refill {stats.value_cell(b, unit='%')}; gap "
                     f"{est.fmt(unit=' points')}",
                     decide(est, 0.0), "per seed: highest sparsity with accuracy at least dense, regroup minus "
                     "refill; t interval over seeds; holds when above 0", est.n)
@@ -284,7 +281,7 @@ def _regroup_time(res: Results, cell: Cell) -> Finding | None:
     if est is None:
         return None
     sparsity = statistics.fmean(r["sparsity"] for r in last)
-    return _finding(f"{est.fmt(unit='%')} saved at sparsity {_pct(sparsity)} (last round)", decide(est, 0.0),
+    return Finding(f"{est.fmt(unit='%')} saved at sparsity {_pct(sparsity)} (last round)", decide(est, 0.0),
                     "time saving of the last round's regrouped model over dense, t interval over seeds; holds when "
                     "above 0", est.n)
 
@@ -295,17 +292,17 @@ def _regroup_time(res: Results, cell: Cell) -> Finding | None:
        "(BatchNorm statistics are re-estimated during the search, as in the paper's code)",
        "VGGNet-19 on CIFAR-10 at 10% of the weights reaches dense accuracy", "jackpot")
 def _jackpot_matches(res: Results, cell: Cell) -> Finding | None:
-    jp, dense = _by_seed(res, "jackpot", cell, "magnitude-s0.9"), _by_seed(res, "pretrain", cell)
+    jp, dense = res.by_seed("jackpot", cell, "magnitude-s0.9"), res.by_seed("pretrain", cell)
     if not jp or not dense:
         return None
     est = paired_vs(jp, dense)
     if est is None:
-        return _finding(NO_BITS, INCONCLUSIVE, "paired bootstrap over test examples", len(jp))
+        return Finding(NO_BITS, INCONCLUSIVE, "paired bootstrap over test examples", len(jp))
     dense_acc = [m["test_acc"] for m in dense.values() if m.get("test_acc") is not None]
     sd = statistics.stdev(dense_acc) if len(dense_acc) > 1 else 0.0
     unchanged = all(m.get("weights_unchanged") for m in jp.values())
     verdict = decide(est, -sd) if unchanged else FAILS
-    return _finding(f"jackpot minus dense {_diff(est)}; dense seed sd {100 * sd:.2f} points; weights unchanged: "
+    return Finding(f"jackpot minus dense {_diff(est)}; dense seed sd {100 * sd:.2f} points; weights unchanged: "
                     f"{unchanged}", verdict,
                     "paired by seed and test example; holds when the interval is above minus "
                     "the dense model's seed standard deviation (0 with one seed) and no weight changed", est.n)
@@ -329,7 +326,7 @@ def _overlap(res: Results, cell: Cell) -> Finding | None:
     est = stats.paired_seed_difference(mags, others)
     crit = sorted(next(iter(per_seed.values())))
     shown = ", ".join(f"{c} {stats.value_cell((rows.get(c) for rows in per_seed.values()), unit='%')}" for c in crit)
-    return _finding(f"{shown}; magnitude minus the runner-up {est.fmt(unit=' points')}", decide(est, 0.0),
+    return Finding(f"{shown}; magnitude minus the runner-up {est.fmt(unit=' points')}", decide(est, 0.0),
                     "per seed: magnitude's overlap minus the best other criterion's; t interval over seeds; holds "
                     "when above 0", est.n)
 
@@ -344,9 +341,9 @@ def _cost(res: Results, cell: Cell) -> Finding | None:
            "over seeds; holds when above 3"
     factors = [c.get("factor") for c in found]
     if any(f is None for f in factors):
-        return _finding("magnitude init never reached random init's accuracy on some seed", FAILS, test, len(found))
+        return Finding("magnitude init never reached random init's accuracy on some seed", FAILS, test, len(found))
     est = stats.seed_interval(factors)
-    return _finding(est.fmt(scale=1, unit="x"), decide(est, 3.0), test, est.n)
+    return Finding(est.fmt(scale=1, unit="x"), decide(est, 3.0), test, est.n)
 
 
 def evaluate(res: Results) -> list[dict]:

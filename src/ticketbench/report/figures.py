@@ -1,7 +1,8 @@
 """The papers' figures, regenerated from our results with seaborn (PNG, byte-stable for a given input).
 
 Every figure draws each seed's run and shows the mean with its 95% interval over seeds: bands and error bars are
-seaborn's bootstrap CI of the mean over seeds, bar charts add each seed as a dot, heatmaps write mean ± t-interval.
+the tables' Student-t interval of the mean over seeds, bar charts add each seed as a dot, heatmaps write mean ±
+t-interval.
 """
 
 from __future__ import annotations
@@ -19,9 +20,6 @@ import seaborn as sns  # noqa: E402
 from .. import io  # noqa: E402
 from .results import Results, overlap_init  # noqa: E402
 from .stats import seed_interval  # noqa: E402
-
-BOOTSTRAP_SEED = 0  # unused by the t interval below; kept so any seaborn bootstrap stays byte-stable
-
 
 def _t_interval(values) -> tuple[float, float]:
     """The tables' Student-t interval over seeds: seaborn's own bootstrap over three seeds stays inside their
@@ -74,7 +72,7 @@ def accuracy_vs_sparsity(res: Results, out: Path) -> str | None:
         return None
     order = [m for m in METHOD_ORDER if m in set(df["method"])]
     g = sns.relplot(data=df, x="sparsity", y="test accuracy (%)", hue="method", hue_order=order, col="cell",
-                    kind="line", marker="o", errorbar=CI, seed=BOOTSTRAP_SEED, col_wrap=min(3, df["cell"].nunique()),
+                    kind="line", marker="o", errorbar=CI, col_wrap=min(3, df["cell"].nunique()),
                     height=3.2, facet_kws={"sharey": False})
     for ax, cell in zip(g.axes.flat, g.col_names):
         d, b = cell.split(" x ")
@@ -95,7 +93,7 @@ def prac_set_size(res: Results, out: Path) -> str | None:
     if not rows:
         return None
     fig, ax = plt.subplots(figsize=(5, 3.2))
-    sns.lineplot(data=pd.DataFrame(rows), x="round", y=y, hue="cell", marker="o", errorbar=CI, seed=BOOTSTRAP_SEED,
+    sns.lineplot(data=pd.DataFrame(rows), x="round", y=y, hue="cell", marker="o", errorbar=CI,
                  ax=ax)
     ax.set_ylabel(f"{y}\n{SPREAD}")
     return _save(fig, out / "prac_set_size.png")
@@ -111,7 +109,7 @@ def time_saving(res: Results, out: Path) -> str | None:
         return None
     df = _one_x_per_round(pd.DataFrame(rows), "sparsity (%)", ["cell", "method", "round"])
     g = sns.relplot(data=df, x="sparsity (%)", y="time saving (%)", hue="method", col="cell", kind="line", marker="o",
-                    errorbar=CI, seed=BOOTSTRAP_SEED, col_wrap=min(3, df["cell"].nunique()), height=3.2)
+                    errorbar=CI, col_wrap=min(3, df["cell"].nunique()), height=3.2)
     for ax in g.axes.flat:
         ax.axhline(0, color="k", lw=0.8)
     g.set_axis_labels("sparsity (%)", f"time saving (%)\n{SPREAD}")
@@ -155,7 +153,7 @@ def search_cost(res: Results, out: Path) -> str | None:
         return None
     df = pd.DataFrame(rows)
     g = sns.relplot(data=df, x="search epoch", y="val accuracy (%)", hue="init", col="cell", kind="line", marker="o",
-                    errorbar=CI, seed=BOOTSTRAP_SEED, col_wrap=min(3, df["cell"].nunique()), height=3.2)
+                    errorbar=CI, col_wrap=min(3, df["cell"].nunique()), height=3.2)
     g.set_axis_labels("search epoch", f"val accuracy (%)\n{SPREAD}")
     return _save(g.figure, out / "search_cost.png")
 
@@ -176,7 +174,7 @@ def layer_speedups(res: Results, out: Path) -> list[str]:
         df = pd.DataFrame(rows)
         n, setting = len(settings[(d, b, r)]), "; ".join(sorted(set(settings[(d, b, r)])))
         fig, ax = plt.subplots(figsize=(max(5, 0.35 * df["layer"].nunique() + 2), 3.4))
-        sns.barplot(data=df, x="layer", y="speedup (x)", hue="model", errorbar=CI, seed=BOOTSTRAP_SEED, ax=ax)
+        sns.barplot(data=df, x="layer", y="speedup (x)", hue="model", errorbar=CI, ax=ax)
         # Each seed as a dot; no jitter, since seaborn's jitter draws from the global random state.
         sns.stripplot(data=df, x="layer", y="speedup (x)", hue="model", dodge=True, jitter=False, size=3,
                       palette={m: "k" for m in df["model"].unique()}, legend=False, ax=ax)

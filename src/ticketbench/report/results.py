@@ -99,6 +99,10 @@ class Results:
     def dense(self, cell: Cell) -> float | None:
         return mean(m["test_acc"] for m in self.get("pretrain", cell))
 
+    def by_seed(self, phase: str, cell: Cell, variant: str = "") -> dict[int, dict]:
+        """The metrics of every seed of one run, keyed by seed, for pairing runs seed by seed."""
+        return dict(zip(self.seeds(phase, cell, variant), self.get(phase, cell, variant)))
+
     def per_round(self, phase: str, cell: Cell, variant: str = "") -> dict[int, list[dict]]:
         """Each round's rows, one per seed (seed order), for intervals and paired comparisons."""
         by_round: dict[int, list[dict]] = {}
@@ -112,8 +116,7 @@ class Results:
         over seeds; 1 point with one seed); None when no seed ran both."""
         from ..methods.prac_savings import savings
 
-        full = dict(zip(self.seeds("imp", cell, "full"), self.get("imp", cell, "full")))
-        prac = dict(zip(self.seeds("prac", cell), self.get("prac", cell)))
+        full, prac = self.by_seed("imp", cell, "full"), self.by_seed("prac", cell)
         seeds = [k for k in sorted(set(full) & set(prac)) if full[k].get("rounds") and prac[k].get("rounds")]
         if not seeds:
             return None
