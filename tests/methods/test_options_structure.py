@@ -1,5 +1,5 @@
 """Structure options, each checked against what it must do: the refill criteria act_l1, act_l2 and saliency,
-and regroup's fixed_parts."""
+and regroup's fixed_parts and regroup_preset."""
 
 import math
 
@@ -119,10 +119,10 @@ def test_refill_keeps_the_channels_the_criterion_ranks_highest(imp_run, monkeypa
 def test_fixed_parts_always_partitions_into_parts():
     g = torch.Generator().manual_seed(0)
     mask = {"w": torch.rand(32, 8, 3, 3, generator=g) < 0.5}
-    kw = dict(parts=8, min_rows=8, granularity=32, imbalance=0.1, seed=0)
+    kw = dict(parts=8, row_threshold=7, granularity=32, imbalance=0.1, seed=0)
     adaptive = regroup(mask, adaptive_parts=True, **kw)
     fixed = regroup(mask, adaptive_parts=False, **kw)
-    # Adaptive: min(8, 32 // 8) = 4 parts of about 8 rows, large enough for blocks.
+    # Adaptive: min(8, 32 // (7 + 1)) = 4 parts of about 8 rows, more than 7, so large enough for blocks.
     blocks = adaptive.blocks["w"]
     assert blocks and len(blocks) <= 4 and all(len(b.rows) >= 8 for b in blocks) and not adaptive.fallback
     # Fixed: 8 parts of at most floor(1.1 * 32 / 8) = 4 rows, too few for a block, so the layer keeps its mask.
@@ -145,4 +145,23 @@ def test_fixed_parts_reaches_regroup(imp_run, monkeypatch, fixed):
     st = StructureHparams(method="regroup", parts=5, fixed_parts=fixed)
     structure_round(pre, imp, 1, st, torch.zeros(1, 3, 16, 16))
     assert len(seen) == 1 and seen[0]["parts"] == 5 and seen[0]["adaptive_parts"] is (not fixed)
-    assert seen[0]["seed"] == pre.seed
+    assert seen[0]["seed"] == pre.seed and seen[0]["row_threshold"] == 15
+
+
+def test_released_preset_reaches_regroup(imp_run, monkeypatch):
+    import dataclasses
+
+    import ticketbench.methods.regroup as regroup_mod
+
+    seen = []
+
+    def stub(mask, **kw):
+        seen.append(kw)
+        return RegroupResult(Mask({n: m.clone() for n, m in mask.items()}), {n: [] for n in mask}, list(mask))
+
+    monkeypatch.setattr(regroup_mod, "regroup", stub)
+    pre, imp = imp_run
+    structure_round(pre, imp, 1, StructureHparams(method="regroup", regroup_preset="released"),
+                    torch.zeros(1, 3, 16, 16))
+    assert seen == [{"seed": pre.seed, **dataclasses.asdict(regroup_mod.RELEASED)}]
+    assert seen[0]["row_threshold"] == 16 and seen[0]["adaptive_parts"] is False and seen[0]["parts"] == 8

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from ticketbench import paths
+from ticketbench import io, paths
 from ticketbench.artifacts import CORE_KEYS, load_checkpoint, read_metrics
 from ticketbench.cli import main
 
@@ -50,11 +50,21 @@ def test_refill_tickets(imp_run, method):
         assert 0 < row["flops_fraction"] < 1 and row["time_saving"] == pytest.approx(1 - row["latency_fraction"])
 
 
-def test_regroup_tickets(imp_run):
+@pytest.fixture(scope="module")
+def regroup_run(imp_run):
     root, pre, imp = imp_run
     out = root / "regroup"
-    assert main(["structure", "--pretrain", str(pre), "--imp", str(imp), "--method", "regroup", "--min-rows", "8",
-                 "--timing-rounds", "2", "--no-progress", "--out", str(out)]) == 0
+    # The synthetic backbone's convs are below the default size threshold and its blocks gather 0.55-1.0 of the
+    # dense work: these thresholds let some layers run block-sparse and keep others dense.
+    assert main(["structure", "--pretrain", str(pre), "--imp", str(imp), "--method", "regroup", "--row-threshold", "7",
+                 "--blocksparse-min-macs", "0", "--blocksparse-max-work", "0.9", "--timing-rounds", "2",
+                 "--no-progress", "--out", str(out)]) == 0
+    return out
+
+
+def test_regroup_tickets(imp_run, regroup_run):
+    root, pre, imp = imp_run
+    out = regroup_run
     for r in range(1, ROUNDS + 1):
         row = read_metrics(out / f"round{r}" / "metrics.json")
         mask, _ = Mask.load(out / f"round{r}" / "mask.safetensors")
@@ -66,10 +76,28 @@ def test_regroup_tickets(imp_run):
                 continue
             union = torch.zeros(mask[n].shape[0], mask[n][0].numel(), dtype=torch.bool)
             for b in blocks[n]:
-                assert len(b["rows"]) >= 8
+                assert len(b["rows"]) > 7
                 union[torch.tensor(b["rows"])[:, None], torch.tensor(b["cols"])[None]] = True
             assert torch.equal(union.view_as(mask[n]), mask[n])
         assert row["max_abs_diff"] <= 1e-4
+        # One row per regrouped layer: the fixed rule's inputs and outcome, and both paths' reported latency.
+        layers = row["blocksparse_layers"]
+        assert sorted(x["layer"] for x in layers) == sorted(n for n in mask if blocks.get(n))
+        for x in layers:
+            assert x["blocksparse"] == (x["work"] <= 0.9) and x["speedup"] > 0 and x["dense_ms"] > 0
+
+
+def test_timing_uses_the_regroup_runs_rule(imp_run, regroup_run):
+    root, pre, imp = imp_run
+    out = root / "timing"
+    assert main(["timing", "--pretrain", str(pre), "--imp", str(imp), "--regroup", str(regroup_run), "--rounds", "2",
+                 "--batch", "4", "--out", str(out)]) == 0
+    timing = io.read_json(out / "timing.json")
+    row = read_metrics(regroup_run / f"round{ROUNDS}" / "metrics.json")
+    rule = timing["regroup_rule"]
+    assert rule["blocksparse_min_macs"] == 0 and rule["blocksparse_max_work"] == 0.9
+    assert rule["blocksparse_layers"] == sorted(x["layer"] for x in row["blocksparse_layers"] if x["blocksparse"])
+    assert 0 < len(rule["blocksparse_layers"]) < len(row["blocksparse_layers"])
 
 
 def test_structure_rejects_unknown_round(imp_run, capsys):

@@ -8,6 +8,14 @@ group-wise sparse kernel (:mod:`ticketbench.blocksparse`) executes densely.
 Rules for inputs KaHyPar cannot or need not partition (see :func:`partition_rows`): no non-empty row -> no part;
 fewer non-empty rows than parts (or ``parts == 1``) -> all of them in part 0; no column shared by two rows ->
 rows assigned round-robin in index order, since any partition is then equally good.
+
+Constants. The paper (Alg. 3) names its partition constants but gives no values. The released code uses 8 parts
+(hMETIS UBfactor 10), a column factor of 1.5, 32-row chunks and keeps a part only if it has MORE than 16 rows;
+:data:`RELEASED` holds exactly these and is the default of the functions here. A balanced 8-way partition gives
+every part at most ``1.1 * ceil(C_out / 8)`` rows, so with them no block can form on a layer of fewer than 121
+output channels, i.e. on no layer of a CIFAR ResNet-20 (16/32/64 channels: parts of at most 2, 4 and 8 rows).
+:data:`ADAPTIVE` (the ``structure`` stage's default) therefore lowers the part count per layer to
+``C_out // (row_threshold + 1)`` and accepts parts of at least 16 rows, so a 16-channel layer forms one 16-row block.
 """
 
 from __future__ import annotations
@@ -23,6 +31,25 @@ from ..masks import Mask
 
 #: KaHyPar context shipped with the package (the kahypar wheel ships none).
 KAHYPAR_INI = "kahypar_km1.ini"
+
+
+@dataclass(frozen=True)
+class RegroupConstants:
+    """The partition and block-size constants of one IMP-Regroup variant (see the module docstring)."""
+
+    parts: int = 8  # KaHyPar parts per layer (at most, with adaptive_parts)
+    adaptive_parts: bool = False  # min(parts, C_out // (row_threshold + 1)) parts per layer
+    row_threshold: int = 16  # a part forms a block only with MORE rows than this
+    granularity: int = 32  # row chunk size of the kernels
+    column_factor: float = 1.5  # column growth rule of _grow_columns
+    imbalance: float = 0.1  # KaHyPar epsilon; hMETIS UBfactor 10 in the released code
+
+
+#: The released code's constants (``pruning_utils.regroup``: cn = 8, UBfactor 10, t1 = 1.5, nn = 32, ``> B2 = 16``).
+RELEASED = RegroupConstants()
+#: This suite's default: adaptive part count and parts of at least 16 rows, so narrow layers can form blocks.
+ADAPTIVE = RegroupConstants(adaptive_parts=True, row_threshold=15)
+PRESETS = {"adaptive": ADAPTIVE, "released": RELEASED}
 
 
 @dataclass(frozen=True, eq=False)
@@ -53,11 +80,11 @@ class Block:
         return {"rows": self.rows.tolist(), "cols": self.cols.tolist()}
 
 
-def _check(parts: int, min_rows: int = 1, granularity: int = 1, column_factor: float = 1.0,
+def _check(parts: int, row_threshold: int = 0, granularity: int = 1, column_factor: float = 1.0,
            imbalance: float = 0.0) -> None:
-    for key, value in (("parts", parts), ("min_rows", min_rows), ("granularity", granularity)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ConfigError(key, value, "a positive integer")
+    for key, value, low in (("parts", parts, 1), ("row_threshold", row_threshold, 0), ("granularity", granularity, 1)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ConfigError(key, value, "a positive integer" if low else "a non-negative integer")
     if not column_factor > 0:
         raise ConfigError("column_factor", column_factor, "a positive number")
     if not imbalance >= 0:
@@ -137,14 +164,14 @@ def _split_rows(rows: torch.Tensor, granularity: int) -> list[torch.Tensor]:
     return [rows[:full], rows[full:]]
 
 
-def extract_blocks(matrix: torch.Tensor, *, parts: int = 8, min_rows: int = 16, granularity: int = 32,
+def extract_blocks(matrix: torch.Tensor, *, parts: int = 8, row_threshold: int = 16, granularity: int = 32,
                    column_factor: float = 1.5, seed: int = 0, imbalance: float = 0.1) -> list[Block]:
-    """Dense blocks of one layer's mask matrix (steps 1-4 of IMP-Regroup).
+    """Dense blocks of one layer's mask matrix (steps 1-4 of IMP-Regroup). Defaults: the released code's constants.
 
     Args:
         matrix: ``C_out x n`` boolean mask matrix (``mask.reshape(C_out, -1)`` of a conv mask).
         parts: Number of KaHyPar parts.
-        min_rows: A part with fewer rows yields no block.
+        row_threshold: Only a part with more rows than this yields a block (released code: 16).
         granularity: A part with more rows is split into a multiple-of-``granularity`` chunk and the remainder.
         column_factor: Column-growth threshold (see :func:`_grow_columns`).
         seed: KaHyPar seed.
@@ -152,16 +179,16 @@ def extract_blocks(matrix: torch.Tensor, *, parts: int = 8, min_rows: int = 16, 
 
     Returns:
         Blocks ordered by part size (largest first); rows of different blocks are disjoint. Empty if no part
-        has ``min_rows`` rows.
+        has more than ``row_threshold`` rows.
     """
-    _check(parts, min_rows, granularity, column_factor, imbalance)
+    _check(parts, row_threshold, granularity, column_factor, imbalance)
     m = _as_matrix(matrix)
     ids = partition_rows(m, parts, seed=seed, imbalance=imbalance)
     groups = [(ids == p).nonzero().flatten() for p in range(parts)]
     groups.sort(key=len, reverse=True)  # stable: equal sizes keep part-id order
     blocks = []
     for rows in groups:
-        if len(rows) < min_rows:
+        if len(rows) <= row_threshold:
             break
         cols = _grow_columns(m[rows], column_factor)
         blocks.extend(Block(chunk, cols) for chunk in _split_rows(rows, granularity))
@@ -201,22 +228,22 @@ def blocks_from_json(data: Mapping[str, list[dict]]) -> dict[str, list[Block]]:
 
 
 def regroup(mask: Mapping[str, torch.Tensor], *, layers: Iterable[str] | None = None, parts: int = 8,
-            min_rows: int = 16, granularity: int = 32, column_factor: float = 1.5, seed: int = 0,
+            row_threshold: int = 16, granularity: int = 32, column_factor: float = 1.5, seed: int = 0,
             imbalance: float = 0.1, adaptive_parts: bool = False) -> RegroupResult:
-    """Regroup every 4-D (conv) entry of ``mask``, or only the named ones.
+    """Regroup every 4-D (conv) entry of ``mask``, or only the named ones. Defaults: the released code's constants.
 
     Args:
         mask: Parameter name -> boolean mask.
         layers: Names to regroup (default: all). Entries that are not 4-D are never regrouped.
-        parts, min_rows, granularity, column_factor, seed, imbalance: See :func:`extract_blocks`.
-        adaptive_parts: Use min(parts, C_out // min_rows) parts per layer, so that layers narrower than
-            parts * min_rows (every layer of a CIFAR ResNet-20) can still form blocks.
+        parts, row_threshold, granularity, column_factor, seed, imbalance: See :func:`extract_blocks`.
+        adaptive_parts: Use min(parts, C_out // (row_threshold + 1)) parts per layer (at least one), so that
+            layers narrower than parts * (row_threshold + 1) can still form blocks.
 
     Returns:
         The new mask (union of blocks per regrouped layer). A layer that is not regrouped, is not 4-D or yields
         no block keeps its mask unchanged and is listed in ``fallback``.
     """
-    _check(parts, min_rows, granularity, column_factor, imbalance)
+    _check(parts, row_threshold, granularity, column_factor, imbalance)
     selected = set(mask) if layers is None else set(layers)
     unknown = sorted(selected - set(mask))
     if unknown:
@@ -226,8 +253,8 @@ def regroup(mask: Mapping[str, torch.Tensor], *, layers: Iterable[str] | None = 
         result.blocks[name] = []
         if name in selected and m.dim() == 4:
             matrix = m.reshape(m.shape[0], -1)
-            k = max(1, min(parts, m.shape[0] // min_rows)) if adaptive_parts else parts
-            blocks = extract_blocks(matrix, parts=k, min_rows=min_rows, granularity=granularity,
+            k = max(1, min(parts, m.shape[0] // (row_threshold + 1))) if adaptive_parts else parts
+            blocks = extract_blocks(matrix, parts=k, row_threshold=row_threshold, granularity=granularity,
                                     column_factor=column_factor, seed=seed, imbalance=imbalance)
             if blocks:
                 result.mask[name] = blocks_to_mask(tuple(matrix.shape), blocks).reshape(m.shape)

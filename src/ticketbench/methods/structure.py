@@ -9,14 +9,16 @@ like any IMP round, and its real speed is measured: refilled tickets are physica
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Mapping
 
 import torch
 
 from .. import artifacts, io, paths
+from ..blocksparse import MAX_WORK, MIN_MACS
 from ..data import make_loader
 from ..errors import ArtifactError, ConfigError
 from ..hparams import Hparams, TrainHparams, hp, int_list
@@ -25,8 +27,12 @@ from ..stage import STAGES, Stage, add_common_args, claim_out_dir, setup_runtime
 from ..timing import for_inference, paired
 from .common import add_pretrain_args, Pretrained, load_pretrained, round_dir, train_round, write_round, write_summary
 from .refill import CHANNEL_SCORES, batchnorm_after, batchnorm_mask, channel_sparsity, refill
+from .regroup import PRESETS, RELEASED, RegroupConstants, RegroupResult
 
 METHODS = ("refill", "refill_plus", "regroup")
+#: StructureHparams field -> RegroupConstants field, for the constants a regroup preset fixes.
+_REGROUP_KEYS = {"parts": "parts", "fixed_parts": "adaptive_parts", "row_threshold": "row_threshold",
+                 "granularity": "granularity", "column_factor": "column_factor", "imbalance": "imbalance"}
 
 
 @dataclass(frozen=True)
@@ -41,12 +47,26 @@ class StructureHparams(Hparams):
     round_to: int = hp(1, "refill: round each layer's channel count up to a multiple of this (1: the paper's rule; "
                           "8 suits CPU/GPU conv kernels)")
     parts: int = hp(8, "regroup: hypergraph parts per layer (at most; see --fixed-parts)")
-    fixed_parts: bool = hp(False, "regroup: always use --parts parts, as the paper; by default a layer gets "
-                                  "min(parts, C_out // min_rows) so narrow layers can still form blocks")
-    min_rows: int = hp(16, "regroup: fewest rows a block may have")
+    fixed_parts: bool = hp(False, "regroup: always use --parts parts, as the paper and the released code; by default "
+                                  "a layer gets min(parts, C_out // (row_threshold + 1)) so narrow layers can still "
+                                  "form blocks")
+    row_threshold: int = hp(15, "regroup: a part forms a block only if it has MORE rows than this (the released "
+                                "code: 16; the default 15 admits the single 16-row part of a 16-channel layer)")
     granularity: int = hp(32, "regroup: row granularity of a block")
     column_factor: float = hp(1.5, "regroup: column growth factor")
     imbalance: float = hp(0.1, "regroup: partition imbalance allowed")
+    regroup_preset: str = hp("adaptive", "regroup constants: adaptive (parts, fixed_parts, row_threshold, "
+                                         "granularity, column_factor and imbalance as set) or released (the released "
+                                         "code's: 8 fixed parts, more than 16 rows, 32-row chunks, column factor 1.5, "
+                                         "imbalance 0.1; those six keys then stay at their defaults)")
+    blocksparse_max_work: float = hp(MAX_WORK, "regroup: a layer runs block-sparse only if its blocks gather at most this "
+                                           "fraction of the dense multiply-adds (0.55: measured on CPU, see "
+                                           "ticketbench.blocksparse)")
+    blocksparse_min_macs: int = hp(MIN_MACS, "regroup: a layer runs block-sparse only if it does at least this many "
+                                          "dense multiply-adds per output position, C_out*C_in*kh*kw (36864 = a "
+                                          "64->64 3x3 conv, the smallest layer measured faster on the reference CPU); "
+                                          "a stored setting, never timed at run time: "
+                                          "tests/benchmarks/test_bench_blocksparse.py prints a device's value")
     rounds: str = hp("", "comma-separated IMP rounds to structure (default: all)")
     timing_batch: int = hp(64, "batch size of the latency measurement")
     timing_rounds: int = hp(10, "timed forward passes per model (median)")
@@ -55,9 +75,60 @@ class StructureHparams(Hparams):
         self._require("method", self.method in METHODS, f"one of {', '.join(METHODS)}")
         self._require("criterion", self.criterion in CHANNEL_SCORES, f"one of {', '.join(CHANNEL_SCORES.names())}")
         self._require("rho", 0 <= self.rho < 1, "a fraction in [0, 1)")
-        for key in ("round_to", "parts", "min_rows", "granularity", "timing_batch", "timing_rounds"):
+        for key in ("round_to", "parts", "granularity", "timing_batch", "timing_rounds"):
             self._require(key, getattr(self, key) > 0, "a positive integer")
+        for key in ("row_threshold", "blocksparse_min_macs"):
+            self._require(key, getattr(self, key) >= 0, "a non-negative integer")
         self._require("column_factor", self.column_factor > 0, "a positive factor")
+        self._require("imbalance", self.imbalance >= 0, "a non-negative number (KaHyPar's epsilon, e.g. 0.1)")
+        self._require("blocksparse_max_work", self.blocksparse_max_work >= 0, "a non-negative fraction (e.g. 0.55)")
+        self._require("regroup_preset", self.regroup_preset in PRESETS, f"one of {', '.join(PRESETS)}")
+        if self.regroup_preset == "released":
+            defaults = {f.name: f.default for f in dataclasses.fields(self)}
+            for key, const in _REGROUP_KEYS.items():
+                released = getattr(RELEASED, const)
+                released = not released if key == "fixed_parts" else released
+                # The field's own default is accepted too: it is what a config that never names the key holds.
+                allowed = f"{released!r}" + (f" or its default {defaults[key]!r}" if defaults[key] != released else "")
+                self._require(key, getattr(self, key) in (defaults[key], released),
+                              f"{allowed} with regroup_preset=released, which fixes the regroup constants "
+                              f"(set regroup_preset=adaptive to change them)")
+
+    def regroup_constants(self) -> RegroupConstants:
+        """The constants :func:`regroup_with` partitions with: the preset's, or the fields for ``adaptive``."""
+        if self.regroup_preset != "adaptive":
+            return PRESETS[self.regroup_preset]
+        values = {const: getattr(self, key) for key, const in _REGROUP_KEYS.items()}
+        values["adaptive_parts"] = not self.fixed_parts
+        return RegroupConstants(**values)
+
+
+def regroup_with(st: StructureHparams, convs: Mapping[str, torch.Tensor], seed: int) -> RegroupResult:
+    """IMP-Regroup of the 4-D (conv) entries of ``convs`` with ``st``'s constants (:meth:`regroup_constants`).
+
+    The one entry point for every caller (the ``structure`` stage, group-aware IMP), so a preset means the same
+    everywhere. Entries that are not 4-D, or form no block, keep their mask and are listed in ``fallback``.
+    """
+    from . import regroup as regroup_mod  # looked up at call time, so tests can stand in for the partitioner
+
+    return regroup_mod.regroup(convs, seed=seed, **dataclasses.asdict(st.regroup_constants()))
+
+
+def blocksparse_ticket(model: torch.nn.Module, blocks: Mapping[str, list], st: StructureHparams,
+                       example: torch.Tensor, device: torch.device | str | None = None
+                       ) -> tuple[torch.nn.Module, list[dict]]:
+    """The regrouped ``model`` with block-sparse convs where ``st``'s fixed rule says so, and one row per layer.
+
+    Each row holds the rule's inputs and outcome (``blocksparse``, ``work``, ``macs``) and, for the report only,
+    both paths timed on the layer's real input for ``example``: the timings never change which layers run
+    block-sparse, so two runs build the same model.
+    """
+    from ..blocksparse import layer_choices, time_layers, to_blocksparse
+
+    blocks = {n: b for n, b in blocks.items() if b}
+    fast = to_blocksparse(model, blocks, max_work=st.blocksparse_max_work, min_macs=st.blocksparse_min_macs)
+    timed = time_layers(model, blocks, example, rounds=st.timing_rounds, device=device)
+    return fast, [{"layer": n, **choice, **timed.get(n, {})} for n, choice in layer_choices(fast).items()]
 
 
 def _against_dense(dense: torch.nn.Module, model: torch.nn.Module, x: torch.Tensor, rounds: int,
@@ -91,11 +162,7 @@ def structure_round(pre: Pretrained, imp_dir: Path, r: int, st: StructureHparams
         channel_mask, _ = refill(convs, scores, st.rho if st.method == "refill_plus" else 0.0, st.round_to)
         bn = batchnorm_mask(model, channel_mask, batchnorm_after(pre.new_model(), list(channel_mask), example))
         return Mask({**channel_mask, **others}), bn, {"channel_sparsity": channel_sparsity(channel_mask)}
-    from .regroup import regroup
-
-    res = regroup(convs, parts=st.parts, min_rows=st.min_rows, granularity=st.granularity,
-                  column_factor=st.column_factor, seed=pre.seed, imbalance=st.imbalance,
-                  adaptive_parts=not st.fixed_parts)
+    res = regroup_with(st, convs, pre.seed)
     gs = res.group_sparsity()
     return Mask({**res.mask, **others}), {}, {"group_sparsity": gs, "regroup": res.to_json(),
                                                "fallback_layers": res.fallback, "_blocks": res.blocks}
@@ -136,11 +203,8 @@ def run_structure(pre: Pretrained, imp_dir: str | Path, st: StructureHparams, tr
         model.load_state_dict(res.best_state)
         model.cpu().eval()
         if blocks is not None:
-            from ..blocksparse import to_blocksparse
-
-            # Layers where gathering blocks costs more than it saves stay dense (timed on their real input).
-            fast = to_blocksparse(model, {n: b for n, b in blocks.items() if b},
-                                  example=torch.randn(st.timing_batch, *example.shape[1:]))
+            x = torch.randn(st.timing_batch, *example.shape[1:], generator=torch.Generator().manual_seed(0))
+            fast, facts["blocksparse_layers"] = blocksparse_ticket(model, blocks, st, x, device)
         else:
             fast, plan = slimming.slim(model, example)
             facts["flops_fraction"] = slimming.macs(fast, example) / slimming.macs(dense, example)
@@ -231,15 +295,19 @@ class Timing(Stage):
         variants = {"imp_masked": masked.to(device)}
         if args.refill:
             variants["refill_slim"] = load_slim(round_dir(args.refill, r) / "slim.safetensors")[0].to(device)
+        rule = None
         if args.regroup:
-            from ..blocksparse import to_blocksparse
+            from ..blocksparse import layer_choices, to_blocksparse
             from .regroup import blocks_from_json
 
+            st = _blocksparse_rule(args.regroup)
+            rule = {"blocksparse_max_work": st.blocksparse_max_work, "blocksparse_min_macs": st.blocksparse_min_macs}
             state, _ = artifacts.load_checkpoint(round_dir(args.regroup, r) / "model.safetensors")
             blocks = blocks_from_json(artifacts.read_metrics(round_dir(args.regroup, r) / "metrics.json")["regroup"]["blocks"])
-            variants["regroup_blocksparse"] = to_blocksparse(pre.model_from(state).eval(),
-                                                             {n: b for n, b in blocks.items() if b},
-                                                             example=x.cpu()).to(device)
+            fast = to_blocksparse(pre.model_from(state).eval(), {n: b for n, b in blocks.items() if b},
+                                  max_work=st.blocksparse_max_work, min_macs=st.blocksparse_min_macs)
+            rule["blocksparse_layers"] = sorted(n for n, c in layer_choices(fast).items() if c["blocksparse"])
+            variants["regroup_blocksparse"] = fast.to(device)
         variants = {k: for_inference(v, x)[0] for k, v in variants.items()}
         end_to_end = {}
         for name, model in variants.items():
@@ -250,7 +318,19 @@ class Timing(Stage):
         out = Path(args.out)
         io.write_json(out / "timing.json", {"round": r, "batch": args.batch, "device": str(device),
                                             "threads": torch.get_num_threads(), "end_to_end": end_to_end,
-                                            "layers": layers})
+                                            "layers": layers, **({"regroup_rule": rule} if rule else {})})
         for name, e in end_to_end.items():
             print(f"{name}: {e['ms']:.1f} ms vs dense {e['dense_ms']:.1f} ms, time saving {e['time_saving']:.1%}")
         return 0
+
+
+def _blocksparse_rule(regroup_dir: str | Path) -> StructureHparams:
+    """The block-sparse thresholds the regroup run was made with, so the timed model is the one it built.
+
+    Runs from before the thresholds were settings lack them and get the defaults.
+    """
+    settings = {}
+    if paths.hparams(regroup_dir).is_file():
+        settings = io.read_json(paths.hparams(regroup_dir)).get("settings", {}).get("structure", {}) or {}
+    keys = ("blocksparse_max_work", "blocksparse_min_macs")
+    return StructureHparams.from_dict({k: settings[k] for k in keys if k in settings})
