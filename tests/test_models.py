@@ -10,6 +10,7 @@ import torch
 import torch.nn as nn
 
 from ticketbench.errors import ConfigError
+from ticketbench.masks import POLICIES, prunable_names
 from ticketbench.models import (
     WEIGHT_STANDARDISED,
     ShortcutA,
@@ -27,6 +28,7 @@ CIFAR_MODELS = {
     "cifar_resnet32": ("conv1", "fc"),
     "cifar_resnet56": ("conv1", "fc"),
     "cifar_wrn32_2": ("conv1", "fc"),
+    "cifar_mobilenet_v1": ("conv1", "linear"),
     "cifar_vgg16_bn": ("features.0", "classifier"),
     "cifar_vgg19_bn": ("features.0", "classifier"),
 }
@@ -124,6 +126,8 @@ def test_conv_init_is_kaiming_normal():
         ("cifar_wrn32_2", {}, 1.86e6, 0.03),
         ("cifar_resnet18", {}, 11.17e6, 0.02),
         ("cifar_vgg16_bn", {}, 14.7e6, 0.03),
+        # Structure-LTH Table 1/A2.
+        ("cifar_mobilenet_v1", {}, 3.21e6, 0.01),
     ],
 )
 def test_parameter_counts(name, kwargs, expected, rel):
@@ -245,3 +249,96 @@ def test_features_only(name, channels):
     with torch.no_grad():
         outs = model(torch.randn(1, 3, 32, 32))
     assert [o.shape[1] for o in outs] == channels
+
+
+# The two Structure-LTH networks added for the grid: name -> (stem conv, classifier).
+STRUCTURE_LTH_MODELS = {"cifar_mobilenet_v1": ("conv1", "linear"), "resnet50_cifar_stem": ("conv1", "fc")}
+
+
+def test_structure_lth_models_are_listed():
+    assert "cifar_mobilenet_v1" in timm.list_models("cifar_*")
+    assert set(STRUCTURE_LTH_MODELS) <= set(list_backbones())
+    assert list_backbones("resnet50_cifar*") == ["resnet50_cifar_stem"]
+
+
+@pytest.mark.parametrize("name", sorted(STRUCTURE_LTH_MODELS))
+def test_structure_lth_models_forward(name):
+    stem, head = STRUCTURE_LTH_MODELS[name]
+    torch.manual_seed(0)
+    model = create_model(name, num_classes=7).eval()
+    with torch.no_grad():
+        for size in (32, 64):
+            assert model(torch.randn(2, 3, size, size)).shape == (2, 7)
+    gray = create_model(name, num_classes=10, in_chans=1).eval()
+    with torch.no_grad():
+        assert gray(torch.randn(2, 1, 32, 32)).shape == (2, 10)
+    modules = dict(gray.named_modules())
+    assert stem_name(gray) == stem and modules[stem].in_channels == 1
+    assert classifier_names(gray) == [head] and isinstance(modules[head], nn.Linear)
+    assert not any(m.bias is not None for m in modules.values() if isinstance(m, nn.Conv2d))
+
+
+def test_mobilenet_v1_layout():
+    model = create_model("cifar_mobilenet_v1", num_classes=10)
+    assert model.conv1.kernel_size == (3, 3) and model.conv1.stride == (1, 1) and model.conv1.out_channels == 32
+    assert len(model.layers) == 13
+    widths = [block.conv2.out_channels for block in model.layers]
+    assert widths == [64, 128, 128, 256, 256, 512, 512, 512, 512, 512, 512, 1024, 1024]
+    for block in model.layers:
+        dw, pw = block.conv1, block.conv2
+        assert dw.groups == dw.in_channels == dw.out_channels and dw.kernel_size == (3, 3)
+        assert pw.groups == 1 and pw.kernel_size == (1, 1)
+    # Four stride-2 blocks take a 32x32 input to the 2x2 map of the reference code.
+    with torch.no_grad():
+        assert model.eval().forward_features(torch.randn(1, 3, 32, 32)).shape == (1, 1024, 2, 2)
+    assert model.linear.in_features == 1024
+
+
+def test_mobilenet_v1_features_only():
+    model = timm.create_model("cifar_mobilenet_v1", features_only=True).eval()
+    with torch.no_grad():
+        outs = model(torch.randn(1, 3, 32, 32))
+    assert [o.shape[1:] for o in outs] == [
+        (32, 32, 32), (64, 32, 32), (128, 16, 16), (256, 8, 8), (512, 4, 4), (1024, 2, 2)
+    ]
+
+
+@pytest.mark.parametrize("num_classes, in_chans", [(1000, 3), (200, 1)])
+def test_resnet50_cifar_stem_is_resnet50_with_a_3x3_stem(num_classes, in_chans):
+    ref = timm.create_model("resnet50", num_classes=num_classes, in_chans=in_chans)
+    model = create_model("resnet50_cifar_stem", num_classes=num_classes, in_chans=in_chans)
+    # Only the stem kernel shrinks, from 7x7 to 3x3.
+    stem_difference = ref.conv1.weight.numel() - ref.conv1.weight[..., :3, :3].numel()
+    assert n_params(model) == n_params(ref) - stem_difference
+    assert model.conv1.kernel_size == (3, 3) and model.conv1.stride == (1, 1)
+    assert isinstance(model.maxpool, nn.Identity)
+    assert ref.conv1.kernel_size == (7, 7) and isinstance(ref.maxpool, nn.MaxPool2d)
+    # The reference code starts every BN at weight 1, so timm's zero-init of the last BN is off.
+    assert all(torch.all(m.weight == 1) for m in model.modules() if isinstance(m, nn.BatchNorm2d))
+
+
+def test_resnet50_cifar_stem_feature_strides_and_refused_stems():
+    model = timm.create_model("resnet50_cifar_stem")
+    assert model.pretrained_cfg["num_classes"] == 200 and model.pretrained_cfg["input_size"] == (3, 64, 64)
+    assert [f["reduction"] for f in model.feature_info] == [1, 1, 2, 4, 8]
+    with torch.no_grad():
+        assert model.eval().forward_features(torch.randn(1, 3, 64, 64)).shape == (1, 2048, 8, 8)
+    with pytest.raises(ConfigError, match="stem_type"):
+        timm.create_model("resnet50_cifar_stem", stem_type="deep")
+    with pytest.raises(ConfigError, match="output_stride"):
+        timm.create_model("resnet50_cifar_stem", output_stride=32)
+    with pytest.raises(ConfigError, match="no pretrained weights"):
+        timm.create_model("resnet50_cifar_stem", pretrained=True)
+
+
+@pytest.mark.parametrize("name", sorted(STRUCTURE_LTH_MODELS))
+def test_structure_lth_models_prunable_names(name):
+    model = create_model(name, num_classes=10)
+    stem, head = (f"{n}.weight" for n in STRUCTURE_LTH_MODELS[name])
+    convs = {f"{n}.weight" for n, m in model.named_modules() if isinstance(m, nn.Conv2d)}
+    # Neither net has a linear layer besides the classifier, so jackpot reduces to the convs.
+    expected = {"prac": convs, "structure_lth": convs - {stem}, "openlth": convs | {head}, "jackpot": convs}
+    assert set(expected) == set(POLICIES.names())
+    for policy, names in expected.items():
+        assert set(prunable_names(model, policy)) == names, policy
+    assert stem in convs and stem not in prunable_names(model, "structure_lth")

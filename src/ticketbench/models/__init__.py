@@ -1,8 +1,10 @@
 """Backbones: any timm model, plus the lottery-ticket papers' CIFAR networks.
 
-Importing this package registers ``cifar_resnet20/32/56``, ``cifar_wrn32_2``, ``cifar_resnet18`` and
-``cifar_vgg16_bn/19_bn`` in timm's own registry, so ``timm.create_model`` and ``timm.list_models("cifar_*")``
-know them. The helpers here name the layers that pruning code treats specially (stem, classifier) without
+Importing this package registers ``cifar_resnet20/32/56``, ``cifar_wrn32_2``, ``cifar_resnet18``,
+``cifar_vgg16_bn/19_bn``, ``cifar_mobilenet_v1`` (Structure-LTH's MobileNet-v1) and ``resnet50_cifar_stem``
+(Structure-LTH's "RN-50(+)" for Tiny-ImageNet: timm's resnet50 with a 3x3 stride-1 stem and no max-pool) in
+timm's own registry, so ``timm.create_model`` and ``timm.list_models`` know them (all but the last match
+``"cifar_*"``). The helpers here name the layers that pruning code treats specially (stem, classifier) without
 hard-coding any architecture.
 """
 
@@ -18,15 +20,21 @@ from timm.layers import ScaledStdConv2d, ScaledStdConv2dSame, StdConv2d, StdConv
 from timm.models import get_arch_name, is_model, parse_model_name
 
 from ..errors import ConfigError
-from . import cifar_resnet, cifar_vgg  # noqa: F401  (imported for their @register_model side effect)
+# Imported for their @register_model side effect.
+from . import cifar_mobilenet, cifar_resnet, cifar_vgg, resnet_cifar_stem  # noqa: F401
+from .cifar_mobilenet import CifarMobileNetV1, DepthwiseSeparable
 from .cifar_resnet import BasicBlock, CifarResNet, ShortcutA
 from .cifar_vgg import CifarVGG
+from .resnet_cifar_stem import CifarStemResNet
 
 __all__ = [
     "WEIGHT_STANDARDISED",
     "BasicBlock",
+    "CifarMobileNetV1",
     "CifarResNet",
+    "CifarStemResNet",
     "CifarVGG",
+    "DepthwiseSeparable",
     "ShortcutA",
     "classifier_names",
     "conv_linear_layers",
