@@ -116,6 +116,7 @@ def test_other_seed_varying_numbers_have_intervals(report):
     want = f"{100 * statistics.mean(SAVING):.2f} ± {100 * _t_half(SAVING):.2f} (n=3)"
     assert savings["iterations saved (%)"] == want
     assert savings["seeds"] == "3" and savings["highest matching sparsity (%)"] == "36.00"
+    assert savings["capped"] == "yes"  # PrAC ran two rounds only and still matches at the second
     structure = _table(out, "grid_structure_cifar10_cifar_resnet20")[0]
     assert structure["refill remaining (%)"].endswith("(n=3)")  # seeds differ: the interval shows it
     assert structure["refill time saving (%)"].startswith("21.00 ± ")

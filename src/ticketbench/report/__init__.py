@@ -12,7 +12,9 @@ from pathlib import Path
 from .. import io
 from ..stage import STAGES, Stage
 from .claims import evaluate as evaluate_claims
+from .deviations import DEVIATIONS, deviations_table
 from .grid import grid_tables
+from .matching import rules_text
 from .paper import PaperTable, load_tables, ours
 from .render import NOT_RUN, PAGE, Table, csv_text, fmt, html_table, latex, markdown
 from .results import Results
@@ -55,7 +57,8 @@ def claims_table(res: Results) -> tuple[Table, list[dict]]:
               ["paper", "claim", "paper's number", "grid cell", "measured (95% interval)", "test", "seeds", "verdict"],
               [[r["paper"], r["claim"], r["paper_value"], r["cell"], r["measured"], r["test"], r["seeds"] or "-",
                 r["verdict"]] for r in rows],
-              f"{STATS_RULE} Each claim is judged only on cells the grid ran; 'not run' means no cell could test it.")
+              f"{STATS_RULE} {rules_text()} Each claim is judged only on cells the grid ran; 'not run' means no cell "
+              f"could test it.")
     return t, rows
 
 
@@ -68,7 +71,8 @@ def build_report(results_root: str | Path, tables_dir: str | Path, out: str | Pa
     paper = [t for t, _ in built]
     grid = grid_tables(res)
     claims, claim_rows = claims_table(res)
-    for t in [*paper, *grid, claims]:
+    deviations = deviations_table()
+    for t in [*paper, *grid, claims, deviations]:
         io.write_text(out / "tables" / f"{t.id}.md", markdown(t))
         io.write_text(out / "tables" / f"{t.id}.tex", latex(t))
         io.write_text(out / "tables" / f"{t.id}.csv", csv_text(t))
@@ -78,7 +82,7 @@ def build_report(results_root: str | Path, tables_dir: str | Path, out: str | Pa
     io.write_json(out / "claims.json", claim_rows)
     # Everything under tables/ and figures/ is generated here: a file this run did not write is left over from an
     # older grid or report version and would be shown as if current.
-    current = {f"{t.id}.{ext}" for t in [*paper, *grid, claims] for ext in ("md", "tex", "csv")} | set(figs)
+    current = {f"{t.id}.{ext}" for t in [*paper, *grid, claims, deviations] for ext in ("md", "tex", "csv")} | set(figs)
     for folder in (out / "tables", out / "figures"):
         for stale in folder.glob("*") if folder.is_dir() else ():
             if stale.is_file() and stale.name not in current:
@@ -94,18 +98,21 @@ def build_report(results_root: str | Path, tables_dir: str | Path, out: str | Pa
     md += [f"![{f}](figures/{f})" for f in figs]
     md += ["", "## This grid's results", ""] + [markdown(t) for t in grid]
     md += ["## Paper tables, paper vs ours", ""] + [markdown(t) for t in paper]
+    md += ["## Deviations", "", markdown(deviations)]
     io.write_text(out / "README.md", "\n".join(md) + "\n")
 
-    nav = "".join(f"<a href=\"#{t.id}\">{t.id}</a>" for t in [claims, *grid, *paper])
+    nav = "".join(f"<a href=\"#{t.id}\">{t.id}</a>" for t in [claims, *grid, *paper, deviations])
     body = [f"<h1>ticketbench report</h1><p>{intro}</p><nav>{nav}</nav>", "<h2>Claims</h2>",
             html_table(claims).replace(">holds", " class=\"holds\">holds").replace(">does not hold",
                                                                                    " class=\"fails\">does not hold"),
             "<h2>Figures</h2>"] + [f"<p><img src=\"figures/{f}\" alt=\"{f}\"></p>" for f in figs]
     body += ["<h2>This grid's results</h2>"] + [html_table(t) for t in grid]
     body += ["<h2>Paper tables, paper vs ours</h2>"] + [html_table(t) for t in paper]
+    body += ["<h2>Deviations</h2>", html_table(deviations)]
     io.write_text(out / "index.html", PAGE.format(title="ticketbench report", body="\n".join(body)))
     summary = {"paper_tables": [t.id for t in paper], "grid_tables": [t.id for t in grid], "figures": figs,
-               "claims": claim_rows, "cells": res.cells(), "paper_rows_with_results": ran}
+               "claims": claim_rows, "cells": res.cells(), "paper_rows_with_results": ran,
+               "deviations": [d.key for d in DEVIATIONS]}
     io.write_json(out / "report.json", summary)
     return summary
 

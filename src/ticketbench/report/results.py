@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import json
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -121,6 +120,11 @@ class Results:
         if not seeds:
             return None
         return savings([full[k]["rounds"] for k in seeds], [prac[k]["rounds"] for k in seeds], tolerance=0.01)
+
+    def structure_imp(self, cell: Cell) -> str:
+        """The IMP variant the structured tickets of ``cell`` come from: Structure-LTH's own IMP run (its layers and
+        rewind point) where the grid ran one, else full-data IMP, as results from before that run existed."""
+        return "structure_lth" if self.seeds("imp", cell, "structure_lth") else "full"
 
     def dense_runs(self, cell: Cell) -> list[dict]:
         """The dense model's metrics, one per seed."""

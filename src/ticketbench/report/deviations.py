@@ -1,0 +1,250 @@
+"""Every deliberate deviation from a paper or its released code, with the reason: the report's list of them.
+
+To add one, append a ``Deviation`` to ``DEVIATIONS``: a unique ``key``, the paper (or "all"), the topic, what the
+paper and/or its released code does, what ticketbench does (with the setting that changes it, if any), and why.
+The report renders the list as a table; a test checks every field is filled and every key is unique.
+
+Torch-free: ``ticketbench report`` must not import a training stack.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+from .render import Table
+
+
+@dataclass(frozen=True)
+class Deviation:
+    key: str  # stable id, for finding and editing an entry
+    paper: str  # PrAC, Structure-LTH, Lottery-Jackpots, or "all"
+    topic: str
+    source: str  # what the paper and/or its released code does
+    ours: str  # what ticketbench does, and the setting that changes it
+    why: str
+
+
+DEVIATIONS: list[Deviation] = [
+    # --- PrAC (Zhang et al., ICML 2021) ---------------------------------------------------------------------------
+    Deviation(
+        "prac-epoch-scaling", "PrAC", "training length on the PrAC set",
+        "Paper (§3): a round on the PrAC set P trains N = |P|/|D0| x N0 iterations (linear). Released code "
+        "(main_PrAC_imp.py): scales the number of epochs by |P|/|D0| and iterates over P in each epoch, about "
+        "(|P|/|D0|)^2 x N0 iterations before early stopping (quadratic).",
+        "Linear: the full schedule's epochs over the smaller set (imp.epoch_scaling: linear); "
+        "imp.epoch_scaling: quadratic follows the released code.",
+        "The paper states the rule. The quadratic scaling trains each round for far fewer iterations than the paper "
+        "describes, which would inflate the savings."),
+    Deviation(
+        "prac-early-stop-eps", "PrAC", "early-stop threshold",
+        "Paper (A1): mask-distance threshold eps = 0.07 (queue of 5). README command of the released code: 0.08.",
+        "0.07, patience 5 (prac.eps, prac.patience).",
+        "The paper is the primary source; the README shows one example command."),
+    Deviation(
+        "prac-round0-early-stop", "PrAC", "early stop in round 0",
+        "Paper (Alg. 1) and released code: the dense round 0 already stops early on mask convergence.",
+        "Round 0 replays the pretrain run with the same early stop. Where the schedule is too short for the stop to "
+        "fire (fewer than patience + 2 epochs: the default grid's 6 epochs with patience 5), round 0 is the whole "
+        "pretrain run, and metrics.json says why (round0.why).",
+        "Round 0's iterations count towards PrAC-IMP's cost. This suite used to charge the whole pretrain run in "
+        "every case, which the paper's algorithm does not spend."),
+    Deviation(
+        "prac-random-pruning", "PrAC", "random pruning baseline",
+        "PrAC's random pruning: a random mask over all prunable weights at once, at the IMP ticket's overall "
+        "sparsity.",
+        "The same (imp variant random_prune). This suite's earlier baseline, a random mask with the IMP ticket's "
+        "sparsity in every layer, is kept as the variant random_prune_layerwise.",
+        "A layer-wise random mask inherits IMP's per-layer budgets, which a random baseline should not know; the "
+        "claims use the paper's global baseline."),
+    Deviation(
+        "prac-lr-restart", "PrAC", "learning-rate schedule after rewinding",
+        "Released code: the PrAC script restarts the schedule after rewinding; the vanilla-LT script (main_imp.py) "
+        "first steps the scheduler rewind_epoch times.",
+        "Full-data IMP and PrAC-IMP both restart it (imp.lr_resume: false); imp.lr_resume: true resumes the schedule "
+        "at the rewind point.",
+        "The savings compare the two methods: the same schedule keeps the comparison about the data, not the "
+        "learning rate."),
+    Deviation(
+        "prac-within-1pct", "PrAC", "'within 1% of dense'",
+        "Paper (§1, §4.3): the extreme matching sparsity is the highest sparsity within 1% of the dense accuracy; "
+        "it does not say whether 1% is relative or absolute.",
+        "1 percentage point of test accuracy, against the same seed's dense model (per-seed extremes) or the "
+        "seed-mean dense accuracy (seed-mean curves).",
+        "The report states every accuracy difference in points; at the papers' accuracies (above 90%) the two "
+        "readings differ by less than 0.1 point."),
+    Deviation(
+        "prac-savings-one-seed", "PrAC", "savings matching rule with one seed",
+        "Paper (§4.1): savings count up to the highest sparsity where PrAC matches vanilla LT within one standard "
+        "deviation over three runs.",
+        "One standard deviation over seeds of full-data IMP's accuracy; with one seed, which has none, 1 point.",
+        "One seed gives no standard deviation; 1 point is PrAC's own tolerance for matching the dense model."),
+    Deviation(
+        "prac-182-epochs", "PrAC", "training epochs on CIFAR (config/paper.yaml)",
+        "PrAC: 182 epochs, lr x0.1 at epochs 91 and 136.",
+        "160 epochs, lr x0.1 at 80 and 120, for every CIFAR run (Structure-LTH's and OpenLTH's recipe).",
+        "One dense model and one IMP run per cell feed all three papers' methods, so their tickets are compared on "
+        "the same dense run."),
+    Deviation(
+        "prac-transfer", "PrAC", "transfer (reusability) experiment",
+        "Paper (§4.2): PrAC sets found with ResNet-20 find tickets in ResNet-56 and VGG-16; whether the target "
+        "replays the per-round sets or one final set is not stated, and no script is released.",
+        "The target's IMP trains round r on the source run's round-r PrAC set (imp --subsets), and each ticket is "
+        "retrained on the full data (--evaluate-tickets).",
+        "The per-round sets are what the source run trained on; the released checkpoints store that sequence."),
+    # --- Structure-LTH (Chen et al., ICML 2022) -------------------------------------------------------------------
+    Deviation(
+        "slth-rewind", "Structure-LTH", "rewind point",
+        "Paper (§3.1): rewind to epoch 8, 5% of training, on every dataset. Released code: the README runs "
+        "--rewind_epoch 16 (10% of 160 epochs); the ImageNet DDP script rewinds to epoch 15.",
+        "5% of training for Structure-LTH's own IMP run (imp.structure_rewind: 5%; epoch 8 in config/paper.yaml).",
+        "The paper states it for all datasets; a percentage names the same point of the default grid's short "
+        "schedule."),
+    Deviation(
+        "slth-refill-criterion", "Structure-LTH", "Refill channel score",
+        "Paper (§3.2): the l1 norm of each channel's remaining trained weights. Released code: the README passes no "
+        "--criterion, so the default 'remain' (number of surviving weights) is used.",
+        "l1 of the trained weights (structure.criterion: l1); 'remain', act_l1, act_l2 and saliency are available.",
+        "The paper names l1 as its main criterion."),
+    Deviation(
+        "slth-refill-plus-rho", "Structure-LTH", "Refill+ extra channels",
+        "Paper: Refill+ re-activates an extra fraction of the emptied channels; the fraction is not given. Released "
+        "code: --fillback-rate, default 0 (which is plain Refill).",
+        "rho = 0.1 (structure.rho).",
+        "Some rho above 0 is needed for Refill+ to differ from Refill; 0.1 is our choice."),
+    Deviation(
+        "slth-regroup-parts", "Structure-LTH", "Regroup: parts per layer and block size",
+        "Released code: hMETIS partitions every layer's rows into a fixed 8 parts, and a part forms a block only "
+        "with more than 16 rows (the paper's t1 and b1; no values in the paper).",
+        "min(structure.parts = 8, C_out // (structure.row_threshold + 1)) parts per layer, a block needing more than "
+        "row_threshold = 15 rows; structure.regroup_preset: released restores the code's constants.",
+        "The parts are nearly equal, so with 8 of them a layer with well under 8 x 17 = 136 output channels (16-64 "
+        "in CIFAR ResNets) forms no block and keeps its unstructured mask. Fewer parts, and a 16-row part, let "
+        "narrow layers form blocks."),
+    Deviation(
+        "slth-blocksparse-rule", "Structure-LTH", "Regroup: which layers run block-sparse",
+        "Released end-to-end script: every conv that has blocks runs Rumi et al.'s block-sparse CUDA kernels.",
+        "Per-block gathered PyTorch convolutions, chosen by a fixed rule: a layer stays one dense masked conv when "
+        "its blocks gather more than structure.blocksparse_max_work = 0.55 of the dense work or it has fewer than "
+        "structure.blocksparse_min_macs = 36,864 weights (C_out x C_in x kh x kw). Per-layer timings of both "
+        "paths are reported, never used to choose.",
+        "The CUDA kernels need CUDA 10.2 and sm_52-75; on other devices small or scattered blocks run slower "
+        "gathered than dense. Choosing by a timing made two runs build different models; a stored threshold "
+        "(measured per device by tests/benchmarks/test_bench_blocksparse.py) keeps the model a function of the "
+        "settings."),
+    Deviation(
+        "slth-partitioner", "Structure-LTH", "Regroup: hypergraph partitioner",
+        "Released code: hMETIS's shmetis binary (UBfactor 10).",
+        "KaHyPar (connectivity objective, imbalance 0.1: structure.imbalance).",
+        "hMETIS is distributed as binaries only, without source or a package; KaHyPar is open source and installs "
+        "with pip. Partitions, and so blocks, differ from the released code's."),
+    Deviation(
+        "slth-refill-rewind", "Structure-LTH", "what retraining a structured ticket starts from",
+        "Released code: Refill retraining loads the trained checkpoint and rewinds only the prunable conv weights, "
+        "so BatchNorm, the classifier and the stem keep trained values; Regroup retraining rewinds everything. "
+        "Paper: the ticket is rewound.",
+        "Every structured ticket (Refill, Refill+, Regroup) rewinds all parameters to the rewind point.",
+        "The paper describes rewinding, and trained BatchNorm and classifier values would give Refill a head start "
+        "that Regroup does not get."),
+    Deviation(
+        "slth-timing", "Structure-LTH", "time savings",
+        "Paper: GPU time on an RTX 2080 Ti at batch 64: cuDNN for dense and channel-pruned layers, Rumi et al.'s "
+        "block-sparse CUDA kernels for regrouped ones.",
+        "End-to-end latency at batch 64 on the machine that runs the grid (a CPU in the default grid): refill "
+        "tickets physically slimmed, regroup tickets through ticketbench.blocksparse.",
+        "The released kernels target CUDA 10.2 and sm_52-75 only. Our savings are for our kernels and hardware and "
+        "are not comparable in size with the paper's."),
+    Deviation(
+        "slth-validation-split", "Structure-LTH", "model selection on CIFAR-100",
+        "Released code: the CIFAR-100 loader uses the test set as the validation set.",
+        "A validation split held out of the training set, for every dataset; accuracy is the test accuracy at the "
+        "best-validation epoch.",
+        "Selecting on the test set biases the reported accuracy upwards."),
+    # --- Lottery Jackpots (Zhang et al., TPAMI 2023) --------------------------------------------------------------
+    Deviation(
+        "jp-batchnorm", "Lottery-Jackpots", "BatchNorm statistics during the search",
+        "Paper (abstract): the jackpot matches dense 'without modifying any weight'. Released code: the search runs "
+        "in train mode, so BatchNorm running statistics are re-estimated for the masked network (scale and shift "
+        "stay frozen).",
+        "As the code: statistics re-estimated; every weight and bias, BatchNorm's included, frozen and checked by "
+        "hash (weights_unchanged). The claim says so.",
+        "The released numbers include the re-estimation; without it the masked network is normalised with the "
+        "dense network's statistics."),
+    Deviation(
+        "jp-selection", "Lottery-Jackpots", "reported accuracy",
+        "Released code: the best test accuracy over search epochs.",
+        "The test accuracy at the best-validation epoch.",
+        "Selecting on the test set biases the reported accuracy upwards."),
+    Deviation(
+        "jp-load-order", "Lottery-Jackpots", "pre-trained weights in the CIFAR search",
+        "Released 2023 CIFAR script: computes the per-layer rates from the pre-trained weights, then builds a fresh "
+        "model and never reloads them, so it searches on random weights.",
+        "The pre-trained weights are loaded before masking, as in the 2021 code.",
+        "The method searches a pre-trained model; the 2023 order is a bug."),
+    Deviation(
+        "jp-short-restriction", "Lottery-Jackpots", "short restriction",
+        "Paper (TPAMI abstract): a 'short restriction' limits mask changes that may hurt the loss; its definition is "
+        "not public. 2023 code: budget-preserving swaps whose released rate schedules always evaluate to 1.",
+        "Swaps of at most ceil(r x c) of the c candidate pairs per step (jackpot.update: swap, jackpot.rate r, "
+        "default 1 as the code; jackpot.rate_schedule).",
+        "The code is the only definition available; r below 1 is our reading of the restriction, an ablation."),
+    Deviation(
+        "jp-random-init", "Lottery-Jackpots", "random-initialised search",
+        "Paper: the 'at least 3x cheaper' claim compares magnitude with random score initialisation; no released "
+        "code version initialises scores randomly.",
+        "Edge-popup-style scores (absolute Kaiming-uniform; jackpot.init: random).",
+        "The claim's baseline must exist to test the claim; its settings are ours."),
+    Deviation(
+        "jp-overlap", "Lottery-Jackpots", "mask-overlap study",
+        "Paper: masks of many pruning criteria overlap strongly with the jackpot mask, magnitude the most; the "
+        "metric, criteria and numbers are not public.",
+        "Overlap = share of the jackpot's kept weights that a criterion also keeps at the jackpot's per-layer "
+        "budgets (magnitude, random, SNIP, GraSP, SynFlow, IMP); the claim reads the random-initialised search.",
+        "A magnitude-initialised search starts from the magnitude mask, so its overlap with magnitude is 100% by "
+        "construction."),
+    Deviation(
+        "jp-matching-rule", "Lottery-Jackpots", "'matches the dense model'",
+        "Paper (abstract): a 90%-sparse VGGNet-19 jackpot reaches the dense accuracy; no numeric rule is public.",
+        "Holds when the paired interval of jackpot minus dense lies above minus the dense model's standard "
+        "deviation over seeds (0 with one seed).",
+        "A rule is needed to decide; the dense model's own seed spread is the smallest gap the seeds can resolve."),
+    # --- All three papers -----------------------------------------------------------------------------------------
+    Deviation(
+        "grid-imp-rate", "all", "pruning rate of the default grid",
+        "All three papers prune 20% of the remaining weights per round (PrAC 16 rounds, Structure-LTH 10).",
+        "The embedded default grid (config/config.yaml) prunes 60% per round for 5 rounds (99.0% sparsity); "
+        "config/paper.yaml prunes 20% for 16 rounds.",
+        "The CPU budget allows five rounds; at 50% per round (96.9%) IMP's lead over random pruning (1.8 points, "
+        "seed sd 1.1) was too small for three seeds to decide. Bigger steps make each round's ticket differ, so "
+        "matching sparsities are not comparable with the papers'."),
+    Deviation(
+        "grid-schedules", "all", "data and schedules of the default grid",
+        "Papers: CIFAR-10/100, Tiny-ImageNet, ImageNet; 160-182 epochs (95 Tiny-ImageNet, 90 ImageNet), lr 0.1 "
+        "multistep, batch 128; PrAC rewinds to epoch 3; jackpot searches 30 or 160 epochs at batch 256.",
+        "Default grid: scikit-learn's 8x8 digits upscaled to 16x16, 6 epochs, cosine lr 0.05, batch 64, rewind to "
+        "epoch 1 (Structure-LTH's run: 5%); jackpot search 10 epochs at batch 128; three seeds. config/paper.yaml "
+        "holds the papers' recipes.",
+        "The default grid runs on a 2-core CPU in about half an hour without downloads. It tests how the methods "
+        "behave, not the papers' values."),
+]
+
+COLUMNS = ["paper", "topic", "the paper / its released code", "ours", "why"]
+
+
+def check(entries: list[Deviation] = DEVIATIONS) -> None:
+    """Every field filled and every key unique; raises ValueError naming the first entry that is not."""
+    seen = set()
+    for d in entries:
+        empty = [f.name for f in fields(d) if not str(getattr(d, f.name)).strip()]
+        if empty:
+            raise ValueError(f"deviation {d.key or d.topic!r} has empty fields: {', '.join(empty)}")
+        if d.key in seen:
+            raise ValueError(f"deviation key {d.key!r} is used twice")
+        seen.add(d.key)
+
+
+def deviations_table(entries: list[Deviation] = DEVIATIONS) -> Table:
+    check(entries)
+    return Table("deviations", "Deviations from the papers and their released code", COLUMNS,
+                 [[d.paper, d.topic, d.source, d.ours, d.why] for d in entries],
+                 "Each deliberate difference between ticketbench and a paper or its released code, and the reason. "
+                 "Settings in parentheses change it.")
