@@ -99,6 +99,6 @@ def test_too_many_rounds_fail_before_the_imp_folder_is_written(capsys, tmp_path)
     err = _one_line_error(capsys, ["imp", "--pretrain", str(pre), "--rounds", "90", "--no-progress", "--out", str(out)])
     assert "imp.rounds=90" in err and "at most" in err
     assert _files(out) == []
-    err = _one_line_error(capsys, ["imp", "--pretrain", str(pre), "--rounds", "2", "--baseline", "random_prune",
+    err = _one_line_error(capsys, ["imp", "--pretrain", str(pre), "--rounds", "2", "--variant", "random_prune",
                                    "--reference", str(tmp_path / "nowhere"), "--no-progress", "--out", str(out)])
     assert "reference" in err and _files(out) == []

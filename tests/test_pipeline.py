@@ -13,7 +13,7 @@ import yaml
 
 from ticketbench.cli import build_parser, main
 from ticketbench.errors import ConfigError
-from ticketbench.pipeline import block_classes, check_config, load_config_files, schema, schema_text
+from ticketbench.pipeline import block_classes, check_config, dense_run, load_config_files, schema, schema_text
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [str(Path(sys.executable).with_name("snakemake"))]
@@ -75,8 +75,19 @@ def _expected_jobs(config: dict) -> dict[str, int]:
     random = exp.get("jackpot_random_sparsities", [])
     methods = exp.get("structure_methods", [])
     n = len(cells)
-    jobs = {"pretrain": len(cells | sources), "prac": len((cells if prac else set()) | sources),
-            "prac_savings": n if prac else 0, "imp": n * (1 + len(exp.get("imp_baselines", []))) + len(targets),
+    # Each paper's stages start from its dense run: the base one, or its own where its recipe differs (one run per
+    # distinct recipe). Full IMP (PrAC's) always runs; transfer sources run PrAC outside grid.only.
+    papers = {"prac": cells | sources,
+              "structure_lth": cells if methods or "group_aware" in exp.get("imp_variants", []) else set(),
+              "jackpot": cells if magnitude else set()}
+    runs = {(d, b, s, dense_run(config, paper, d, b)) for paper, used in papers.items() for d, b, s in used}
+    jobs = {"pretrain": len(cells | {(d, b, s) for d, b, s, name in runs if not name}),
+            "pretrain_paper": len({run for run in runs if run[3]}),
+            "prac": len((cells if prac else set()) | sources),
+            # full IMP, its baselines and variants, and Structure-LTH's own IMP run when any structure method runs
+            "prac_savings": n if prac else 0,
+            "imp": n * (1 + len(exp.get("imp_baselines", [])) + len(exp.get("imp_variants", [])) + bool(methods))
+            + len(targets),
             "jackpot": n * (len(magnitude) + len(random)), "jackpot_cost": n * len(random),
             "jackpot_overlap": 2 * n * len(random), "structure": n * len(methods),  # random- and magnitude-init studies
             "timing": n if {"refill", "regroup"} <= set(methods) else 0, "evaluate": 1, "report": 1, "all": 1}
@@ -121,6 +132,8 @@ BAD = [
     ({"imp": {"rate": 1.2}}, "imp.rate"),
     ({"overrides": {"digits": {"train": {"epochs": 0}}}}, "overrides.digits.train.epochs"),
     ({"data_roots": {"digits": "no/such/folder"}}, "data_roots.digits"),
+    ({"recipes": {"prac": {"train": {"epochs": 0}}}}, "recipes.prac.train.epochs"),
+    ({"recipes": {"prac": {"overrides": {"digits/resnet_nope": {}}}}}, "recipes.prac.overrides.digits/resnet_nope"),
 ]
 
 

@@ -39,7 +39,8 @@ class Hparams:
         for f in cls._fields():
             kind = _SCALARS[f.type] if isinstance(f.type, str) else f.type
             flag = "--" + f.name.replace("_", "-")
-            text = f"{f.metadata.get('help', '')} (default: {f.default!r})"
+            # argparse %-formats help text; a literal percentage ("5%") must reach it escaped.
+            text = f"{f.metadata.get('help', '')} (default: {f.default!r})".replace("%", "%%")
             if kind is bool:
                 action = argparse.BooleanOptionalAction if f.default else "store_true"
                 group.add_argument(flag, dest=f.name, action=action, default=argparse.SUPPRESS, help=text)
@@ -106,6 +107,31 @@ def int_list(text: str) -> list[int]:
     return [int(t) for t in str(text).replace(" ", "").split(",") if t != ""]
 
 
+def iteration_point(spec: str, total_iterations: int) -> int:
+    """An iteration given as ``n`` or as ``p%`` of a run's ``total_iterations``.
+
+    Structure-LTH rewinds to 5% of training (epoch 8 of 160); a percentage names the same point of any schedule,
+    so a short CPU run and the paper's schedule share one config value.
+    """
+    spec = str(spec).strip()
+    if spec.endswith("%"):
+        return round(float(spec[:-1]) / 100 * total_iterations)
+    return int(spec)
+
+
+def iteration_points(text: str, total_iterations: int) -> list[int]:
+    return [iteration_point(t, total_iterations) for t in str(text).replace(" ", "").split(",") if t != ""]
+
+
+def _is_iteration_spec(t: str) -> bool:
+    if t.endswith("%"):
+        try:
+            return 0 <= float(t[:-1]) <= 100
+        except ValueError:
+            return False
+    return t.isdigit()
+
+
 @dataclass(frozen=True)
 class DataHparams(Hparams):
     """Which data to train on and how to load it."""
@@ -158,7 +184,8 @@ class TrainHparams(Hparams):
     gamma: float = hp(0.1, "multistep decay factor")
     warmup_epochs: int = hp(0, "linear learning-rate warm-up epochs")
     rewind_epochs: str = hp("0", "comma-separated epochs k: save the weights after k epochs as rewind snapshots")
-    rewind_iterations: str = hp("", "comma-separated iterations at which to save rewind snapshots too")
+    rewind_iterations: str = hp("", "comma-separated iterations at which to save rewind snapshots too; p% is that "
+                                    "share of the run's iterations (snapshot it<n>)")
     label_smoothing: float = hp(0.0, "label smoothing of the cross-entropy loss")
     precision: str = hp("fp32", "arithmetic of forward and backward passes: fp32, bf16 (autocast) or fp16 (autocast "
                         "with a gradient scaler); weights and optimiser state stay fp32")
@@ -176,7 +203,10 @@ class TrainHparams(Hparams):
         self._require("label_smoothing", 0 <= self.label_smoothing < 1, "a value in [0, 1)")
         self._require("precision", self.precision in PRECISIONS, f"one of {', '.join(PRECISIONS)}")
         self._require("layout", self.layout in LAYOUTS, f"one of {', '.join(LAYOUTS)}")
-        for key in ("milestones", "rewind_epochs", "rewind_iterations"):
+        self._require("rewind_iterations", all(_is_iteration_spec(t) for t in str(self.rewind_iterations)
+                                               .replace(" ", "").split(",") if t),
+                      "comma-separated iterations n or percentages p% of the run, e.g. '100,5%'")
+        for key in ("milestones", "rewind_epochs"):
             try:
                 values = int_list(getattr(self, key))
             except ValueError:

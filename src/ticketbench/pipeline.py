@@ -11,6 +11,7 @@ CLI uses, so config, CLI and schema cannot drift apart.
 from __future__ import annotations
 
 import difflib
+import itertools
 import os
 import sys
 from pathlib import Path
@@ -32,10 +33,16 @@ def block_classes() -> dict[str, type[Hparams]]:
 
 
 # Keys of a block that the grid sets per job (wildcards), so the block must not fix them.
-PER_JOB = {"data": {"dataset"}, "jackpot": {"sparsity", "init"}, "structure": {"method"}, "imp": {"baseline"}}
+PER_JOB = {"data": {"dataset"}, "jackpot": {"sparsity", "init"}, "structure": {"method"}, "imp": {"variant"}}
 INITS = ("magnitude", "random")
 # The file the Snakefile's `configfile:` names: every run layers its other config files on top of it.
 DEFAULT_CONFIG = "config/config.yaml"
+# The papers a grid reproduces, each with its own recipe (`recipes:`). The order decides which paper names a dense
+# run that two of them share.
+PAPERS = ("prac", "structure_lth", "jackpot")
+RECIPE_BLOCKS = ("data", "train", "imp", "prac", "jackpot", "structure")
+# The blocks a dense run is trained with: papers whose recipes agree on them share one run.
+DENSE_BLOCKS = ("data", "train")
 
 
 def error_line(e: ConfigError) -> str:
@@ -79,7 +86,7 @@ def check_config(config: dict[str, Any], *, data: bool = True) -> None:
 
 def _check_meaning(config: dict[str, Any]) -> None:
     from .data import dataset_names
-    from .methods.imp import BASELINES
+    from .methods.imp import VARIANTS
     from .methods.structure import METHODS as STRUCTURE_METHODS
     from .models import create_model, list_backbones
 
@@ -116,10 +123,14 @@ def _check_meaning(config: dict[str, Any]) -> None:
                 classes[name].from_dict(merged)
             except ConfigError as e:
                 raise ConfigError(f"overrides.{dataset}.{e.key}", e.value, e.allowed) from None
+    _check_recipes(config, classes)
     exp = config.get("experiments") or {}
-    for b in exp.get("imp_baselines", []):
-        if b not in BASELINES[1:]:
-            raise ConfigError("experiments.imp_baselines", b, f"one of {', '.join(BASELINES[1:])}")
+    baselines = [n for n in VARIANTS.names() if VARIANTS.get(n).reference]
+    others = [n for n in VARIANTS.names() if n not in baselines and n not in ("full", "structure_lth")]
+    for key, allowed in (("imp_baselines", baselines), ("imp_variants", others)):
+        for v in exp.get(key, []):
+            if v not in allowed:
+                raise ConfigError(f"experiments.{key}", v, f"one of {', '.join(allowed)}")
     for m in exp.get("structure_methods", []):
         if m not in STRUCTURE_METHODS:
             raise ConfigError("experiments.structure_methods", m, f"one of {', '.join(STRUCTURE_METHODS)}")
@@ -131,6 +142,87 @@ def _check_meaning(config: dict[str, Any]) -> None:
         for role in ("source", "target"):
             if pair[role] not in grid["backbones"]:
                 raise ConfigError(f"experiments.transfer.{role}", pair[role], "a backbone of grid.backbones")
+
+
+def recipe_layers(config: dict[str, Any], paper: str | None, dataset: str,
+                  backbone: str) -> list[tuple[str, dict[str, Any]]]:
+    """What a recipe stacks on the top-level blocks, lowest first, each as (its config key, {block: values}).
+
+    ``paper=None`` is the grid's base recipe: the top-level blocks and ``overrides.<dataset>`` alone.
+    """
+    layers = [(f"overrides.{dataset}", (config.get("overrides") or {}).get(dataset) or {})]
+    if paper is not None:
+        recipe = (config.get("recipes") or {}).get(paper) or {}
+        over = recipe.get("overrides") or {}
+        layers += [(f"recipes.{paper}", {b: v for b, v in recipe.items() if b != "overrides"}),
+                   (f"recipes.{paper}.overrides.{dataset}", over.get(dataset) or {}),
+                   (f"recipes.{paper}.overrides.{dataset}/{backbone}", over.get(f"{dataset}/{backbone}") or {})]
+    return layers
+
+
+def recipe_changes(config: dict[str, Any], paper: str | None, dataset: str, backbone: str) -> dict[str, dict]:
+    """What a paper's recipe of one cell changes on top of the top-level blocks, block by block.
+
+    The stages read the top-level blocks from the config files and get these as flags, so a config without
+    ``recipes:`` passes exactly its ``overrides.<dataset>``.
+    """
+    changes: dict[str, dict] = {}
+    for _, layer in recipe_layers(config, paper, dataset, backbone):
+        for block, values in layer.items():
+            changes.setdefault(block, {}).update(values or {})
+    return changes
+
+
+def resolve_recipe(config: dict[str, Any], paper: str | None, dataset: str, backbone: str) -> dict[str, dict]:
+    """A paper's recipe for one (dataset, backbone): every recipe block as the stages of its pipeline see it."""
+    changes = recipe_changes(config, paper, dataset, backbone)
+    return {b: {**(config.get(b) or {}), **changes.get(b, {})} for b in RECIPE_BLOCKS}
+
+
+def dense_run(config: dict[str, Any], paper: str, dataset: str, backbone: str) -> str:
+    """The dense run a paper's pipeline starts from: "" for the grid's base run, else the name of its folder
+    under the base run, the first paper of PAPERS whose dense recipe equals this paper's."""
+    mine = _dense_recipe(config, paper, dataset, backbone)
+    if mine == _dense_recipe(config, None, dataset, backbone):
+        return ""
+    return next(p for p in PAPERS if _dense_recipe(config, p, dataset, backbone) == mine)
+
+
+def _dense_recipe(config: dict[str, Any], paper: str | None, dataset: str, backbone: str) -> dict[str, dict]:
+    # Through the dataclasses, so that a value spelt two ways ([80, 120] and "80,120", 1 and 1.0) or a default
+    # written out is still the same recipe.
+    resolved = resolve_recipe(config, paper, dataset, backbone)
+    classes: dict[str, type[Hparams]] = {"data": DataHparams, "train": TrainHparams}
+    return {b: classes[b].from_dict(resolved[b]).to_dict() for b in DENSE_BLOCKS}
+
+
+def _check_recipes(config: dict[str, Any], classes: dict[str, type[Hparams]]) -> None:
+    """Every paper's recipe, merged for every dataset and backbone of the grid, must make valid blocks."""
+    grid = config["grid"]
+    recipes = config.get("recipes") or {}
+    for paper, recipe in recipes.items():
+        for key in recipe.get("overrides") or {}:
+            dataset, slash, backbone = key.partition("/")
+            if dataset not in grid["datasets"] or (slash and backbone not in grid["backbones"]):
+                raise ConfigError(f"recipes.{paper}.overrides.{key}", recipe["overrides"][key],
+                                  f"a dataset of grid.datasets ({', '.join(grid['datasets'])}), or "
+                                  f"<dataset>/<backbone> with a backbone of grid.backbones")
+        # Every backbone with every dataset, grid.only or not: a transfer source runs outside grid.only.
+        for dataset, backbone in itertools.product(grid["datasets"], grid["backbones"]):
+            layers = recipe_layers(config, paper, dataset, backbone)
+            for where, layer in layers[1:]:
+                for name, block in layer.items():
+                    for key in PER_JOB.get(name, ()):
+                        if key in (block or {}):
+                            raise ConfigError(f"{where}.{name}.{key}", block[key], "no value here: the grid sets "
+                                              "it per job (see experiments: in the config)")
+            for name, values in resolve_recipe(config, paper, dataset, backbone).items():
+                try:
+                    classes[name].from_dict(values)
+                except ConfigError as e:
+                    field = e.key.rpartition(".")[2]
+                    where = next((w for w, layer in reversed(layers) if field in (layer.get(name) or {})), None)
+                    raise ConfigError(f"{where}.{e.key}" if where else e.key, e.value, e.allowed) from None
 
 
 def _check_data_roots(config: dict[str, Any]) -> None:
@@ -238,6 +330,14 @@ def schema() -> dict[str, Any]:
     def strings() -> dict:
         return {"type": "array", "items": {"type": "string"}, "minItems": 1}
 
+    # A recipe's blocks have the top-level blocks' keys and types.
+    recipe_blocks = {b: {"$ref": f"#/properties/{b}"} for b in RECIPE_BLOCKS}
+    recipe = {"type": "object", "additionalProperties": False,
+              "properties": {**recipe_blocks, "overrides": {
+                  "type": "object", "description": "<dataset> or <dataset>/<backbone> -> {block: {key: value}}",
+                  "additionalProperties": {"type": "object", "additionalProperties": False,
+                                           "properties": recipe_blocks}}}}
+
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "description": "ticketbench workflow configuration (generated by `ticketbench schema`; do not edit by hand)",
@@ -262,11 +362,17 @@ def schema() -> dict[str, Any]:
                           "changes, passed to the stages as flags",
                           "additionalProperties": {"type": "object", "additionalProperties": False,
                                                    "properties": {b: {"type": "object"} for b in classes}}},
+            "recipes": {"type": "object", "additionalProperties": False,
+                        "description": "paper -> its recipe: {block: {key: value}} and overrides: {<dataset> or "
+                        "<dataset>/<backbone>: {block: {key: value}}}, layered in that order on the top-level "
+                        "blocks and overrides; passed as flags to the stages of that paper's pipeline",
+                        "properties": {p: recipe for p in PAPERS}},
             "experiments": {
                 "type": "object", "additionalProperties": False, "description": "which comparisons to run",
                 "properties": {
                     "prac": {"type": "boolean", "description": "PrAC-IMP and its savings (default: true)"},
                     "imp_baselines": {"type": "array", "items": {"type": "string"}},
+                    "imp_variants": {"type": "array", "items": {"type": "string"}},
                     "transfer": {"type": "array", "items": {
                         "type": "object", "required": ["source", "target"], "additionalProperties": False,
                         "properties": {"source": {"type": "string"}, "target": {"type": "string"}}}},

@@ -18,7 +18,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .data import IndexedDataset, make_batches
-from .hparams import TrainHparams, int_list
+from .hparams import TrainHparams, int_list, iteration_points
 from .masks import MaskEnforcer
 
 State = dict[str, torch.Tensor]
@@ -159,7 +159,8 @@ def train(model: nn.Module, train_ds: IndexedDataset, val_ds: IndexedDataset, hp
                            workers=workers)
     val_batches = make_batches(val_ds, EVAL_BATCH, shuffle=False, device=device, workers=workers)
     per_epoch = len(batches)
-    snap_epochs, snap_iters = set(int_list(hp.rewind_epochs)), set(int_list(hp.rewind_iterations))
+    snap_epochs = set(int_list(hp.rewind_epochs))
+    snap_iters = set(iteration_points(hp.rewind_iterations, hp.epochs * per_epoch))
     snapshots: dict[str, State] = {}
     start_iteration = round(start_epoch * per_epoch)
     first_epoch, skip = divmod(start_iteration, per_epoch)

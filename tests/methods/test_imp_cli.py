@@ -102,21 +102,26 @@ def test_random_baselines_follow_the_reference(pretrained):
     root, runs = pretrained
     ref = root / "imp_ref"
     _imp(runs["test_resnet"], ref)
-    rp = _imp(runs["test_resnet"], root / "rp", "--baseline", "random_prune", "--reference", str(ref))
-    ri = _imp(runs["test_resnet"], root / "ri", "--baseline", "random_reinit", "--reference", str(ref))
-    assert rp["method"] == "random_prune" and ri["method"] == "random_reinit"
+    rp = _imp(runs["test_resnet"], root / "rp", "--variant", "random_prune", "--reference", str(ref))
+    rl = _imp(runs["test_resnet"], root / "rl", "--variant", "random_prune_layerwise", "--reference", str(ref))
+    ri = _imp(runs["test_resnet"], root / "ri", "--variant", "random_reinit", "--reference", str(ref))
+    assert (rp["method"], rl["method"], ri["method"]) == ("random_prune", "random_prune_layerwise", "random_reinit")
     for r in range(1, ROUNDS + 1):
         m_ref, _ = Mask.load(ref / f"round{r}" / "mask.safetensors")
         m_rp, _ = Mask.load(root / "rp" / f"round{r}" / "mask.safetensors")
+        m_rl, _ = Mask.load(root / "rl" / f"round{r}" / "mask.safetensors")
         m_ri, _ = Mask.load(root / "ri" / f"round{r}" / "mask.safetensors")
         assert all(torch.equal(m_ri[n], m_ref[n]) for n in m_ref)
-        assert all(int(m_rp[n].sum()) == int(m_ref[n].sum()) for n in m_ref)
-        assert any(not torch.equal(m_rp[n], m_ref[n]) for n in m_ref)
+        assert all(int(m_rl[n].sum()) == int(m_ref[n].sum()) for n in m_ref)
+        assert any(not torch.equal(m_rl[n], m_ref[n]) for n in m_ref)
+        # PrAC's random pruning is global: the same number of weights in all, not in each layer.
+        assert m_rp.kept == m_ref.kept
+        assert any(int(m_rp[n].sum()) != int(m_ref[n].sum()) for n in m_ref)
 
 
 def test_missing_reference_and_bad_rewind_are_clear(pretrained, capsys):
     root, runs = pretrained
-    assert main(["imp", "--pretrain", str(runs["test_resnet"]), "--out", str(root / "x"), "--baseline",
+    assert main(["imp", "--pretrain", str(runs["test_resnet"]), "--out", str(root / "x"), "--variant",
                  "random_prune", "--no-progress"]) == 2
     assert "reference" in capsys.readouterr().err
     assert main(["imp", "--pretrain", str(runs["test_resnet"]), "--out", str(root / "y"), "--rewind", "ep9",
@@ -134,3 +139,52 @@ def test_an_iteration_rewind_resumes_the_schedule_at_that_iteration(tmp_path):
     assert m["rounds"][0]["train_iterations"] == 3 * per_epoch - 3
     restarted = _imp(pre, tmp_path / "imp_restart", "--rewind", "it3", "--rounds", "1")
     assert restarted["rounds"][0]["train_iterations"] == 3 * per_epoch
+
+
+def test_random_pruning_is_global_every_weight_equally_likely():
+    """PrAC's baseline draws one random mask over all layers: a layer keeps about the global density whatever its
+    reference layer kept (the layer-wise draw copied the reference's per-layer sparsity)."""
+    from ticketbench.methods.imp import random_global
+
+    ref = Mask({"a": torch.zeros(4000, dtype=torch.bool), "b": torch.ones(4000, dtype=torch.bool)})
+    rp = random_global(ref, seed=3)
+    assert rp.kept == ref.kept == 4000
+    assert 0.45 < float(rp["a"].float().mean()) < 0.55 and 0.45 < float(rp["b"].float().mean()) < 0.55
+    # Keyed by the seed only: the order the layers are listed in does not change the draw.
+    again = random_global(Mask({"b": ref["b"], "a": ref["a"]}), seed=3)
+    assert all(torch.equal(rp[n], again[n]) for n in ref)
+
+
+def test_structure_lth_variant_runs_its_own_imp(tmp_path):
+    """Structure-LTH's IMP (Alg. 1): the stem is never pruned, nor the classifier, and rounds rewind to 5% of
+    training, a snapshot the pretrain run saved at that iteration."""
+    pre = tmp_path / "pre"
+    assert main(["pretrain", *PRE, "--backbone", "cifar_resnet20", "--rewind-iterations", "5%", "--out", str(pre)]) == 0
+    total = read_metrics(paths.metrics(pre))["train_iterations"]
+    at = round(0.05 * total)
+    assert (pre / "rewind" / f"it{at}.safetensors").is_file()
+    m = _imp(pre, tmp_path / "slth", "--variant", "structure_lth", "--rounds", "2")
+    settings = io.read_json(paths.hparams(tmp_path / "slth"))["settings"]["imp"]
+    assert (settings["policy"], settings["rewind"], m["method"]) == ("structure_lth", "5%", "structure_lth")
+    mask, _ = Mask.load(tmp_path / "slth" / "round2" / "mask.safetensors")
+    loaded = load_pretrained(pre)
+    assert set(mask) == set(prunable_names(loaded.new_model(), "structure_lth"))
+    assert "conv1.weight" not in mask and not any(n.startswith("fc") or n.startswith("head") for n in mask)
+    # The round starts from the 5% snapshot: its surviving weights at epoch 0 of the round are that snapshot's.
+    rewind = loaded.rewind_state("5%")
+    assert torch.equal(rewind["conv1.weight"], loaded.rewind_state(f"it{at}")["conv1.weight"])
+
+
+def test_group_aware_imp_prunes_from_the_regrouped_mask(tmp_path):
+    """Structure-LTH Alg. 4: each round's mask is regrouped, and the next round prunes from that mask."""
+    pre = tmp_path / "pre"
+    assert main(["pretrain", *PRE, "--backbone", "cifar_resnet20", "--rewind-iterations", "5%", "--out", str(pre)]) == 0
+    m = _imp(pre, tmp_path / "ga", "--variant", "group_aware", "--rounds", "2")
+    assert m["method"] == "group_aware"
+    r1, _ = Mask.load(tmp_path / "ga" / "round1" / "mask.safetensors")
+    r2, _ = Mask.load(tmp_path / "ga" / "round2" / "mask.safetensors")
+    row1 = m["rounds"][0]
+    # Regrouping changed the plain magnitude mask (blocks refill and drop weights) ...
+    assert row1["sparsity"] != pytest.approx(row1["unstructured_sparsity"])
+    # ... and round 2 pruned 20% of what the regrouped round-1 mask kept, before regrouping again.
+    assert m["rounds"][1]["unstructured_sparsity"] == pytest.approx(1 - 0.8 * r1.kept / r1.total, abs=1e-3)

@@ -4,6 +4,8 @@ import os
 import re
 import sys
 
+from ticketbench.pipeline import PAPERS, dense_run, recipe_changes
+
 
 envvars:
     "PATH",
@@ -24,10 +26,11 @@ wildcard_constraints:
     dataset="|".join(map(re.escape, GRID["datasets"])),
     backbone="|".join(map(re.escape, GRID["backbones"])),
     seed=r"\d+",
-    variant=r"full|random_prune|random_reinit|prac-from-[^/]+",
+    variant=r"full|structure_lth|group_aware|random_prune|random_prune_layerwise|random_reinit|prac-from-[^/]+",
     init="magnitude|random",
     sparsity=r"0\.\d+",
     method="refill|refill_plus|regroup",
+    paper="|".join(PAPERS),
 
 
 def cell(phase, *parts):
@@ -52,11 +55,22 @@ def data_root(wildcards):
     return f"--data-root {root}" if root else ""
 
 
-def override_flags(wildcards, *blocks):
-    """Per-dataset recipe changes (``overrides: {cifar100: {train: {weight_decay: 2e-4}}}``) as CLI flags."""
+@functools.cache
+def _recipe_changes(paper, dataset, backbone):
+    return recipe_changes(config, paper, dataset, backbone)
+
+
+def _paper(paper, wildcards):
+    """A rule's paper: a name, None (the grid's base recipe) or a function of the job's wildcards."""
+    return paper(wildcards) if callable(paper) else paper
+
+
+def get_recipe_flags(wildcards, blocks, paper=None):
+    """The paper's recipe for this cell (``recipes:``, ``overrides:``) beyond the top-level blocks, as CLI flags."""
+    changes = _recipe_changes(_paper(paper, wildcards), wildcards.dataset, wildcards.backbone)
     flags = []
     for block in blocks:
-        for key, value in ((config.get("overrides") or {}).get(wildcards.dataset, {}).get(block) or {}).items():
+        for key, value in (changes.get(block) or {}).items():
             flag = f"--{key.replace('_', '-')}"
             if isinstance(value, bool):
                 flags.extend([flag] if value else [])
@@ -65,15 +79,34 @@ def override_flags(wildcards, *blocks):
     return " ".join(flags)
 
 
-def get_recipe(wildcards, blocks):
+def recipe_flags(*blocks, paper=None):
+    return functools.partial(get_recipe_flags, blocks=blocks, paper=paper)
+
+
+def get_recipe(wildcards, blocks, paper=None):
     """The config blocks a stage reads: as a rule param, editing them re-runs exactly the jobs that use them."""
-    over = (config.get("overrides") or {}).get(wildcards.dataset, {})
+    over = _recipe_changes(_paper(paper, wildcards), wildcards.dataset, wildcards.backbone)
     return {b: config.get(b) if not isinstance(config.get(b), dict) else {**config[b], **(over.get(b) or {})}
             for b in ("data", "threads", *blocks) if b in config or b in over}
 
 
-def recipe(*blocks):
-    return functools.partial(get_recipe, blocks=blocks)
+def recipe(*blocks, paper=None):
+    return functools.partial(get_recipe, blocks=blocks, paper=paper)
+
+
+@functools.cache
+def _dense_run(paper, dataset, backbone):
+    return dense_run(config, paper, dataset, backbone)
+
+
+def dense(paper):
+    """Input function: the dense run a paper's stage starts from, the base one or the paper's own (README)."""
+
+    def get(wildcards):
+        name = _dense_run(_paper(paper, wildcards), wildcards.dataset, wildcards.backbone)
+        return cell("pretrain", *([name] if name else []), "metrics.json").format(**wildcards)
+
+    return get
 
 
 def grid():
@@ -84,9 +117,20 @@ def grid():
             yield d, b, s
 
 
+BASELINES = ("random_prune", "random_prune_layerwise", "random_reinit")
+# Structure-LTH runs its own IMP (its policy and rewind point); refill, refill+, regroup and timing read it.
+STRUCTURE_IMP = "structure_lth"
+STRUCTURE_VARIANTS = (STRUCTURE_IMP, "group_aware")
+
+
+def imp_paper(wildcards):
+    """Structure-LTH's own IMP runs take its recipe; full IMP, its random baselines and transfer take PrAC's."""
+    return "structure_lth" if wildcards.variant in STRUCTURE_VARIANTS else "prac"
+
+
 def get_imp_reference(wildcards):
     """The random baselines follow the masks of the full-data IMP run of the same cell."""
-    if wildcards.variant in ("random_prune", "random_reinit"):
+    if wildcards.variant in BASELINES:
         return cell("imp", "full", "metrics.json").format(**wildcards)
     return []
 
@@ -100,8 +144,10 @@ def get_transfer_source(wildcards):
 
 
 def imp_flags(wildcards, input):
-    if wildcards.variant in ("random_prune", "random_reinit"):
-        return f"--baseline {wildcards.variant} --reference {os.path.dirname(input.reference)}"
+    if wildcards.variant in BASELINES:
+        return f"--variant {wildcards.variant} --reference {os.path.dirname(input.reference)}"
+    if wildcards.variant in STRUCTURE_VARIANTS:
+        return f"--variant {wildcards.variant}"
     if wildcards.variant.startswith("prac-from-"):
         return f"--subsets {os.path.dirname(input.subsets)} --evaluate-tickets"
     return ""
@@ -111,8 +157,12 @@ def get_final_output():
     out = []
     for d, b, s in grid():
         fmt = dict(dataset=d, backbone=b, seed=s)
+        # The base dense run even where every paper trains its own: the report's dense accuracy of a cell is its.
         out.append(cell("pretrain", "metrics.json").format(**fmt))
-        for v in ["full", *EXP.get("imp_baselines", [])]:
+        variants = ["full", *EXP.get("imp_baselines", []), *EXP.get("imp_variants", [])]
+        if EXP.get("structure_methods"):
+            variants.append(STRUCTURE_IMP)
+        for v in variants:
             out.append(cell("imp", v, "metrics.json").format(**fmt))
         for src, tgt in TRANSFER:
             if tgt == b:

@@ -1,6 +1,6 @@
 rule imp:
     input:
-        pretrain=cell("pretrain", "metrics.json"),
+        pretrain=dense(imp_paper),
         reference=get_imp_reference,
         subsets=get_transfer_source,
     output:
@@ -8,9 +8,9 @@ rule imp:
     params:
         out=lambda wc, output: os.path.dirname(output.metrics),
         configs=config_flags(),
-        recipe=recipe("imp", "train"),
+        recipe=recipe("imp", "train", paper=imp_paper),
         root=data_root,
-        overrides=lambda wc: override_flags(wc, "imp", "train"),
+        overrides=recipe_flags("imp", "train", paper=imp_paper),
         extra=imp_flags,
     log:
         "logs/imp/{dataset}/{backbone}/seed{seed}/{variant}.log",

@@ -1,14 +1,14 @@
 rule jackpot:
     input:
-        pretrain=cell("pretrain", "metrics.json"),
+        pretrain=dense("jackpot"),
     output:
         metrics=cell("jackpot", "{init}-s{sparsity}", "metrics.json"),
     params:
         out=lambda wc, output: os.path.dirname(output.metrics),
         configs=config_flags(),
-        recipe=recipe("jackpot"),
+        recipe=recipe("jackpot", paper="jackpot"),
         root=data_root,
-        overrides=lambda wc: override_flags(wc, "jackpot"),
+        overrides=recipe_flags("jackpot", paper="jackpot"),
     log:
         "logs/jackpot/{dataset}/{backbone}/seed{seed}/{init}-s{sparsity}.log",
     benchmark:
@@ -42,7 +42,7 @@ rule jackpot_cost:
 
 rule jackpot_overlap:
     input:
-        pretrain=cell("pretrain", "metrics.json"),
+        pretrain=dense("jackpot"),
         jackpot=cell("jackpot", "{init}-s{sparsity}", "metrics.json"),
         imp=cell("imp", "full", "metrics.json"),
     output:

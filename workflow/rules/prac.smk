@@ -1,14 +1,14 @@
 rule prac:
     input:
-        pretrain=cell("pretrain", "metrics.json"),
+        pretrain=dense("prac"),
     output:
         metrics=cell("prac", "metrics.json"),
     params:
         out=lambda wc, output: os.path.dirname(output.metrics),
         configs=config_flags(),
-        recipe=recipe("imp", "prac", "train"),
+        recipe=recipe("imp", "prac", "train", paper="prac"),
         root=data_root,
-        overrides=lambda wc: override_flags(wc, "imp", "prac", "train"),
+        overrides=recipe_flags("imp", "prac", "train", paper="prac"),
     log:
         "logs/prac/{dataset}/{backbone}/seed{seed}.log",
     benchmark:

@@ -9,7 +9,7 @@ rule pretrain:
         configs=config_flags(),
         recipe=recipe("train"),
         root=data_root,
-        overrides=lambda wc: override_flags(wc, "train"),
+        overrides=recipe_flags("data", "train"),
     log:
         "logs/pretrain/{dataset}/{backbone}/seed{seed}.log",
     benchmark:
@@ -22,3 +22,20 @@ rule pretrain:
     shell:
         "ticketbench pretrain {params.configs} --dataset {wildcards.dataset} --backbone {wildcards.backbone} "
         "--seed {wildcards.seed} {params.root} {params.overrides} --threads {threads} --out {params.out} --no-progress --overwrite > {log} 2>&1"
+
+
+# A paper whose dense recipe differs from the grid's base one trains its own dense run in a folder of the base run's
+# (papers with equal recipes share it; README "The pipeline").
+use rule pretrain as pretrain_paper with:
+    output:
+        metrics=cell("pretrain", "{paper}", "metrics.json"),
+        model=cell("pretrain", "{paper}", "model.safetensors"),
+        final=cell("pretrain", "{paper}", "final.safetensors"),
+        dynamics=cell("pretrain", "{paper}", "dynamics.safetensors"),
+    params:
+        recipe=recipe("train", paper=lambda wc: wc.paper),
+        overrides=recipe_flags("data", "train", paper=lambda wc: wc.paper),
+    log:
+        "logs/pretrain/{dataset}/{backbone}/seed{seed}/{paper}.log",
+    benchmark:
+        "benchmarks/pretrain/{dataset}/{backbone}/seed{seed}/{paper}.tsv"

@@ -1,15 +1,15 @@
 rule structure:
     input:
-        pretrain=cell("pretrain", "metrics.json"),
-        imp=cell("imp", "full", "metrics.json"),
+        pretrain=dense("structure_lth"),
+        imp=cell("imp", STRUCTURE_IMP, "metrics.json"),
     output:
         metrics=cell("structure", "{method}", "metrics.json"),
     params:
         out=lambda wc, output: os.path.dirname(output.metrics),
         configs=config_flags(),
-        recipe=recipe("structure", "imp", "train"),
+        recipe=recipe("structure", "imp", "train", paper="structure_lth"),
         root=data_root,
-        overrides=lambda wc: override_flags(wc, "structure", "train"),
+        overrides=recipe_flags("structure", "train", paper="structure_lth"),
     log:
         "logs/structure/{dataset}/{backbone}/seed{seed}/{method}.log",
     benchmark:
@@ -26,8 +26,8 @@ rule structure:
 
 rule timing:
     input:
-        pretrain=cell("pretrain", "metrics.json"),
-        imp=cell("imp", "full", "metrics.json"),
+        pretrain=dense("structure_lth"),
+        imp=cell("imp", STRUCTURE_IMP, "metrics.json"),
         refill=cell("structure", "refill", "metrics.json"),
         regroup=cell("structure", "regroup", "metrics.json"),
     output:

@@ -14,7 +14,7 @@ from torch import nn
 from .. import artifacts, io, paths
 from ..data import Splits, load_splits
 from ..errors import ArtifactError, ConfigError
-from ..hparams import DataHparams, ModelHparams, TrainHparams
+from ..hparams import DataHparams, ModelHparams, TrainHparams, iteration_point
 from ..masks import Mask
 from ..models import create_model
 from ..train import Callback, TrainResult, train
@@ -53,18 +53,27 @@ class Pretrained:
         """Optimiser steps per epoch of the dense run (its schedule is what ``it<n>`` rewind points count in)."""
         return int(self.metrics["epochs"][0]["iterations"])
 
+    def resolve_point(self, point: str) -> str:
+        """A rewind point by its snapshot name: ``p%`` of the dense run's iterations becomes ``it<n>``, as the pretrain
+        run named it when its ``rewind_iterations`` held the same percentage."""
+        if point.endswith("%"):
+            return f"it{iteration_point(point, self.train_hp.epochs * self.iters_per_epoch)}"
+        return "ep0" if point == "init" else point
+
     def resume_epoch(self, point: str) -> float:
         """Where a round rewound to ``point`` resumes the LR schedule (``lr_resume``), in epochs."""
-        return rewind_epoch(point, self.iters_per_epoch)
+        return rewind_epoch(self.resolve_point(point), self.iters_per_epoch)
 
     def rewind_path(self, point: str) -> Path:
-        """The file of the snapshot to rewind to: ``ep<k>``, ``it<n>``, or ``init`` (= ``ep0``); it must exist."""
-        point = "ep0" if point == "init" else point
+        """The file of the snapshot to rewind to: ``ep<k>``, ``it<n>``, ``p%`` or ``init`` (= ``ep0``); it must exist."""
+        asked, point = point, self.resolve_point(point)
         path = paths.rewind(self.dir, point)
         if not path.exists():
             have = sorted(p.stem for p in (self.dir / "rewind").glob("*.safetensors"))
-            raise ConfigError("rewind", point, f"a snapshot saved by the pretrain run in {self.dir}: "
-                              f"{', '.join(have) or 'none (re-run pretrain with --rewind-epochs)'}")
+            named = asked if asked == point else f"{asked} ({point})"
+            raise ConfigError("rewind", named, f"a snapshot saved by the pretrain run in {self.dir}: "
+                              f"{', '.join(have) or 'none'} (pretrain saves more with --rewind-epochs or "
+                              f"--rewind-iterations)")
         return path
 
     def rewind_state(self, point: str) -> State:

@@ -1,4 +1,4 @@
-"""Iterative magnitude pruning with rewinding (Frankle & Carbin; OpenLTH), plus its two baselines.
+"""Iterative magnitude pruning with rewinding (Frankle & Carbin; OpenLTH), its variants and random baselines.
 
 Round r: prune ``rate`` of the weights still alive (global magnitude, on the weights the previous
 round ended with), rewind the survivors to a snapshot of the dense run, and retrain. The training
@@ -10,6 +10,7 @@ run (the PrAC paper's transfer experiment).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,12 +21,12 @@ import torch
 from .. import io
 from ..hparams import Hparams, TrainHparams, hp
 from ..masks import POLICIES, Mask, magnitude_prune, prunable_names
+from ..registry import Registry
 from ..runtime import layer_generator
 from ..errors import ConfigError
 from ..stage import STAGES, Stage, add_common_args, claim_out_dir, resolve_seed, setup_runtime
 from .common import add_pretrain_args, Pretrained, load_pretrained, round_dir, scaled_hparams, train_round, write_round, write_summary
 
-BASELINES = ("none", "random_prune", "random_reinit")
 # A stated ceiling for imp.rounds, far above any paper's schedule (20-odd rounds at rate 0.2); each round writes
 # two checkpoints, so an unbounded count fills a disk long before it ends. The model-dependent bound is
 # check_rounds below.
@@ -41,11 +42,14 @@ class ImpHparams(Hparams):
     rate: float = hp(0.2, "fraction of the remaining weights pruned each round")
     policy: str = hp("prac", "prunable layers: prac, structure_lth, openlth or jackpot")
     scope: str = hp("global", "global (one threshold over all layers) or layerwise")
-    rewind: str = hp("ep1", "rewind point from the pretrain run: init, ep<k> or it<n>")
+    rewind: str = hp("ep1", "rewind point from the pretrain run: init, ep<k>, it<n> or p% of its iterations")
     lr_resume: bool = hp(False, "resume the LR schedule at the rewind point (OpenLTH; it<n> resumes mid-epoch) "
                                 "instead of restarting it")
-    baseline: str = hp("none", "none, random_prune (random mask, same per-layer sparsity as --reference) or "
-                               "random_reinit (the --reference mask with fresh random weights)")
+    variant: str = hp("full", "which IMP: full (vanilla), structure_lth, group_aware, or a random baseline that "
+                              "follows --reference: random_prune, random_prune_layerwise, random_reinit "
+                              "(`ticketbench imp --help` lists them)")
+    structure_rewind: str = hp("5%", "rewind point of Structure-LTH's own IMP run (variants structure_lth and "
+                                     "group_aware); the paper rewinds to epoch 8 of 160, 5% of training")
     epoch_scaling: str = hp("linear", "training length on a subset: linear (same epochs, fewer iterations; PrAC "
                                       "paper) or quadratic (epochs scaled too; released PrAC code)")
 
@@ -54,10 +58,19 @@ class ImpHparams(Hparams):
         self._require("rate", 0 < self.rate < 1, "a fraction in (0, 1)")
         self._require("policy", self.policy in POLICIES, f"one of {', '.join(POLICIES.names())}")
         self._require("scope", self.scope in ("global", "layerwise"), "global or layerwise")
-        self._require("rewind", self.rewind == "init" or (self.rewind[:2] in ("ep", "it") and self.rewind[2:].isdigit()),
-                      "init, ep<k> or it<n>")
-        self._require("baseline", self.baseline in BASELINES, f"one of {', '.join(BASELINES)}")
+        for key in ("rewind", "structure_rewind"):
+            self._require(key, is_rewind_point(getattr(self, key)), "init, ep<k>, it<n> or p% (0 < p < 100)")
+        self._require("variant", self.variant in VARIANTS, f"one of {', '.join(VARIANTS.names())}")
         self._require("epoch_scaling", self.epoch_scaling in ("linear", "quadratic"), "linear or quadratic")
+
+
+def is_rewind_point(point: str) -> bool:
+    if point == "init" or (point[:2] in ("ep", "it") and point[2:].isdigit()):
+        return True
+    try:
+        return point.endswith("%") and 0 < float(point[:-1]) < 100
+    except ValueError:
+        return False
 
 
 def remaining_after(alive: int, rate: float, rounds: int) -> int:
@@ -148,29 +161,148 @@ def random_like(mask: Mask, seed: int) -> Mask:
     return out
 
 
+def random_global(mask: Mask, seed: int) -> Mask:
+    """A random mask with the same total number of kept weights as ``mask``, drawn over all its layers at once.
+
+    Every weight is equally likely to survive, so each layer keeps about the global density: the PrAC paper's
+    random pruning. Layers are laid end to end in name order, so the result does not depend on the order in
+    which the mask lists them.
+    """
+    names = sorted(mask)
+    sizes = [mask[n].numel() for n in names]
+    flat = torch.zeros(sum(sizes), dtype=torch.bool)
+    flat[torch.randperm(len(flat), generator=layer_generator(seed, "<all layers>"))[: mask.kept]] = True
+    return Mask({n: part.view_as(mask[n]).clone() for n, part in zip(names, flat.split(sizes))})
+
+
+@dataclass
+class RoundInputs:
+    """What a variant sees when it makes round ``r``'s mask."""
+
+    pre: Pretrained
+    imp: ImpHparams
+    r: int
+    weights: dict[str, torch.Tensor]  # the prunable weights the previous round ended with
+    previous: Mask | None
+    reference: Path | None
+    config: dict
+
+    def reference_mask(self) -> Mask:
+        mask, _ = Mask.load(round_dir(self.reference, self.r) / "mask.safetensors")
+        return mask
+
+
+class Variant:
+    """An IMP branch, as OpenLTH calls them: what a round does differently from vanilla IMP.
+
+    A variant makes each round's mask and chooses the weights the round starts from; it may fix the
+    prunable layers and the rewind point. Its name is the run's folder under ``results/imp/...``.
+    """
+
+    name = "full"
+    method = "imp"
+    help = "vanilla IMP: prune the smallest weights of the last round, rewind, retrain"
+    reference = False  # follows the masks of another IMP run, given with --reference
+
+    def settings(self, imp: ImpHparams) -> ImpHparams:
+        return imp
+
+    def mask(self, x: RoundInputs) -> tuple[Mask, dict[str, Any]]:
+        return magnitude_prune(x.weights, x.imp.rate, x.previous, x.imp.scope), {}
+
+    def start(self, pre: Pretrained, rewind: dict, r: int) -> dict:
+        return rewind
+
+
+VARIANTS: Registry[Variant] = Registry("imp.variant")
+VARIANTS.add("full", Variant())
+
+
+class StructureLth(Variant):
+    name = method = "structure_lth"
+    help = ("Structure-LTH's own IMP (Alg. 1): every conv but the stem, classifier kept, rewound to "
+            "imp.structure_rewind; `ticketbench structure` post-processes its rounds")
+
+    def settings(self, imp: ImpHparams) -> ImpHparams:
+        return dataclasses.replace(imp, policy="structure_lth", rewind=imp.structure_rewind)
+
+
+class GroupAware(StructureLth):
+    name = method = "group_aware"
+    help = ("group-aware IMP (Structure-LTH Alg. 4, an ablation): regroup the mask inside every round; the next "
+            "round prunes from the regrouped mask (regroup settings from the structure: block)")
+
+    def mask(self, x: RoundInputs) -> tuple[Mask, dict[str, Any]]:
+        from .structure import StructureHparams, regroup_with
+
+        pruned, _ = super().mask(x)
+        st = StructureHparams.from_sources({"structure": {**(x.config.get("structure") or {}), "method": "regroup"}})
+        convs = Mask({n: m for n, m in pruned.items() if m.dim() == 4})
+        res = regroup_with(st, convs, x.pre.seed)
+        return Mask({**pruned, **res.mask}), {"unstructured_sparsity": pruned.sparsity(),
+                                              "fallback_layers": res.fallback}
+
+
+class RandomPrune(Variant):
+    name = method = "random_prune"
+    reference = True
+    help = "random pruning (PrAC's baseline): a random mask over all layers at once with --reference's sparsity"
+
+    def mask(self, x: RoundInputs) -> tuple[Mask, dict[str, Any]]:
+        return random_global(x.reference_mask(), x.pre.seed * 1000 + x.r), {}
+
+
+class RandomPruneLayerwise(Variant):
+    name = method = "random_prune_layerwise"
+    reference = True
+    help = "random pruning with --reference's sparsity in every layer (this suite's baseline before it followed PrAC)"
+
+    def mask(self, x: RoundInputs) -> tuple[Mask, dict[str, Any]]:
+        return random_like(x.reference_mask(), x.pre.seed * 1000 + x.r), {}
+
+
+class RandomReinit(Variant):
+    name = method = "random_reinit"
+    reference = True
+    help = "random re-initialisation: --reference's mask with fresh random weights (the LTH's control)"
+
+    def mask(self, x: RoundInputs) -> tuple[Mask, dict[str, Any]]:
+        return x.reference_mask(), {}
+
+    def start(self, pre: Pretrained, rewind: dict, r: int) -> dict:
+        return pre.new_model(seed=pre.seed + 10_000 + r).state_dict()
+
+
+for _v in (StructureLth(), GroupAware(), RandomPrune(), RandomPruneLayerwise(), RandomReinit()):
+    VARIANTS.add(_v.name, _v)
+
+
 def run_imp(pre: Pretrained, imp: ImpHparams, train_hp: TrainHparams, out: str | Path, *, device: torch.device,
-            selector: FullData | None = None, reference: str | Path | None = None, method: str = "imp",
-            evaluate_tickets: bool = False, early_stop=None, progress: bool = True, config: dict | None = None) -> dict:
-    """Run ``imp.rounds`` rounds into ``out/round<r>/``; returns the run-level metrics. Callers check the inputs
-    first (:func:`check_inputs`), before anything is written."""
+            selector: FullData | None = None, reference: str | Path | None = None, method: str | None = None,
+            evaluate_tickets: bool = False, early_stop=None, progress: bool = True, config: dict | None = None,
+            summary: dict | None = None) -> dict:
+    """Run ``imp.rounds`` rounds of ``imp.variant`` into ``out/round<r>/``; returns the run-level metrics.
+
+    ``imp`` holds the variant's settings already (:meth:`Variant.settings`). Callers check the inputs first
+    (:func:`check_inputs`), before anything is written.
+    """
     t_run = time.perf_counter()
+    variant = VARIANTS.get(imp.variant)
+    method = method or variant.method
     selector = selector or FullData()
     names = prunable_names(pre.new_model(), imp.policy)
     rewind = pre.rewind_state(imp.rewind)
     start_epoch = pre.resume_epoch(imp.rewind) if imp.lr_resume else 0
     weights = {n: pre.final_state[n] for n in names}
     mask: Mask | None = None
-    cumulative = pre.metrics["train_iterations"]  # round 0 is the shared dense pretrain run
+    cumulative = pre.metrics["train_iterations"]  # round 0: the dense run (PrAC's is early-stopped)
     n_full = len(pre.splits.train)
     rows = []
     for r in range(1, imp.rounds + 1):
         t0 = time.perf_counter()
-        if imp.baseline == "none":
-            mask = magnitude_prune(weights, imp.rate, mask, imp.scope)
-        else:
-            ref, _ = Mask.load(round_dir(reference, r) / "mask.safetensors")
-            mask = random_like(ref, pre.seed * 1000 + r) if imp.baseline == "random_prune" else ref
-        start = pre.new_model(seed=pre.seed + 10_000 + r).state_dict() if imp.baseline == "random_reinit" else rewind
+        mask, facts = variant.mask(RoundInputs(pre, imp, r, weights, mask, Path(reference) if reference else None,
+                                               config or {}))
+        start = variant.start(pre, rewind, r)
         ids = selector.ids(r)
         frac = 1.0 if ids is None else len(ids) / n_full
         hp_r = scaled_hparams(train_hp, frac, imp.epoch_scaling)
@@ -179,9 +311,9 @@ def run_imp(pre: Pretrained, imp: ImpHparams, train_hp: TrainHparams, out: str |
                                  callbacks=callbacks, progress=progress, desc=f"{method} round {r}")
         find = cumulative
         cumulative += res.iterations
-        extra = selector.after_round(r, model, res)
+        extra = {**facts, **selector.after_round(r, model, res)}
         extra.update(round=r, find_iterations=find, cumulative_iterations=cumulative, data_fraction=frac,
-                     epochs_planned=hp_r.epochs, rewind=imp.rewind, policy=imp.policy, baseline=imp.baseline)
+                     epochs_planned=hp_r.epochs, rewind=imp.rewind, policy=imp.policy, variant=imp.variant)
         if ids is not None and evaluate_tickets:
             # A ticket found on a subset is judged like the paper does: retrained on the full data.
             _, ticket = train_round(pre, start, mask, train_hp, device=device, start_epoch=start_epoch,
@@ -195,7 +327,7 @@ def run_imp(pre: Pretrained, imp: ImpHparams, train_hp: TrainHparams, out: str |
                                 config=config or {}, t0=t0, **extra))
         weights = {n: res.final_state[n] for n in names}
     return write_summary(out, rows, method=method, pre=pre, t0=t_run, policy=imp.policy, rate=imp.rate,
-                         rewind=imp.rewind, baseline=imp.baseline)
+                         rewind=imp.rewind, variant=imp.variant, **(summary or {}))
 
 
 def add_method_args(parser: argparse.ArgumentParser) -> None:
@@ -223,31 +355,35 @@ class Imp(Stage):
         g.add_argument("--subsets", metavar="DIR", help="a `ticketbench prac` run whose per-round PrAC sets this run "
                        "trains on (the transfer experiment: sets found with one backbone drive another)")
         g.add_argument("--reference", metavar="DIR", help="an IMP run whose masks the random baselines follow")
+        # The variants' own words, kept as written: the default formatter would run them together.
+        parser.formatter_class = argparse.RawDescriptionHelpFormatter
+        parser.epilog = "variants (--variant):\n" + "\n".join(f"  {n}: {VARIANTS.get(n).help}" for n in VARIANTS.names())
         g.add_argument("--evaluate-tickets", action="store_true",
                        help="with --subsets: also retrain each round's ticket on the full data (as PrAC reports)")
 
     @classmethod
     def run(cls, args: argparse.Namespace, config: dict) -> int:
         imp = ImpHparams.from_sources(config, args)
+        variant = VARIANTS.get(imp.variant)
+        imp = variant.settings(imp)
         device = setup_runtime(args, config)
         pre = load_pretrained(args.pretrain, data_root=args.data_root)
         train_hp = resolve_train(pre, config, args)
-        if imp.baseline != "none" and not args.reference:
-            raise ConfigError("reference", None, f"an IMP run folder when --baseline is {imp.baseline}")
+        if variant.reference and not args.reference:
+            raise ConfigError("reference", None, f"an IMP run folder when --variant is {imp.variant}")
         seed = resolve_seed(args, config)
         if seed != pre.seed and args.seed is not None:
             raise ConfigError("seed", seed, f"the pretrain run's seed ({pre.seed}); methods reuse it")
         resolved = {"pretrain": pre.source_hash, "imp": imp.to_dict(), "train": train_hp.to_dict(),
                     "threads": args.threads, "subsets": args.subsets, "reference": args.reference}
-        check_inputs(pre, imp, reference=args.reference if imp.baseline != "none" else None, subsets=args.subsets)
+        if imp.variant == "group_aware":
+            resolved["structure"] = config.get("structure") or {}
+        check_inputs(pre, imp, reference=args.reference if variant.reference else None, subsets=args.subsets)
         claim_out_dir(args.out, resolved, args.overwrite)
         selector = ReplayedSubsets(args.subsets) if args.subsets else FullData()
-        method = "imp" if imp.baseline == "none" else imp.baseline
-        if args.subsets:
-            method = "prac_transfer"
         m = run_imp(pre, imp, train_hp, args.out, device=device, selector=selector, reference=args.reference,
-                    method=method, evaluate_tickets=args.evaluate_tickets, progress=not args.no_progress,
-                    config=resolved)
+                    method="prac_transfer" if args.subsets else None, evaluate_tickets=args.evaluate_tickets,
+                    progress=not args.no_progress, config=resolved)
         for row in m["rounds"]:
             print(f"round {row['round']}: sparsity {row['sparsity']:.4f} test_acc {row['test_acc']:.4f} "
                   f"iterations {row['train_iterations']} (cumulative {row['cumulative_iterations']})")

@@ -12,6 +12,7 @@ for proportionally fewer iterations, and stops early once the mask it would prun
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,10 +24,10 @@ from .. import io, paths
 from ..artifacts import read_metrics
 from ..errors import ConfigError
 from ..hparams import Hparams, hp
-from ..masks import Mask, magnitude_prune
+from ..masks import Mask, magnitude_prune, prunable_names
 from ..stage import STAGES, Stage, claim_out_dir, setup_runtime
 from ..train import EpochContext, predict
-from .common import Pretrained, load_pretrained, round_dir
+from .common import Pretrained, load_pretrained, round_dir, train_round
 from .prac_savings import savings  # noqa: F401  (re-exported: the stage and tests use it)
 from .imp import FullData, ImpHparams, add_method_args, check_inputs, resolve_train, run_imp
 
@@ -131,13 +132,14 @@ class PracHparams(Hparams):
 class PracSelector(FullData):
     """Finds each round's PrAC set from the previous round and records it beside the round's results."""
 
-    def __init__(self, pre: Pretrained, prac: PracHparams, out: str | Path, device: torch.device):
+    def __init__(self, pre: Pretrained, prac: PracHparams, out: str | Path, device: torch.device,
+                 dynamics: torch.Tensor | None = None):
         self.pre, self.prac, self.out, self.device = pre, prac, Path(out), device
         self.early_stop = not prac.no_early_stop
         dense = pre.model_from(pre.best_state).to(device)
         self.dense_preds, self.all_ids = predict(dense, pre.splits.train_eval, device)
-        # Round 0 is the dense pretrain run: its forgetting events give the first set (no CEP yet).
-        cet = critical_for_training(pre.dynamics(), prac.forget_threshold)
+        # Round 0's forgetting events give the first set (no CEP yet).
+        cet = critical_for_training(pre.dynamics() if dynamics is None else dynamics, prac.forget_threshold)
         self.sets = {1: cet}
         self.first = {"cet_size": len(cet), "prac_size": len(cet)}
 
@@ -164,6 +166,46 @@ class PracSelector(FullData):
                 "overlap_rate": overlap, "mask_distances": [h.get("mask_distance") for h in res.history]}
 
 
+def can_stop_early(epochs: int, patience: int) -> bool:
+    """Whether EarlyStop can fire within ``epochs``: distances start at epoch 2, the first recorded one exceeds eps,
+    and ``patience`` more must follow it."""
+    return epochs >= patience + 2
+
+
+def round_zero(pre: Pretrained, imp: ImpHparams, prac: PracHparams, train_hp, *, device: torch.device,
+               progress: bool = True) -> tuple[Pretrained, torch.Tensor, dict[str, Any]]:
+    """PrAC-IMP's round 0: the dense run, early-stopped like every later round (paper Alg. 1).
+
+    It replays the pretrain run from its initial weights with the same seed, so up to the stop it is that run;
+    its rewind snapshots are the pretrain run's. Returns the pretrain run as round 0 left it (best and last
+    weights, iterations), its per-sample record and facts for metrics.json. When the early stop is off, or cannot
+    fire within the schedule, round 0 is the pretrain run itself and nothing is trained.
+    """
+    if prac.no_early_stop or not can_stop_early(train_hp.epochs, prac.patience):
+        why = "early stop off" if prac.no_early_stop else (
+            f"the early stop cannot fire in {train_hp.epochs} epochs (patience {prac.patience}): round 0 is the "
+            "pretrain run")
+        return pre, pre.dynamics(), {"round0": {"trained": False, "why": why,
+                                                "iterations": pre.metrics["train_iterations"]}}
+    names = prunable_names(pre.new_model(), imp.policy)
+    dense = Mask({n: torch.ones_like(pre.final_state[n], dtype=torch.bool) for n in names})
+    stop = MaskConvergence(dense, weights_of=names, rate=imp.rate, eps=prac.eps, patience=prac.patience)
+    _, res = train_round(pre, pre.rewind_state("init"), dense, train_hp, device=device, callbacks=[stop],
+                         progress=progress, desc="prac round 0")
+    epochs = len(res.history)
+    rewind_at = pre.resume_epoch(imp.rewind)
+    if rewind_at > epochs:
+        raise ConfigError("imp.rewind", imp.rewind, f"a point inside PrAC's early-stopped round 0 ({epochs} epochs); "
+                          "rewind earlier or pass --no-early-stop")
+    metrics = {**pre.metrics, "train_iterations": res.iterations, "test_acc": res.test_acc,
+               "val_acc": res.best_val_acc}
+    round0 = dataclasses.replace(pre, best_state=res.best_state, final_state=res.final_state, metrics=metrics)
+    return round0, res.correctness, {"round0": {
+        "trained": True, "iterations": res.iterations, "epochs_run": epochs, "stopped_early": res.stopped_early,
+        "test_acc": res.test_acc, "val_acc": res.best_val_acc, "best_epoch": res.best_epoch,
+        "mask_distances": [h.get("mask_distance") for h in res.history]}}
+
+
 @STAGES.register("prac")
 class Prac(Stage):
     name = "prac"
@@ -178,23 +220,26 @@ class Prac(Stage):
     def run(cls, args: argparse.Namespace, config: dict) -> int:
         imp = ImpHparams.from_sources(config, args)
         prac = PracHparams.from_sources(config, args)
-        if imp.baseline != "none":
-            raise ConfigError("imp.baseline", imp.baseline, "none for PrAC-IMP (run baselines with `ticketbench imp`)")
+        if imp.variant != "full":
+            raise ConfigError("imp.variant", imp.variant, "full for PrAC-IMP (run the others with `ticketbench imp`)")
         device = setup_runtime(args, config)
         pre = load_pretrained(args.pretrain, data_root=args.data_root)
         train_hp = resolve_train(pre, config, args)
         resolved = {"pretrain": pre.source_hash, "imp": imp.to_dict(), "prac": prac.to_dict(),
                     "train": train_hp.to_dict(), "threads": args.threads}
         check_inputs(pre, imp)
+        if not prac.no_early_stop and can_stop_early(train_hp.epochs, prac.patience):
+            pre.rewind_path("init")  # round 0 replays the pretrain run from its initial weights
         claim_out_dir(args.out, resolved, args.overwrite)
-        selector = PracSelector(pre, prac, args.out, device)
+        dense_pre, dynamics, round0 = round_zero(pre, imp, prac, train_hp, device=device, progress=not args.no_progress)
+        selector = PracSelector(dense_pre, prac, args.out, device, dynamics=dynamics)
 
         def early(mask, *, weights_of, rate):
             return MaskConvergence(mask, weights_of=weights_of, rate=rate, eps=prac.eps, patience=prac.patience)
 
-        m = run_imp(pre, imp, train_hp, args.out, device=device, selector=selector, method="prac",
+        m = run_imp(dense_pre, imp, train_hp, args.out, device=device, selector=selector, method="prac",
                     evaluate_tickets=not prac.skip_ticket_eval, early_stop=early, progress=not args.no_progress,
-                    config=resolved)
+                    config=resolved, summary=round0)
         for row in m["rounds"]:
             print(f"round {row['round']}: sparsity {row['sparsity']:.4f} ticket test_acc {row['test_acc']:.4f} "
                   f"PrAC {row['prac_size']} ({row['prac_fraction']:.1%}) CEP {row['cep_size']} CET {row['cet_size']} "
