@@ -5,7 +5,7 @@ import tempfile
 
 import pytest
 
-from ticketbench import io
+from ticketbench import storage
 from ticketbench.cli import main
 from ticketbench.errors import ArtifactError, ConfigError
 
@@ -63,12 +63,12 @@ def test_read_only_out_is_one_line(capsys, tmp_path, monkeypatch):
 
 def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
     target = tmp_path / "metrics.json"
-    io.write_json(target, {"old": 1})
+    storage.write_json(target, {"old": 1})
     with pytest.raises(ArtifactError, match="nothing was replaced"):
-        with io.atomic_path(target) as tmp:
+        with storage.atomic_path(target) as tmp:
             tmp.write_text("half")
             raise OSError(errno.ENOSPC, "No space left on device")
-    assert io.read_json(target) == {"old": 1}
+    assert storage.read_json(target) == {"old": 1}
     assert _files(tmp_path) == ["metrics.json"]
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from ticketbench import __version__, io, paths
+from ticketbench import __version__, storage, paths
 from ticketbench.artifacts import CORE_KEYS, load_checkpoint, read_metrics
 from ticketbench.cli import main
 
@@ -32,10 +32,10 @@ def test_pretrain_writes_the_contract_and_is_reproducible(tmp_path):
     assert 0 <= m["test_acc"] <= 1 and len(m["epochs"]) == 2
     assert math.isfinite(m["wall_seconds"]) and m["wall_seconds"] > 0
     for f in (paths.model, paths.final, paths.dynamics):
-        assert io.file_sha256(f(a)) == io.file_sha256(f(b)), f"{f.__name__} differs between identical runs"
+        assert storage.file_sha256(f(a)) == storage.file_sha256(f(b)), f"{f.__name__} differs between identical runs"
     state, meta = load_checkpoint(paths.rewind(a, "ep1"))
     assert meta["method"] == "pretrain" and meta["config"]["train"]["epochs"] == 2
-    dyn, _ = io.load_tensors(paths.dynamics(a))
+    dyn, _ = storage.load_tensors(paths.dynamics(a))
     assert dyn["correct"].shape[0] == 2
     assert not list(a.rglob(".*.tmp"))
 
@@ -66,7 +66,7 @@ def test_config_files_layer(tmp_path):
     out = tmp_path / "run"
     assert main(["pretrain", "--config", str(c1), "--config", str(c2), "--backbone", "test_resnet", "--no-progress",
                  "--out", str(out)]) == 0
-    settings = io.read_json(paths.hparams(out))["settings"]
+    settings = storage.read_json(paths.hparams(out))["settings"]
     assert settings["seed"] == 3 and settings["train"]["epochs"] == 1 and settings["train"]["lr"] == 0.03
 
 

@@ -3,7 +3,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from ticketbench import io
+from ticketbench import storage
 from ticketbench.errors import ConfigError
 from ticketbench.hparams import DataHparams, TrainHparams, hp
 from ticketbench.stage import claim_out_dir
@@ -45,7 +45,7 @@ def test_run_id_names_the_settings_and_guards_the_folder(tmp_path):
     reordered = {k: base[k] for k in reversed(list(base))}
     assert claim_out_dir(str(tmp_path / "b"), reordered, overwrite=False) == first
     assert claim_out_dir(str(tmp_path / "a"), base, overwrite=False) == first, "a re-run of the same recipe is let in"
-    assert io.read_json(tmp_path / "a" / "hparams.json") == {"run_id": first, "settings": base}
+    assert storage.read_json(tmp_path / "a" / "hparams.json") == {"run_id": first, "settings": base}
     changed = [_settings(lr=0.2), _settings(nesterov=True), {**base, "seed": 1}, {**base, "threads": 2},
                {**base, "data": DataHparams(dataset="digits").to_dict()}]
     ids = {claim_out_dir(str(tmp_path / f"c{i}"), s, overwrite=False) for i, s in enumerate(changed)}
@@ -53,9 +53,9 @@ def test_run_id_names_the_settings_and_guards_the_folder(tmp_path):
     with pytest.raises(ConfigError) as e:
         claim_out_dir(str(tmp_path / "a"), _settings(lr=0.2), overwrite=False)
     assert str(e.value).startswith("out=") and "differs in train" in str(e.value) and "--overwrite" in str(e.value)
-    assert io.read_json(tmp_path / "a" / "hparams.json")["run_id"] == first, "a refused claim writes nothing"
+    assert storage.read_json(tmp_path / "a" / "hparams.json")["run_id"] == first, "a refused claim writes nothing"
     replaced = claim_out_dir(str(tmp_path / "a"), _settings(lr=0.2), overwrite=True)
-    assert replaced != first and io.read_json(tmp_path / "a" / "hparams.json")["run_id"] == replaced
+    assert replaced != first and storage.read_json(tmp_path / "a" / "hparams.json")["run_id"] == replaced
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ import sys
 
 import torch
 
-from ticketbench.io import load_tensors, save_tensors
+from ticketbench.storage import load_tensors, save_tensors
 from ticketbench.masks import Mask
 
 # A mask with many layers, so that a per-process layer order would almost surely show up.

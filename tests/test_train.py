@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from ticketbench.hparams import TrainHparams
-from ticketbench.io import state_hash
+from ticketbench.storage import state_hash
 from ticketbench.masks import prunable_names, prune_to_sparsity
 from ticketbench.train import correctness, evaluate, lr_at, train
 

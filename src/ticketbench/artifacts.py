@@ -6,7 +6,7 @@ import base64
 import math
 from typing import TYPE_CHECKING, Any
 
-from . import io
+from . import storage
 from .errors import ArtifactError
 
 if TYPE_CHECKING:
@@ -38,7 +38,7 @@ def write_metrics(path, *, method: str, dataset: str, backbone: str, seed: int, 
     data = {**core, **extra}
     if test_correct is not None:
         data["test_correct"] = test_correct if isinstance(test_correct, dict) else pack_bits(test_correct)
-    io.write_json(path, data)
+    storage.write_json(path, data)
     return data
 
 
@@ -59,7 +59,7 @@ def unpack_bits(record: dict):
 
 
 def read_metrics(path) -> dict:
-    data = io.read_json(path)
+    data = storage.read_json(path)
     missing = [k for k in CORE_KEYS if k not in data]
     if missing:
         raise ArtifactError(path, f"metrics file lacks the core keys {missing}")
@@ -69,14 +69,14 @@ def read_metrics(path) -> dict:
 def save_checkpoint(path, state: dict[str, torch.Tensor], *, method: str, source_hash: str = "",
                     sparsity: float = 0.0, config: dict | None = None, **extra: Any) -> str:
     """Save a state dict as safetensors with JSON metadata; returns its content hash."""
-    digest = io.state_hash(state)
-    io.save_tensors(path, state, {"kind": "checkpoint", "method": method, "source_hash": source_hash,
+    digest = storage.state_hash(state)
+    storage.save_tensors(path, state, {"kind": "checkpoint", "method": method, "source_hash": source_hash,
                                   "sparsity": sparsity, "config": config or {}, "state_hash": digest, **extra})
     return digest
 
 
 def load_checkpoint(path) -> tuple[dict[str, torch.Tensor], dict]:
-    state, meta = io.load_tensors(path)
+    state, meta = storage.load_tensors(path)
     if meta.get("kind") != "checkpoint":
         raise ArtifactError(path, f"is not a ticketbench checkpoint (kind={meta.get('kind')!r})")
     return state, meta

@@ -37,7 +37,7 @@ import statistics
 from collections import defaultdict
 from pathlib import Path
 
-from . import io
+from . import storage
 from .errors import ArtifactError, ConfigError
 from .report.results import Results
 from .stage import STAGES, Stage
@@ -311,7 +311,7 @@ class Check(Stage):
             sizes.append(tested_on(res))
         if args.accept:
             base = pin(sets, [str(f) for f in folders], sizes)
-            io.write_json(args.baselines, base)
+            storage.write_json(args.baselines, base)
             rows = compare(base, sets[0], sizes[0])
             noisy = [r["metric"] for r in rows if r["gate"] == "MAIN CELL TOO NOISY"]
             print(f"pinned {len(base['metrics'])} metrics from {len(folders)} results folders -> {args.baselines}")
@@ -324,7 +324,7 @@ class Check(Stage):
         path = Path(args.baselines)
         if not path.is_file():
             raise ArtifactError(path, "no baselines file; pin one with `make accept-baselines`")
-        rows = compare(io.read_json(path), sets[0], sizes[0])
+        rows = compare(storage.read_json(path), sets[0], sizes[0])
         print(render(rows))
         bad = [r for r in rows if r["status"] == "FAIL"]
         new = sum(r["status"] == "new" for r in rows)

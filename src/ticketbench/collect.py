@@ -7,7 +7,7 @@ import csv
 import io as _io
 from pathlib import Path
 
-from . import io
+from . import storage
 from .artifacts import CORE_KEYS, read_metrics
 from .stage import STAGES, Stage
 
@@ -46,12 +46,12 @@ class Collect(Stage):
     def run(cls, args: argparse.Namespace, config: dict) -> int:
         rows = collect(args.results)
         out = Path(args.out)
-        io.write_json(out / "summary.json", {"runs": rows})
+        storage.write_json(out / "summary.json", {"runs": rows})
         buf = _io.StringIO()
         w = csv.DictWriter(buf, fieldnames=COLUMNS, extrasaction="ignore", lineterminator="\n")
         w.writeheader()
         w.writerows(rows)
-        io.write_text(out / "summary.csv", buf.getvalue())
+        storage.write_text(out / "summary.csv", buf.getvalue())
         print(f"{len(rows)} runs -> {out}/summary.json, summary.csv")
         return 0
 
@@ -68,7 +68,7 @@ class BenchSummary(Stage):
 
     @classmethod
     def run(cls, args: argparse.Namespace, config: dict) -> int:
-        data = io.read_json(args.json)
+        data = storage.read_json(args.json)
         lines = ["| benchmark | median (ms) | measured | target |", "|---|---|---|---|"]
         for b in data.get("benchmarks", []):
             x = b.get("extra_info", {})
@@ -82,6 +82,6 @@ class BenchSummary(Stage):
         text = (f"# Benchmarks\n\nMachine: {machine.get('cpu', {}).get('brand_raw', '?')}, "
                 f"{machine.get('cpu', {}).get('count', '?')} cores; every ratio is against a baseline timed in the same "
                 f"run (one thread).\n\n" + "\n".join(lines) + "\n")
-        io.write_text(args.out, text)
+        storage.write_text(args.out, text)
         print(text)
         return 0

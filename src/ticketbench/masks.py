@@ -13,7 +13,7 @@ from typing import Iterable, Mapping
 import torch
 from torch import nn
 
-from . import io
+from . import storage
 from .errors import ArtifactError, ConfigError
 from .registry import Registry
 
@@ -86,11 +86,11 @@ class Mask(dict):
     def save(self, path, *, method: str, source_hash: str = "", config: dict | None = None, **extra) -> None:
         meta = {"kind": "mask", "method": method, "source_hash": source_hash, "sparsity": self.sparsity(),
                 "layer_sparsity": self.layer_sparsity(), "config": config or {}, **extra}
-        io.save_tensors(path, dict(self), meta)
+        storage.save_tensors(path, dict(self), meta)
 
     @classmethod
     def load(cls, path) -> tuple["Mask", dict]:
-        tensors, meta = io.load_tensors(path)
+        tensors, meta = storage.load_tensors(path)
         if meta.get("kind") != "mask" or any(t.dtype != torch.bool for t in tensors.values()):
             raise ArtifactError(path, f"is not a ticketbench mask (kind={meta.get('kind')!r})")
         return cls(tensors), meta

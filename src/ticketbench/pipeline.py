@@ -24,9 +24,9 @@ from .hparams import DataHparams, Hparams, RuntimeHparams, TrainHparams
 def block_classes() -> dict[str, type[Hparams]]:
     """Config block -> its hparams class. The method modules import torch, so only a check or the schema asks."""
     from .methods.imp import ImpHparams
-    from .methods.jackpot import JackpotHparams
-    from .methods.prac import PracHparams
-    from .methods.structure import StructureHparams
+    from .methods.jackpot.search import JackpotHparams
+    from .methods.prac.stage import PracHparams
+    from .methods.structure.stage import StructureHparams
 
     return {"data": DataHparams, "train": TrainHparams, "imp": ImpHparams, "prac": PracHparams,
             "jackpot": JackpotHparams, "structure": StructureHparams, "runtime": RuntimeHparams}
@@ -87,7 +87,7 @@ def check_config(config: dict[str, Any], *, data: bool = True) -> None:
 def _check_meaning(config: dict[str, Any]) -> None:
     from .data import dataset_names
     from .methods.imp import VARIANTS
-    from .methods.structure import METHODS as STRUCTURE_METHODS
+    from .methods.structure.stage import METHODS as STRUCTURE_METHODS
     from .models import create_model, list_backbones
 
     grid = config["grid"]
@@ -406,9 +406,9 @@ class Schema(Stage):
 
     @classmethod
     def run(cls, args, config) -> int:
-        from . import io
+        from . import storage
 
-        io.write_text(args.out, schema_text())
+        storage.write_text(args.out, schema_text())
         return 0
 
 

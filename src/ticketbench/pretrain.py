@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from . import artifacts, io, paths
+from . import artifacts, storage, paths
 from .data import load_splits
 from .hparams import DataHparams, ModelHparams, TrainHparams
 from .masks import count_zeros, prunable_names
@@ -75,7 +75,7 @@ def pretrain(data_hp: DataHparams, model_hp: ModelHparams, train_hp: TrainHparam
                               epoch=res.history[-1]["epoch"])
     for point, state in res.snapshots.items():
         artifacts.save_checkpoint(paths.rewind(out, point), state, method="pretrain", config=config, point=point)
-    io.save_tensors(paths.dynamics(out), {"correct": res.correctness, "ids": splits.train.ids},
+    storage.save_tensors(paths.dynamics(out), {"correct": res.correctness, "ids": splits.train.ids},
                     {"kind": "dynamics", "method": "pretrain", "source_hash": best_hash,
                      "rows": "epochs", "columns": "stable train ids; 1 correct, 0 wrong, -1 not trained on"})
     model.load_state_dict(res.best_state)

@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from . import io, paths
+from . import storage, paths
 from .errors import ConfigError
 from .registry import Registry
 
@@ -147,12 +147,12 @@ def claim_out_dir(out: str, resolved: dict[str, Any], overwrite: bool) -> str:
     run_id = make_run_id(resolved)
     target = paths.hparams(out)
     if target.exists() and not overwrite:
-        old = io.read_json(target)
+        old = storage.read_json(target)
         # A folder written before the run id left out defaults holds the same settings under another id.
         if old.get("run_id") != run_id and old.get("settings") != json.loads(json.dumps(resolved)):
             changed = sorted(k for k in set(old.get("settings", {})) | set(resolved)
                              if old.get("settings", {}).get(k) != resolved.get(k))
             raise ConfigError("out", out, f"an empty folder or one of a run with the same settings (differs in "
                               f"{', '.join(changed) or 'run id'}); pass --overwrite to replace it")
-    io.write_json(target, {"run_id": run_id, "settings": resolved})
+    storage.write_json(target, {"run_id": run_id, "settings": resolved})
     return run_id

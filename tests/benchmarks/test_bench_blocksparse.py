@@ -21,10 +21,10 @@ import pytest
 import torch
 from torch import nn
 
-from ticketbench.blocksparse import BlockSparseConv2d
+from ticketbench.methods.structure.blocksparse import BlockSparseConv2d
 from ticketbench.masks import Mask
-from ticketbench.methods.regroup import Block, regroup
-from ticketbench.methods.structure import StructureHparams, regroup_with
+from ticketbench.methods.structure.regroup import Block, regroup
+from ticketbench.methods.structure.stage import StructureHparams, regroup_with
 from ticketbench.timing import paired
 
 TARGET = 1.5

@@ -5,7 +5,7 @@ import torch.nn.functional as F
 import pytest
 
 from ticketbench.masks import prunable_names, prune_to_sparsity
-from ticketbench.methods.jackpot import attach, initial_scores, swap_update
+from ticketbench.methods.jackpot.search import attach, initial_scores, swap_update
 from ticketbench.models import create_model
 from ticketbench.timing import paired
 

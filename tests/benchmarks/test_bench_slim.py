@@ -11,8 +11,8 @@ import os
 import pytest
 import torch
 
-from ticketbench.methods.refill import channel_sparsity
-from ticketbench.slim import macs, slim
+from ticketbench.methods.structure.refill import channel_sparsity
+from ticketbench.methods.structure.slim import macs, slim
 from ticketbench.timing import for_inference, paired
 
 from methods.test_refill_slim import _refilled

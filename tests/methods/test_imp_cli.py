@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from ticketbench import io, paths
+from ticketbench import storage, paths
 from ticketbench.artifacts import CORE_KEYS, load_checkpoint, read_metrics, unpack_bits
 from ticketbench.cli import main
 from ticketbench.masks import Mask, prunable_names
@@ -78,7 +78,7 @@ def test_prac_imp_transfer_and_savings(pretrained):
     m = read_metrics(paths.metrics(prac))
     n = load_pretrained(runs["test_resnet"]).splits.train.base_size
     for r, row in enumerate(m["rounds"], start=1):
-        sets, _ = io.load_tensors(prac / f"round{r}" / "prac_set.safetensors")
+        sets, _ = storage.load_tensors(prac / f"round{r}" / "prac_set.safetensors")
         assert row["prac_trained_size"] == len(sets["trained_on"]) <= n
         assert set(sets["next"].tolist()) == set(sets["cet"].tolist()) | set(sets["cep"].tolist())
         assert row["cep_size"] == len(sets["cep"]) and row["cet_size"] == len(sets["cet"])
@@ -90,11 +90,11 @@ def test_prac_imp_transfer_and_savings(pretrained):
     tr = root / "transfer"
     t = _imp(runs["cifar_resnet20"], tr, "--subsets", str(prac), "--evaluate-tickets")
     for r, row in enumerate(t["rounds"], start=1):
-        sets, _ = io.load_tensors(prac / f"round{r}" / "prac_set.safetensors")
+        sets, _ = storage.load_tensors(prac / f"round{r}" / "prac_set.safetensors")
         assert row["data_fraction"] == pytest.approx(len(sets["trained_on"]) / n)
     out = root / "savings.json"
     assert main(["prac-savings", "--full", str(full), "--prac", str(prac), "--out", str(out)]) == 0
-    s = io.read_json(out)
+    s = storage.read_json(out)
     assert len(s["rows"]) == ROUNDS and "saving" in s
 
 
@@ -164,7 +164,7 @@ def test_structure_lth_variant_runs_its_own_imp(tmp_path):
     at = round(0.05 * total)
     assert (pre / "rewind" / f"it{at}.safetensors").is_file()
     m = _imp(pre, tmp_path / "slth", "--variant", "structure_lth", "--rounds", "2")
-    settings = io.read_json(paths.hparams(tmp_path / "slth"))["settings"]["imp"]
+    settings = storage.read_json(paths.hparams(tmp_path / "slth"))["settings"]["imp"]
     assert (settings["policy"], settings["rewind"], m["method"]) == ("structure_lth", "5%", "structure_lth")
     mask, _ = Mask.load(tmp_path / "slth" / "round2" / "mask.safetensors")
     loaded = load_pretrained(pre)

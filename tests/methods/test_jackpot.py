@@ -6,16 +6,16 @@ import pytest
 import torch
 from torch import nn
 
-from ticketbench import io, paths
+from ticketbench import storage, paths
 from ticketbench.artifacts import load_checkpoint, read_metrics
 from ticketbench.cli import main
 
 from conftest import pretrain_synthetic
-from ticketbench.criteria import CRITERIA, mask_with_budget
+from ticketbench.methods.jackpot.criteria import CRITERIA, mask_with_budget
 from ticketbench.masks import Mask
 from ticketbench.methods.common import load_pretrained
-from ticketbench.methods.jackpot import JackpotHparams, ScoredMask, search, swap_update, topk_mask
-from ticketbench.methods.jackpot_studies import search_cost
+from ticketbench.methods.jackpot.search import JackpotHparams, ScoredMask, search, swap_update, topk_mask
+from ticketbench.methods.jackpot.studies import search_cost
 from torch.nn.utils import parametrize
 
 CPU = torch.device("cpu")
@@ -151,7 +151,7 @@ def test_cli_search_overlap_and_cost(pre_dir, tmp_path):
     # On a random-initialised search, the random criterion is an independent draw, not the search's initial mask.
     assert main(["jackpot-overlap", "--pretrain", str(pre_dir), "--jackpot", str(runs["random"]),
                  "--out", str(tmp_path / "ov_random"), "--batches", "1"]) == 0
-    random_row = next(r for r in io.read_json(tmp_path / "ov_random" / "overlap.json")["rows"]
+    random_row = next(r for r in storage.read_json(tmp_path / "ov_random" / "overlap.json")["rows"]
                       if r["criterion"] == "random")
     assert random_row["overlap"] < 0.3  # chance is 0.1; the search's own initial mask overlaps far more
     assert main(["jackpot-cost", "--magnitude", str(runs["magnitude"]), "--random", str(runs["random"]),

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 
-from ticketbench import io, paths
+from ticketbench import storage, paths
 from ticketbench.artifacts import load_checkpoint, read_metrics
 from ticketbench.cli import main
 
@@ -89,7 +89,7 @@ def test_it_rewind_restarts_from_that_snapshot_bit_for_bit(pre, tmp_path, monkey
 
 def _fake_subsets(folder, ids):
     """A folder shaped like a PrAC run for `imp --subsets`: round 1 trains on ``ids``."""
-    io.save_tensors(folder / "round1" / "prac_set.safetensors", {"trained_on": ids}, {"kind": "prac_set"})
+    storage.save_tensors(folder / "round1" / "prac_set.safetensors", {"trained_on": ids}, {"kind": "prac_set"})
     return folder
 
 
@@ -127,8 +127,8 @@ def _prac(pre, out, *extra):
 def test_no_cep_makes_the_next_set_cet_only(pre, tmp_path):
     out = tmp_path / "no_cep"
     _prac(pre, out, "--rounds", "2", "--no-cep")
-    first, _ = io.load_tensors(out / "round1" / "prac_set.safetensors")
-    second, _ = io.load_tensors(out / "round2" / "prac_set.safetensors")
+    first, _ = storage.load_tensors(out / "round1" / "prac_set.safetensors")
+    second, _ = storage.load_tensors(out / "round2" / "prac_set.safetensors")
     assert set(first["cep"].tolist()) - set(first["cet"].tolist()), "CEP must add samples, or the case proves nothing"
     assert torch.equal(first["next"], first["cet"])
     assert torch.equal(second["trained_on"], first["cet"])

@@ -11,7 +11,7 @@ from ticketbench.cli import main
 from conftest import pretrain_synthetic
 from ticketbench.masks import Mask
 from ticketbench.methods.common import load_pretrained
-from ticketbench.methods.jackpot import JackpotHparams, search
+from ticketbench.methods.jackpot.search import JackpotHparams, search
 
 CPU = torch.device("cpu")
 STEPS_PER_EPOCH = 2  # 256 synthetic training samples in batches of 128
@@ -29,7 +29,7 @@ FACTORS = {"constant": [1.0, 1.0, 1.0], "cosine": [1.0, 0.75, 0.25], "step": [0.
 
 @pytest.mark.parametrize("schedule", list(FACTORS))
 def test_rate_schedule_sets_each_epochs_swap_rate(pre_dir, monkeypatch, schedule):
-    import ticketbench.methods.jackpot as jackpot
+    import ticketbench.methods.jackpot.search as jackpot
 
     rates = []
     real = jackpot.swap_update

@@ -13,9 +13,9 @@ from ticketbench.cli import main
 from conftest import pretrain_synthetic
 from ticketbench.masks import Mask
 from ticketbench.methods.common import load_pretrained
-from ticketbench.methods.refill import CHANNEL_SCORES, channel_budget, refill
-from ticketbench.methods.regroup import RegroupResult, regroup
-from ticketbench.methods.structure import StructureHparams, structure_round
+from ticketbench.methods.structure.refill import CHANNEL_SCORES, channel_budget, refill
+from ticketbench.methods.structure.regroup import RegroupResult, regroup
+from ticketbench.methods.structure.stage import StructureHparams, structure_round
 
 
 def _keep_one_channel(c_out, c_in):
@@ -131,7 +131,7 @@ def test_fixed_parts_always_partitions_into_parts():
 
 @pytest.mark.parametrize("fixed", [False, True])
 def test_fixed_parts_reaches_regroup(imp_run, monkeypatch, fixed):
-    import ticketbench.methods.regroup as regroup_mod
+    import ticketbench.methods.structure.regroup as regroup_mod
 
     seen = []
 
@@ -151,7 +151,7 @@ def test_fixed_parts_reaches_regroup(imp_run, monkeypatch, fixed):
 def test_released_preset_reaches_regroup(imp_run, monkeypatch):
     import dataclasses
 
-    import ticketbench.methods.regroup as regroup_mod
+    import ticketbench.methods.structure.regroup as regroup_mod
 
     seen = []
 

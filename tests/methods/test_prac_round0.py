@@ -7,10 +7,10 @@ from ticketbench import paths
 from ticketbench.artifacts import read_metrics
 from ticketbench.cli import main
 from ticketbench.hparams import TrainHparams
-from ticketbench.methods import prac as prac_mod
 from ticketbench.methods.common import load_pretrained
 from ticketbench.methods.imp import ImpHparams
-from ticketbench.methods.prac import PracHparams, can_stop_early, round_zero
+from ticketbench.methods.prac.early_stop import EarlyStop, can_stop_early
+from ticketbench.methods.prac.stage import PracHparams, round_zero
 
 PRE = ["--dataset", "synthetic", "--backbone", "test_resnet", "--epochs", "3", "--batch-size", "64",
        "--rewind-epochs", "0,1", "--no-progress"]
@@ -29,7 +29,7 @@ def test_the_stop_needs_patience_plus_two_epochs():
 
 
 def test_round_zero_stops_early_and_savings_count_only_its_iterations(pre, tmp_path, monkeypatch):
-    monkeypatch.setattr(prac_mod.EarlyStop, "update", lambda self, d: True)  # converged at the first distance
+    monkeypatch.setattr(EarlyStop, "update", lambda self, d: True)  # converged at the first distance
     out = tmp_path / "prac"
     assert main(["prac", "--pretrain", str(pre), "--out", str(out), "--rounds", "1", "--patience", "1",
                  "--skip-ticket-eval", "--no-progress"]) == 0
@@ -42,7 +42,7 @@ def test_round_zero_stops_early_and_savings_count_only_its_iterations(pre, tmp_p
 
 
 def test_round_zero_replays_the_pretrain_run_until_it_stops(pre, monkeypatch):
-    monkeypatch.setattr(prac_mod.EarlyStop, "update", lambda self, d: False)
+    monkeypatch.setattr(EarlyStop, "update", lambda self, d: False)
     loaded = load_pretrained(pre)
     train_hp = TrainHparams.from_dict(loaded.train_hp.to_dict())
     dense, dynamics, facts = round_zero(loaded, ImpHparams(), PracHparams(patience=1), train_hp,

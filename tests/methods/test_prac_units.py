@@ -5,7 +5,9 @@ import math
 import pytest
 import torch
 
-from ticketbench.methods.prac import EarlyStop, critical_for_pruning, critical_for_training, forgetting_counts, savings
+from ticketbench.methods.prac.critical_sets import critical_for_pruning, critical_for_training, forgetting_counts
+from ticketbench.methods.prac.early_stop import EarlyStop
+from ticketbench.methods.prac.savings import savings
 
 
 def _record(*rows):

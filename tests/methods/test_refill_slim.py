@@ -4,10 +4,10 @@ import pytest
 import torch
 
 from ticketbench.masks import Mask, prunable_names
-from ticketbench.methods.refill import (CHANNEL_SCORES, batchnorm_after, batchnorm_mask, channel_budget,
+from ticketbench.methods.structure.refill import (CHANNEL_SCORES, batchnorm_after, batchnorm_mask, channel_budget,
                                         channel_sparsity, refill)
 from ticketbench.models import create_model
-from ticketbench.slim import load_slim, macs, save_slim, slim
+from ticketbench.methods.structure.slim import load_slim, macs, save_slim, slim
 
 
 def test_channel_budget_formula():

@@ -6,10 +6,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ticketbench.blocksparse import BlockSparseConv2d, to_blocksparse
+from ticketbench.methods.structure.blocksparse import BlockSparseConv2d, to_blocksparse
 from ticketbench.errors import ConfigError
 from ticketbench.masks import Mask
-from ticketbench.methods.regroup import (Block, RegroupResult, blocks_from_json, blocks_to_mask, extract_blocks,
+from ticketbench.methods.structure.regroup import (Block, RegroupResult, blocks_from_json, blocks_to_mask, extract_blocks,
                                          partition_rows, regroup)
 
 
@@ -235,7 +235,7 @@ def test_released_row_rule_needs_more_than_16_rows():
     assert len(extract_blocks(matrix, parts=2, seed=0, row_threshold=15)) == 2
     with pytest.raises(ConfigError, match="row_threshold"):
         extract_blocks(matrix, row_threshold=-1)
-    from ticketbench.methods.regroup import RELEASED
+    from ticketbench.methods.structure.regroup import RELEASED
 
     assert RELEASED.row_threshold == 16
 
@@ -246,7 +246,7 @@ def _narrow_layer(seed=0):
 
 
 def test_released_preset_forms_no_block_on_a_narrow_layer_where_adaptive_does():
-    from ticketbench.methods.structure import StructureHparams, regroup_with
+    from ticketbench.methods.structure.stage import StructureHparams, regroup_with
 
     mask = Mask({"layer1.0.conv1.weight": _narrow_layer(), "fc.weight": torch.ones(10, 64, dtype=torch.bool)})
     adaptive = regroup_with(StructureHparams(method="regroup"), mask, seed=0)
@@ -260,8 +260,8 @@ def test_released_preset_forms_no_block_on_a_narrow_layer_where_adaptive_does():
 
 
 def test_regroup_presets_are_named_and_checked():
-    from ticketbench.methods.regroup import ADAPTIVE, RELEASED, RegroupConstants
-    from ticketbench.methods.structure import StructureHparams
+    from ticketbench.methods.structure.regroup import ADAPTIVE, RELEASED, RegroupConstants
+    from ticketbench.methods.structure.stage import StructureHparams
 
     assert StructureHparams().regroup_constants() == ADAPTIVE
     assert StructureHparams(regroup_preset="released").regroup_constants() == RELEASED
@@ -301,7 +301,7 @@ def test_blocksparse_choice_is_a_fixed_rule_and_timing_is_only_reported(monkeypa
     import random
 
     import ticketbench.timing as timing
-    from ticketbench.methods.structure import StructureHparams, blocksparse_ticket
+    from ticketbench.methods.structure.stage import StructureHparams, blocksparse_ticket
 
     model, blocks = _rule_model()
     x = torch.randn(2, 64, 8, 8)

@@ -3,14 +3,14 @@
 import pytest
 import torch
 
-from ticketbench import io, paths
+from ticketbench import storage, paths
 from ticketbench.artifacts import CORE_KEYS, load_checkpoint, read_metrics
 from ticketbench.cli import main
 
 from conftest import pretrain_synthetic
 from ticketbench.masks import Mask
-from ticketbench.methods.refill import channel_budget
-from ticketbench.slim import load_slim
+from ticketbench.methods.structure.refill import channel_budget
+from ticketbench.methods.structure.slim import load_slim
 
 ROUNDS = 2
 
@@ -92,7 +92,7 @@ def test_timing_uses_the_regroup_runs_rule(imp_run, regroup_run):
     out = root / "timing"
     assert main(["timing", "--pretrain", str(pre), "--imp", str(imp), "--regroup", str(regroup_run), "--rounds", "2",
                  "--batch", "4", "--out", str(out)]) == 0
-    timing = io.read_json(out / "timing.json")
+    timing = storage.read_json(out / "timing.json")
     row = read_metrics(regroup_run / f"round{ROUNDS}" / "metrics.json")
     rule = timing["regroup_rule"]
     assert rule["blocksparse_min_macs"] == 0 and rule["blocksparse_max_work"] == 0.9

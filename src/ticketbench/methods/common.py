@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import time
 from dataclasses import dataclass
@@ -11,12 +12,13 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from .. import artifacts, io, paths
+from .. import artifacts, storage, paths
 from ..data import Splits, load_splits
 from ..errors import ArtifactError, ConfigError
-from ..hparams import DataHparams, ModelHparams, TrainHparams, iteration_point
+from ..hparams import DataHparams, Hparams, ModelHparams, TrainHparams, iteration_point
 from ..masks import Mask
 from ..models import create_model
+from ..stage import Stage, add_common_args, claim_out_dir, resolve_seed, setup_runtime
 from ..train import Callback, TrainResult, train
 
 State = dict[str, torch.Tensor]
@@ -81,8 +83,95 @@ class Pretrained:
         return state
 
     def dynamics(self) -> torch.Tensor:
-        tensors, _ = io.load_tensors(paths.dynamics(self.dir))
+        tensors, _ = storage.load_tensors(paths.dynamics(self.dir))
         return tensors["correct"]
+
+
+@dataclass
+class Run:
+    """What a method stage works with once its inputs are checked and its folder claimed."""
+
+    args: argparse.Namespace
+    config: dict
+    pre: Pretrained
+    hp: dict[str, Hparams]  # by config block: ``hp["imp"]``, ``hp["train"]``, ...
+    device: torch.device
+    resolved: dict  # the settings recorded in hparams.json
+
+    @property
+    def progress(self) -> bool:
+        return not self.args.no_progress
+
+
+class MethodStage(Stage):
+    """A stage that starts from a finished pretrain run, in one fixed order, so that a stage states only what differs:
+
+    read its hparams blocks from config and flags (:meth:`adjust` may derive some from others) and check its flags;
+    set up threads, determinism and the device; load the pretrain run; resolve the retraining recipe
+    (``retrains``); check everything it reads (:meth:`check_inputs`); claim the output folder by writing
+    ``hparams.json`` (``claims_out``), and only then do the work (:meth:`execute`). A bad input therefore fails
+    with one line before anything is written.
+    """
+
+    hparams: tuple[type[Hparams], ...] = ()
+    retrains = False  # retrains with the pretrain run's recipe, changed by the config's train: block and flags
+    claims_out = True  # False: writes files into --out without a run folder's hparams.json (the studies)
+    pretrain_help = "folder of a finished `ticketbench pretrain` run"
+
+    @classmethod
+    def add_args(cls, parser: argparse.ArgumentParser) -> None:
+        add_common_args(parser)
+        add_pretrain_args(parser, cls.pretrain_help)
+        for block in cls.hparams:
+            block.add_args(parser)
+        if cls.retrains:
+            TrainHparams.add_args(parser)
+        cls.add_stage_args(parser)
+
+    @classmethod
+    def add_stage_args(cls, parser: argparse.ArgumentParser) -> None:
+        """Flags of this stage only (input folders and the like)."""
+
+    @classmethod
+    def adjust(cls, hp: dict[str, Hparams], args: argparse.Namespace) -> dict[str, Hparams]:
+        """Settings derived from other settings, and checks of the flags that need no file; before any work."""
+        return hp
+
+    @classmethod
+    def settings(cls, hp: dict[str, Hparams], args: argparse.Namespace, config: dict) -> dict[str, Any]:
+        """What this stage records in hparams.json besides its hparams blocks (input folders, say)."""
+        return {}
+
+    @classmethod
+    def check_inputs(cls, pre: Pretrained, hp: dict[str, Hparams], args: argparse.Namespace) -> None:
+        """Everything the stage reads, checked before its output folder is claimed."""
+
+    @classmethod
+    def execute(cls, run: Run) -> int:
+        raise NotImplementedError
+
+    @classmethod
+    def run(cls, args: argparse.Namespace, config: dict) -> int:
+        hp = cls.adjust({block.section: block.from_sources(config, args) for block in cls.hparams}, args)
+        device = setup_runtime(args, config)
+        pre = load_pretrained(args.pretrain, data_root=args.data_root)
+        seed = resolve_seed(args, config)
+        if args.seed is not None and seed != pre.seed:
+            raise ConfigError("seed", seed, f"the pretrain run's seed ({pre.seed}); methods reuse it")
+        if cls.retrains:
+            hp["train"] = resolve_train(pre, config, args)
+        resolved = {"pretrain": pre.source_hash, **{k: v.to_dict() for k, v in hp.items()}, "threads": args.threads,
+                    **cls.settings(hp, args, config)}
+        cls.check_inputs(pre, hp, args)
+        if cls.claims_out:
+            claim_out_dir(args.out, resolved, args.overwrite)
+        return cls.execute(Run(args, config, pre, hp, device, resolved))
+
+
+def resolve_train(pre: Pretrained, config: dict, args: argparse.Namespace) -> TrainHparams:
+    """Rounds retrain with the pretrain recipe unless the config or the flags change it."""
+    base = {**pre.train_hp.to_dict(), **(config.get("train") or {})}
+    return TrainHparams.from_sources({"train": base}, args)
 
 
 def add_pretrain_args(parser, what: str = "folder of a finished `ticketbench pretrain` run") -> None:
@@ -97,7 +186,7 @@ def load_pretrained(run_dir: str | Path, *, data_root: str | None = None) -> Pre
     run_dir = Path(run_dir)
     if not paths.metrics(run_dir).exists():
         raise ArtifactError(run_dir, "is not a finished pretrain run (no metrics.json); run `ticketbench pretrain` first")
-    settings = io.read_json(paths.hparams(run_dir))["settings"]
+    settings = storage.read_json(paths.hparams(run_dir))["settings"]
     data = dict(settings["data"])
     if data_root is not None:
         data["data_root"] = data_root

@@ -3,7 +3,7 @@
 Round r: prune ``rate`` of the weights still alive (global magnitude, on the weights the previous
 round ended with), rewind the survivors to a snapshot of the dense run, and retrain. The training
 data of a round comes from a *data selector*: the full training split (vanilla IMP), the PrAC sets
-that PrAC-IMP finds as it goes (:mod:`ticketbench.methods.prac`), or PrAC sets replayed from another
+that PrAC-IMP finds as it goes (:mod:`ticketbench.methods.prac.stage`), or PrAC sets replayed from another
 run (the PrAC paper's transfer experiment).
 """
 
@@ -18,14 +18,14 @@ from typing import Any, ClassVar
 
 import torch
 
-from .. import io
+from .. import storage
 from ..hparams import Hparams, TrainHparams, hp
 from ..masks import POLICIES, Mask, magnitude_prune, prunable_names
 from ..registry import Registry
 from ..runtime import layer_generator
 from ..errors import ConfigError
-from ..stage import STAGES, Stage, add_common_args, claim_out_dir, resolve_seed, setup_runtime
-from .common import add_pretrain_args, Pretrained, load_pretrained, round_dir, scaled_hparams, train_round, write_round, write_summary
+from ..stage import STAGES
+from .common import MethodStage, Pretrained, Run, round_dir, scaled_hparams, train_round, write_round, write_summary
 
 # A stated ceiling for imp.rounds, far above any paper's schedule (20-odd rounds at rate 0.2); each round writes
 # two checkpoints, so an unbounded count fills a disk long before it ends. The model-dependent bound is
@@ -141,7 +141,7 @@ class ReplayedSubsets(FullData):
 
     def ids(self, r: int) -> torch.Tensor:
         path = round_dir(self.source, r) / "prac_set.safetensors"
-        tensors, _ = io.load_tensors(path)
+        tensors, _ = storage.load_tensors(path)
         return tensors["trained_on"]
 
 
@@ -233,7 +233,7 @@ class GroupAware(StructureLth):
             "round prunes from the regrouped mask (regroup settings from the structure: block)")
 
     def mask(self, x: RoundInputs) -> tuple[Mask, dict[str, Any]]:
-        from .structure import StructureHparams, regroup_with
+        from .structure.stage import StructureHparams, regroup_with
 
         pruned, _ = super().mask(x)
         st = StructureHparams.from_sources({"structure": {**(x.config.get("structure") or {}), "method": "regroup"}})
@@ -330,61 +330,55 @@ def run_imp(pre: Pretrained, imp: ImpHparams, train_hp: TrainHparams, out: str |
                          rewind=imp.rewind, variant=imp.variant, **(summary or {}))
 
 
-def add_method_args(parser: argparse.ArgumentParser) -> None:
-    add_common_args(parser)
-    add_pretrain_args(parser)
-    ImpHparams.add_args(parser)
-    TrainHparams.add_args(parser)
-
-
-def resolve_train(pre: Pretrained, config: dict, args: argparse.Namespace) -> TrainHparams:
-    """Rounds retrain with the pretrain recipe unless the config or the flags change it."""
-    base = {**pre.train_hp.to_dict(), **(config.get("train") or {})}
-    return TrainHparams.from_sources({"train": base}, args)
+def print_rounds(m: dict) -> None:
+    for row in m["rounds"]:
+        print(f"round {row['round']}: sparsity {row['sparsity']:.4f} test_acc {row['test_acc']:.4f} "
+              f"iterations {row['train_iterations']} (cumulative {row['cumulative_iterations']})")
 
 
 @STAGES.register("imp")
-class Imp(Stage):
+class Imp(MethodStage):
     name = "imp"
     help = "iterative magnitude pruning with rewinding, on full data or on replayed PrAC sets; random baselines"
+    hparams = (ImpHparams,)
+    retrains = True
 
     @classmethod
-    def add_args(cls, parser: argparse.ArgumentParser) -> None:
-        add_method_args(parser)
+    def add_stage_args(cls, parser: argparse.ArgumentParser) -> None:
         g = parser.add_argument_group("data and baselines")
         g.add_argument("--subsets", metavar="DIR", help="a `ticketbench prac` run whose per-round PrAC sets this run "
                        "trains on (the transfer experiment: sets found with one backbone drive another)")
         g.add_argument("--reference", metavar="DIR", help="an IMP run whose masks the random baselines follow")
+        g.add_argument("--evaluate-tickets", action="store_true",
+                       help="with --subsets: also retrain each round's ticket on the full data (as PrAC reports)")
         # The variants' own words, kept as written: the default formatter would run them together.
         parser.formatter_class = argparse.RawDescriptionHelpFormatter
         parser.epilog = "variants (--variant):\n" + "\n".join(f"  {n}: {VARIANTS.get(n).help}" for n in VARIANTS.names())
-        g.add_argument("--evaluate-tickets", action="store_true",
-                       help="with --subsets: also retrain each round's ticket on the full data (as PrAC reports)")
 
     @classmethod
-    def run(cls, args: argparse.Namespace, config: dict) -> int:
-        imp = ImpHparams.from_sources(config, args)
-        variant = VARIANTS.get(imp.variant)
-        imp = variant.settings(imp)
-        device = setup_runtime(args, config)
-        pre = load_pretrained(args.pretrain, data_root=args.data_root)
-        train_hp = resolve_train(pre, config, args)
+    def adjust(cls, hp, args):
+        variant = VARIANTS.get(hp["imp"].variant)
         if variant.reference and not args.reference:
-            raise ConfigError("reference", None, f"an IMP run folder when --variant is {imp.variant}")
-        seed = resolve_seed(args, config)
-        if seed != pre.seed and args.seed is not None:
-            raise ConfigError("seed", seed, f"the pretrain run's seed ({pre.seed}); methods reuse it")
-        resolved = {"pretrain": pre.source_hash, "imp": imp.to_dict(), "train": train_hp.to_dict(),
-                    "threads": args.threads, "subsets": args.subsets, "reference": args.reference}
-        if imp.variant == "group_aware":
-            resolved["structure"] = config.get("structure") or {}
-        check_inputs(pre, imp, reference=args.reference if variant.reference else None, subsets=args.subsets)
-        claim_out_dir(args.out, resolved, args.overwrite)
+            raise ConfigError("reference", None, f"an IMP run folder when --variant is {variant.name}")
+        return {**hp, "imp": variant.settings(hp["imp"])}
+
+    @classmethod
+    def settings(cls, hp, args, config):
+        extra = {"subsets": args.subsets, "reference": args.reference}
+        if hp["imp"].variant == "group_aware":
+            extra["structure"] = config.get("structure") or {}
+        return extra
+
+    @classmethod
+    def check_inputs(cls, pre, hp, args):
+        reference = args.reference if VARIANTS.get(hp["imp"].variant).reference else None
+        check_inputs(pre, hp["imp"], reference=reference, subsets=args.subsets)
+
+    @classmethod
+    def execute(cls, run: Run) -> int:
+        args = run.args
         selector = ReplayedSubsets(args.subsets) if args.subsets else FullData()
-        m = run_imp(pre, imp, train_hp, args.out, device=device, selector=selector, reference=args.reference,
-                    method="prac_transfer" if args.subsets else None, evaluate_tickets=args.evaluate_tickets,
-                    progress=not args.no_progress, config=resolved)
-        for row in m["rounds"]:
-            print(f"round {row['round']}: sparsity {row['sparsity']:.4f} test_acc {row['test_acc']:.4f} "
-                  f"iterations {row['train_iterations']} (cumulative {row['cumulative_iterations']})")
+        print_rounds(run_imp(run.pre, run.hp["imp"], run.hp["train"], args.out, device=run.device, selector=selector,
+                             reference=args.reference, method="prac_transfer" if args.subsets else None,
+                             evaluate_tickets=args.evaluate_tickets, progress=run.progress, config=run.resolved))
         return 0

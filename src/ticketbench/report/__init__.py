@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .. import io
+from .. import storage
 from ..stage import STAGES, Stage
 from .claims import evaluate as evaluate_claims
 from .deviations import DEVIATIONS, deviations_table
@@ -73,13 +73,13 @@ def build_report(results_root: str | Path, tables_dir: str | Path, out: str | Pa
     claims, claim_rows = claims_table(res)
     deviations = deviations_table()
     for t in [*paper, *grid, claims, deviations]:
-        io.write_text(out / "tables" / f"{t.id}.md", markdown(t))
-        io.write_text(out / "tables" / f"{t.id}.tex", latex(t))
-        io.write_text(out / "tables" / f"{t.id}.csv", csv_text(t))
+        storage.write_text(out / "tables" / f"{t.id}.md", markdown(t))
+        storage.write_text(out / "tables" / f"{t.id}.tex", latex(t))
+        storage.write_text(out / "tables" / f"{t.id}.csv", csv_text(t))
     figs = [f for f in (figures.accuracy_vs_sparsity(res, out / "figures"), figures.prac_set_size(res, out / "figures"),
                         figures.time_saving(res, out / "figures"), figures.search_cost(res, out / "figures"))
             if f] + figures.overlap_heatmaps(res, out / "figures") + figures.layer_speedups(res, out / "figures")
-    io.write_json(out / "claims.json", claim_rows)
+    storage.write_json(out / "claims.json", claim_rows)
     # Everything under tables/ and figures/ is generated here: a file this run did not write is left over from an
     # older grid or report version and would be shown as if current.
     current = {f"{t.id}.{ext}" for t in [*paper, *grid, claims, deviations] for ext in ("md", "tex", "csv")} | set(figs)
@@ -99,7 +99,7 @@ def build_report(results_root: str | Path, tables_dir: str | Path, out: str | Pa
     md += ["", "## This grid's results", ""] + [markdown(t) for t in grid]
     md += ["## Paper tables, paper vs ours", ""] + [markdown(t) for t in paper]
     md += ["## Deviations", "", markdown(deviations)]
-    io.write_text(out / "README.md", "\n".join(md) + "\n")
+    storage.write_text(out / "README.md", "\n".join(md) + "\n")
 
     nav = "".join(f"<a href=\"#{t.id}\">{t.id}</a>" for t in [claims, *grid, *paper, deviations])
     body = [f"<h1>ticketbench report</h1><p>{intro}</p><nav>{nav}</nav>", "<h2>Claims</h2>",
@@ -109,11 +109,11 @@ def build_report(results_root: str | Path, tables_dir: str | Path, out: str | Pa
     body += ["<h2>This grid's results</h2>"] + [html_table(t) for t in grid]
     body += ["<h2>Paper tables, paper vs ours</h2>"] + [html_table(t) for t in paper]
     body += ["<h2>Deviations</h2>", html_table(deviations)]
-    io.write_text(out / "index.html", PAGE.format(title="ticketbench report", body="\n".join(body)))
+    storage.write_text(out / "index.html", PAGE.format(title="ticketbench report", body="\n".join(body)))
     summary = {"paper_tables": [t.id for t in paper], "grid_tables": [t.id for t in grid], "figures": figs,
                "claims": claim_rows, "cells": res.cells(), "paper_rows_with_results": ran,
                "deviations": [d.key for d in DEVIATIONS]}
-    io.write_json(out / "report.json", summary)
+    storage.write_json(out / "report.json", summary)
     return summary
 
 

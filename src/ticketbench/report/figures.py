@@ -17,7 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from .. import io  # noqa: E402
+from .. import storage  # noqa: E402
 from .results import Results, overlap_init  # noqa: E402
 from .stats import seed_interval  # noqa: E402
 
@@ -41,7 +41,7 @@ def _save(fig, path: Path) -> str:
     # No software/date metadata, so the same results give the same bytes (the DVC round trip checks this).
     fig.savefig(buf, format="png", dpi=90, bbox_inches="tight", metadata={"Software": None})
     plt.close(fig)
-    io.write_bytes(path, buf.getvalue())
+    storage.write_bytes(path, buf.getvalue())
     return path.name
 
 

@@ -5,7 +5,7 @@ ticket "matches", so that every comparison uses its own paper's rule at the same
   model's; its extreme matching sparsity is the highest sparsity where it does (§1, §4.3: 79.03% for PrAC tickets
   vs 48.80% for random pruning and random tickets, CIFAR-10).
 * PrAC, savings: a PrAC ticket matches full-data IMP when its accuracy is within one standard deviation over
-  seeds of full-data IMP's at the same sparsity (§4.1); :mod:`ticketbench.methods.prac_savings` applies it.
+  seeds of full-data IMP's at the same sparsity (§4.1); :mod:`ticketbench.methods.prac.savings` applies it.
 * Structure-LTH: a winning ticket is at least as accurate as the dense model; its extreme sparsity is the highest
   sparsity where it is (§4).
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from ..errors import ArtifactError
-from ..io import read_json
+from ..storage import read_json
 
 Cell = tuple[str, str]  # (dataset, backbone)
 
@@ -113,7 +113,7 @@ class Results:
     def savings(self, cell: Cell) -> dict | None:
         """PrAC-IMP's savings over full-data IMP on the seeds both ran, with the paper's matching rule (one std
         over seeds; 1 point with one seed); None when no seed ran both."""
-        from ..methods.prac_savings import savings
+        from ..methods.prac.savings import savings
 
         full, prac = self.by_seed("imp", cell, "full"), self.by_seed("prac", cell)
         seeds = [k for k in sorted(set(full) & set(prac)) if full[k].get("rounds") and prac[k].get("rounds")]

@@ -16,8 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..masks import Mask
-from ..registry import Registry
+from ...masks import Mask
+from ...registry import Registry
 
 ChannelScore = Callable[..., dict[str, torch.Tensor]]
 CHANNEL_SCORES: Registry[ChannelScore] = Registry("refill_criterion")

@@ -3,7 +3,7 @@
 Each conv mask is viewed as a ``C_out x (C_in*kh*kw)`` 0/1 matrix. Its non-empty rows are partitioned with
 KaHyPar (one hyperedge per column, holding the rows that keep a weight in that column), and every large enough
 part becomes a dense block: all rows of the part times the columns most of them use. Blocks are what a
-group-wise sparse kernel (:mod:`ticketbench.blocksparse`) executes densely.
+group-wise sparse kernel (:mod:`ticketbench.methods.structure.blocksparse`) executes densely.
 
 Rules for inputs KaHyPar cannot or need not partition (see :func:`partition_rows`): no non-empty row -> no part;
 fewer non-empty rows than parts (or ``parts == 1``) -> all of them in part 0; no column shared by two rows ->
@@ -26,8 +26,8 @@ from typing import Iterable, Mapping
 
 import torch
 
-from ..errors import ConfigError
-from ..masks import Mask
+from ...errors import ConfigError
+from ...masks import Mask
 
 #: KaHyPar context shipped with the package (the kahypar wheel ships none).
 KAHYPAR_INI = "kahypar_km1.ini"

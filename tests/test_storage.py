@@ -4,16 +4,16 @@ import os
 import pytest
 import torch
 
-from ticketbench import io
+from ticketbench import storage
 from ticketbench.artifacts import CORE_KEYS, load_checkpoint, read_metrics, save_checkpoint, write_metrics
 from ticketbench.errors import ArtifactError
 
 
 def test_atomic_write_leaves_nothing_on_failure(tmp_path):
     target = tmp_path / "a.json"
-    io.write_json(target, {"x": 1})
+    storage.write_json(target, {"x": 1})
     with pytest.raises(TypeError):
-        io.write_json(target, {"x": object()})
+        storage.write_json(target, {"x": object()})
     assert json.loads(target.read_text()) == {"x": 1}, "old file intact"
     assert [p.name for p in tmp_path.iterdir()] == ["a.json"], "no temp file left"
     umask = os.umask(0)
@@ -27,8 +27,8 @@ def test_checkpoint_roundtrip_metadata_and_hash(tmp_path):
     back, meta = load_checkpoint(tmp_path / "c.safetensors")
     assert all(torch.equal(back[k], state[k]) for k in state)
     assert meta["method"] == "pretrain" and meta["config"] == {"lr": 0.1} and meta["state_hash"] == digest
-    assert io.state_hash(back) == digest
-    assert io.read_metadata(tmp_path / "c.safetensors")["method"] == "pretrain"
+    assert storage.state_hash(back) == digest
+    assert storage.read_metadata(tmp_path / "c.safetensors")["method"] == "pretrain"
 
 
 @pytest.mark.parametrize("cut", ["empty", "in-length-prefix", "in-header", "in-data"])
@@ -48,7 +48,7 @@ def test_truncated_checkpoint_names_the_file(tmp_path, cut):
 def test_missing_file_and_wrong_kind(tmp_path):
     with pytest.raises(ArtifactError, match="not found"):
         load_checkpoint(tmp_path / "nope.safetensors")
-    io.save_tensors(tmp_path / "m.safetensors", {"x": torch.ones(2, dtype=torch.bool)}, {"kind": "mask"})
+    storage.save_tensors(tmp_path / "m.safetensors", {"x": torch.ones(2, dtype=torch.bool)}, {"kind": "mask"})
     with pytest.raises(ArtifactError, match="not a ticketbench checkpoint"):
         load_checkpoint(tmp_path / "m.safetensors")
 

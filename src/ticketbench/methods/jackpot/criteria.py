@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .masks import Mask
-from .registry import Registry
+from ...masks import Mask
+from ...registry import Registry
 
 Scores = dict[str, torch.Tensor]
 Batches = Sequence[tuple[torch.Tensor, torch.Tensor]]

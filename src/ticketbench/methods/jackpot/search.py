@@ -14,7 +14,6 @@ see docs/jackpot.md.
 
 from __future__ import annotations
 
-import argparse
 import math
 import time
 from dataclasses import dataclass
@@ -24,12 +23,12 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from .. import artifacts, io, paths
-from ..hparams import Hparams, TrainHparams, hp, numerics_of
-from ..masks import POLICIES, Mask, prunable_names, prune_to_sparsity
-from ..stage import STAGES, Stage, add_common_args, claim_out_dir, setup_runtime
-from ..train import EpochContext, train
-from .common import add_pretrain_args, Pretrained, load_pretrained
+from ... import artifacts, paths, storage
+from ...hparams import Hparams, TrainHparams, hp, numerics_of
+from ...masks import POLICIES, Mask, prunable_names, prune_to_sparsity
+from ...stage import STAGES
+from ...train import EpochContext, train
+from ..common import MethodStage, Pretrained, Run
 
 PRUNED_SCORE = 0.99  # magnitude init: kept scores start at 1.0, pruned ones just below
 
@@ -179,7 +178,7 @@ def detach(model: nn.Module, scored: dict[str, ScoredMask]) -> Mask:
 
 def _weights_hash(model: nn.Module) -> str:
     """Hash of every weight and bias, BatchNorm statistics left out (the search re-estimates them on purpose)."""
-    return io.state_hash({k: v for k, v in model.state_dict().items() if "running" not in k and "num_batches" not in k})
+    return storage.state_hash({k: v for k, v in model.state_dict().items() if "running" not in k and "num_batches" not in k})
 
 
 def search(pre: Pretrained, jp: JackpotHparams, *, device: torch.device, progress: bool = True) -> dict:
@@ -220,24 +219,15 @@ def search(pre: Pretrained, jp: JackpotHparams, *, device: torch.device, progres
 
 
 @STAGES.register("jackpot")
-class Jackpot(Stage):
+class Jackpot(MethodStage):
     name = "jackpot"
     help = "search a lottery jackpot: a mask over frozen pre-trained weights"
+    hparams = (JackpotHparams,)
 
     @classmethod
-    def add_args(cls, parser: argparse.ArgumentParser) -> None:
-        add_common_args(parser)
-        add_pretrain_args(parser)
-        JackpotHparams.add_args(parser)
-
-    @classmethod
-    def run(cls, args: argparse.Namespace, config: dict) -> int:
-        jp = JackpotHparams.from_sources(config, args)
-        device = setup_runtime(args, config)
-        pre = load_pretrained(args.pretrain, data_root=args.data_root)
-        resolved = {"pretrain": pre.source_hash, "jackpot": jp.to_dict(), "threads": args.threads}
-        claim_out_dir(args.out, resolved, args.overwrite)
-        m = run_jackpot(pre, jp, args.out, device=device, progress=not args.no_progress, config=resolved)
+    def execute(cls, run: Run) -> int:
+        jp = run.hp["jackpot"]
+        m = run_jackpot(run.pre, jp, run.args.out, device=run.device, progress=run.progress, config=run.resolved)
         print(f"jackpot {jp.init} {jp.sparsity:.0%}: test_acc {m['test_acc']:.4f} (dense {m['dense_test_acc']:.4f}), "
               f"sparsity {m['sparsity']:.4f}, weights unchanged: {m['weights_unchanged']}")
         return 0

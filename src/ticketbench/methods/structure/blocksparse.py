@@ -44,9 +44,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import timing
-from .errors import ConfigError
-from .methods.regroup import Block, blocks_to_mask
+from ... import timing
+from ...errors import ConfigError
+from .regroup import Block, blocks_to_mask
 
 #: Gathered-work fraction above which one dense masked conv is faster than per-block convs.
 MAX_WORK = 0.55

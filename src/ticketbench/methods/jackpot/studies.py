@@ -14,14 +14,14 @@ import io as _io
 from pathlib import Path
 
 
-from .. import io, paths
-from ..artifacts import read_metrics
-from ..criteria import CRITERIA, mask_with_budget
-from ..data import make_loader
-from ..errors import ConfigError
-from ..masks import Mask
-from ..stage import STAGES, Stage, setup_runtime
-from .common import add_pretrain_args, load_pretrained, round_dir
+from ... import storage, paths
+from ...artifacts import read_metrics
+from .criteria import CRITERIA, mask_with_budget
+from ...data import make_loader
+from ...errors import ConfigError
+from ...masks import Mask
+from ...stage import STAGES, Stage
+from ..common import MethodStage, Run, round_dir
 
 STUDY_CRITERIA = ("magnitude", "random", "snip", "grasp", "synflow")
 
@@ -49,27 +49,27 @@ RANDOM_CRITERION_SEED_OFFSET = 7919
 
 
 @STAGES.register("jackpot-overlap")
-class JackpotOverlap(Stage):
+class JackpotOverlap(MethodStage):
     name = "jackpot-overlap"
     help = "overlap of a jackpot mask with magnitude, random, SNIP, GraSP, SynFlow (and IMP) masks"
+    claims_out = False  # --out gets overlap.csv, overlap_layers.csv (heatmap-ready) and overlap.json
+    pretrain_help = "the pretrain run the jackpot searched on"
 
     @classmethod
-    def add_args(cls, parser: argparse.ArgumentParser) -> None:
-        add_pretrain_args(parser, "the pretrain run the jackpot searched on")
+    def add_stage_args(cls, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--jackpot", required=True, metavar="DIR", help="a `ticketbench jackpot` run")
         parser.add_argument("--imp", metavar="DIR", help="an IMP run: its round closest in sparsity joins the table")
         parser.add_argument("--batches", type=int, default=4, help="training batches of 64 for SNIP/GraSP (default 4)")
-        parser.add_argument("--device", default="auto")
-        parser.add_argument("--threads", type=int, default=1)
-        parser.add_argument("--out", required=True, metavar="DIR", help="folder for overlap.csv, "
-                            "overlap_layers.csv (heatmap-ready) and overlap.json")
 
     @classmethod
-    def run(cls, args: argparse.Namespace, config: dict) -> int:
+    def adjust(cls, hp, args):
         if args.batches < 1:
             raise ConfigError("batches", args.batches, "a positive number of batches")
-        device = setup_runtime(args, config)
-        pre = load_pretrained(args.pretrain, data_root=args.data_root)
+        return hp
+
+    @classmethod
+    def execute(cls, run: Run) -> int:
+        args, pre, device = run.args, run.pre, run.device
         jackpot, meta = Mask.load(paths.mask(args.jackpot))
         kept = {n: int(m.sum()) for n, m in jackpot.items()}
         model = pre.model_from(pre.best_state).to(device)
@@ -93,11 +93,11 @@ class JackpotOverlap(Stage):
             rows.append({"criterion": f"imp (round {r})", "sparsity": sp, "overlap": share, "iou": iou})
             layers["imp"] = per_layer
         out = Path(args.out)
-        io.write_text(out / "overlap.csv", _csv(rows, ["criterion", "sparsity", "overlap", "iou"]))
+        storage.write_text(out / "overlap.csv", _csv(rows, ["criterion", "sparsity", "overlap", "iou"]))
         names = list(jackpot)
-        io.write_text(out / "overlap_layers.csv", _csv(
+        storage.write_text(out / "overlap_layers.csv", _csv(
             [{"layer": n, **{c: layers[c].get(n) for c in layers}} for n in names], ["layer", *layers]))
-        io.write_json(out / "overlap.json", {"jackpot": str(args.jackpot), "jackpot_sparsity": jackpot.sparsity(),
+        storage.write_json(out / "overlap.json", {"jackpot": str(args.jackpot), "jackpot_sparsity": jackpot.sparsity(),
                                              "init": meta.get("config", {}).get("jackpot", {}).get("init"),
                                              "metric": "share of the jackpot's kept weights also kept",
                                              "rows": rows, "layers": layers})
@@ -144,7 +144,7 @@ class JackpotCost(Stage):
                               "a magnitude-init run and a random-init run, in that order")
         res = search_cost(mag["epochs"], rnd["epochs"]) | {"sparsity": mag["sparsity"], "backbone": mag["backbone"],
                                                            "dataset": mag["dataset"]}
-        io.write_json(args.out, res)
+        storage.write_json(args.out, res)
         factor = "never reached" if res["factor"] is None else f"{res['factor']:.2f}x"
         print(f"random init reaches val {res['target_val_acc']:.4f} at epoch {res['random_epochs']}; magnitude init at "
               f"epoch {res['magnitude_epochs']}: cost reduction {factor}")

@@ -2,8 +2,8 @@
 
 Each round's unstructured IMP mask becomes a structured one, the ticket is rewound and retrained
 like any IMP round, and its real speed is measured: refilled tickets are physically slimmed
-(:mod:`ticketbench.slim`), regrouped ones run with block-sparse convolutions
-(:mod:`ticketbench.blocksparse`); both against the dense model in the same process.
+(:mod:`ticketbench.methods.structure.slim`), regrouped ones run with block-sparse convolutions
+(:mod:`ticketbench.methods.structure.blocksparse`); both against the dense model in the same process.
 """
 
 from __future__ import annotations
@@ -17,15 +17,15 @@ from typing import ClassVar, Mapping
 
 import torch
 
-from .. import artifacts, io, paths
-from ..blocksparse import MAX_WORK, MIN_MACS
-from ..data import make_loader
-from ..errors import ArtifactError, ConfigError
-from ..hparams import Hparams, TrainHparams, hp, int_list
-from ..masks import Mask
-from ..stage import STAGES, Stage, add_common_args, claim_out_dir, setup_runtime
-from ..timing import for_inference, paired
-from .common import add_pretrain_args, Pretrained, load_pretrained, round_dir, train_round, write_round, write_summary
+from ... import artifacts, paths, storage
+from ...data import make_loader
+from ...errors import ArtifactError, ConfigError
+from ...hparams import Hparams, TrainHparams, hp, int_list
+from ...masks import Mask
+from ...stage import STAGES
+from ...timing import for_inference, paired
+from ..common import MethodStage, Pretrained, Run, round_dir, train_round, write_round, write_summary
+from .blocksparse import MAX_WORK, MIN_MACS
 from .refill import CHANNEL_SCORES, batchnorm_after, batchnorm_mask, channel_sparsity, refill
 from .regroup import PRESETS, RELEASED, RegroupConstants, RegroupResult
 
@@ -61,7 +61,7 @@ class StructureHparams(Hparams):
                                          "imbalance 0.1; those six keys then stay at their defaults)")
     blocksparse_max_work: float = hp(MAX_WORK, "regroup: a layer runs block-sparse only if its blocks gather at most this "
                                            "fraction of the dense multiply-adds (0.55: measured on CPU, see "
-                                           "ticketbench.blocksparse)")
+                                           "ticketbench.methods.structure.blocksparse)")
     blocksparse_min_macs: int = hp(MIN_MACS, "regroup: a layer runs block-sparse only if it does at least this many "
                                           "dense multiply-adds per output position, C_out*C_in*kh*kw (36864 = a "
                                           "64->64 3x3 conv, the smallest layer measured faster on the reference CPU); "
@@ -123,7 +123,7 @@ def blocksparse_ticket(model: torch.nn.Module, blocks: Mapping[str, list], st: S
     both paths timed on the layer's real input for ``example``: the timings never change which layers run
     block-sparse, so two runs build the same model.
     """
-    from ..blocksparse import layer_choices, time_layers, to_blocksparse
+    from .blocksparse import layer_choices, time_layers, to_blocksparse
 
     blocks = {n: b for n, b in blocks.items() if b}
     fast = to_blocksparse(model, blocks, max_work=st.blocksparse_max_work, min_macs=st.blocksparse_min_macs)
@@ -172,7 +172,7 @@ def imp_inputs(pre: Pretrained, imp_dir: Path, st: StructureHparams) -> tuple[di
     """The IMP run's settings, its rounds by number, and the rounds to structure; checked before any write."""
     if not paths.metrics(imp_dir).is_file():
         raise ArtifactError(imp_dir, "is not a finished IMP run (no metrics.json); run `ticketbench imp` first")
-    imp_settings = io.read_json(paths.hparams(imp_dir))["settings"]["imp"]
+    imp_settings = storage.read_json(paths.hparams(imp_dir))["settings"]["imp"]
     pre.rewind_path(imp_settings["rewind"])
     imp_rounds = {row["round"]: row for row in artifacts.read_metrics(paths.metrics(imp_dir))["rounds"]}
     wanted = int_list(st.rounds) or sorted(imp_rounds)
@@ -183,7 +183,7 @@ def imp_inputs(pre: Pretrained, imp_dir: Path, st: StructureHparams) -> tuple[di
 
 def run_structure(pre: Pretrained, imp_dir: str | Path, st: StructureHparams, train_hp: TrainHparams, out, *,
                   device: torch.device, progress: bool = True, config: dict | None = None) -> dict:
-    from .. import slim as slimming
+    from . import slim as slimming
 
     imp_dir = Path(imp_dir)
     t_run = time.perf_counter()
@@ -224,32 +224,30 @@ def run_structure(pre: Pretrained, imp_dir: str | Path, st: StructureHparams, tr
 
 
 @STAGES.register("structure")
-class Structure(Stage):
+class Structure(MethodStage):
     name = "structure"
     help = "IMP-Refill, Refill+ or IMP-Regroup tickets from an IMP run, retrained and timed against dense"
+    hparams = (StructureHparams,)
+    retrains = True
+    pretrain_help = "the pretrain run the IMP run started from"
 
     @classmethod
-    def add_args(cls, parser: argparse.ArgumentParser) -> None:
-        add_common_args(parser)
-        add_pretrain_args(parser, "the pretrain run the IMP run started from")
-        parser.add_argument("--imp", required=True, metavar="DIR", help="a finished `ticketbench imp` run")
-        StructureHparams.add_args(parser)
-        TrainHparams.add_args(parser)
+    def add_stage_args(cls, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--imp", required=True, metavar="DIR", help="a finished `ticketbench imp` run "
+                            "(Structure-LTH's own: `--variant structure_lth`)")
 
     @classmethod
-    def run(cls, args: argparse.Namespace, config: dict) -> int:
-        from .imp import resolve_train
+    def settings(cls, hp, args, config):
+        return {"imp": str(args.imp)}
 
-        st = StructureHparams.from_sources(config, args)
-        device = setup_runtime(args, config)
-        pre = load_pretrained(args.pretrain, data_root=args.data_root)
-        train_hp = resolve_train(pre, config, args)
-        resolved = {"pretrain": pre.source_hash, "imp": str(args.imp), "structure": st.to_dict(),
-                    "train": train_hp.to_dict(), "threads": args.threads}
-        imp_inputs(pre, Path(args.imp), st)
-        claim_out_dir(args.out, resolved, args.overwrite)
-        m = run_structure(pre, args.imp, st, train_hp, args.out, device=device, progress=not args.no_progress,
-                          config=resolved)
+    @classmethod
+    def check_inputs(cls, pre, hp, args):
+        imp_inputs(pre, Path(args.imp), hp["structure"])
+
+    @classmethod
+    def execute(cls, run: Run) -> int:
+        m = run_structure(run.pre, run.args.imp, run.hp["structure"], run.hp["train"], run.args.out, device=run.device,
+                          progress=run.progress, config=run.resolved)
         for row in m["rounds"]:
             print(f"round {row['round']}: sparsity {row['sparsity']:.4f} test_acc {row['test_acc']:.4f} "
                   f"(IMP {row['imp_test_acc']:.4f}) time saving {row['time_saving']:.1%}")
@@ -257,14 +255,13 @@ class Structure(Stage):
 
 
 @STAGES.register("timing")
-class Timing(Stage):
+class Timing(MethodStage):
+    claims_out = False  # writes timing.json only
     name = "timing"
     help = "end-to-end and per-layer latency of dense, IMP-masked, refill-slimmed and regroup block-sparse models"
 
     @classmethod
-    def add_args(cls, parser: argparse.ArgumentParser) -> None:
-        add_common_args(parser)
-        add_pretrain_args(parser)
+    def add_stage_args(cls, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--imp", required=True, metavar="DIR", help="the IMP run the structured tickets came from")
         parser.add_argument("--refill", metavar="DIR", help="a `ticketbench structure --method refill` run")
         parser.add_argument("--regroup", metavar="DIR", help="a `ticketbench structure --method regroup` run")
@@ -273,19 +270,25 @@ class Timing(Stage):
         parser.add_argument("--rounds", type=int, default=10, help="timed calls per model (median)")
 
     @classmethod
-    def run(cls, args: argparse.Namespace, config: dict) -> int:
-        from ..timing import per_layer
-        from ..slim import load_slim
-
+    def adjust(cls, hp, args):
         for key in ("batch", "rounds"):
             if getattr(args, key) < 1:
                 raise ConfigError(key, getattr(args, key), "a positive integer")
-        device = setup_runtime(args, config)
-        pre = load_pretrained(args.pretrain, data_root=args.data_root)
-        rows = artifacts.read_metrics(paths.metrics(args.imp))["rounds"]
-        r = args.round or rows[-1]["round"]
-        if r not in [x["round"] for x in rows]:
-            raise ConfigError("round", r, f"a round of {args.imp}: {[x['round'] for x in rows]}")
+        return hp
+
+    @classmethod
+    def check_inputs(cls, pre, hp, args):
+        rounds = [x["round"] for x in artifacts.read_metrics(paths.metrics(args.imp))["rounds"]]
+        if args.round and args.round not in rounds:
+            raise ConfigError("round", args.round, f"a round of {args.imp}: {rounds}")
+
+    @classmethod
+    def execute(cls, run: Run) -> int:
+        from ...timing import per_layer
+        from .slim import load_slim
+
+        args, pre, device = run.args, run.pre, run.device
+        r = args.round or artifacts.read_metrics(paths.metrics(args.imp))["rounds"][-1]["round"]
         info = pre.splits.info
         x = torch.randn(args.batch, info.in_chans, info.image_size, info.image_size,
                         generator=torch.Generator().manual_seed(0)).to(device)
@@ -297,7 +300,7 @@ class Timing(Stage):
             variants["refill_slim"] = load_slim(round_dir(args.refill, r) / "slim.safetensors")[0].to(device)
         rule = None
         if args.regroup:
-            from ..blocksparse import layer_choices, to_blocksparse
+            from .blocksparse import layer_choices, to_blocksparse
             from .regroup import blocks_from_json
 
             st = _blocksparse_rule(args.regroup)
@@ -316,7 +319,7 @@ class Timing(Stage):
                                 "time_saving": t.saving}
         layers = per_layer(dense, {k: v for k, v in variants.items() if k != "imp_masked"}, x, rounds=args.rounds)
         out = Path(args.out)
-        io.write_json(out / "timing.json", {"round": r, "batch": args.batch, "device": str(device),
+        storage.write_json(out / "timing.json", {"round": r, "batch": args.batch, "device": str(device),
                                             "threads": torch.get_num_threads(), "end_to_end": end_to_end,
                                             "layers": layers, **({"regroup_rule": rule} if rule else {})})
         for name, e in end_to_end.items():
@@ -331,6 +334,6 @@ def _blocksparse_rule(regroup_dir: str | Path) -> StructureHparams:
     """
     settings = {}
     if paths.hparams(regroup_dir).is_file():
-        settings = io.read_json(paths.hparams(regroup_dir)).get("settings", {}).get("structure", {}) or {}
+        settings = storage.read_json(paths.hparams(regroup_dir)).get("settings", {}).get("structure", {}) or {}
     keys = ("blocksparse_max_work", "blocksparse_min_macs")
     return StructureHparams.from_dict({k: settings[k] for k in keys if k in settings})

@@ -17,8 +17,8 @@ import torch
 import torch_pruning as tp
 from torch import nn
 
-from . import io
-from .errors import ArtifactError
+from ... import storage
+from ...errors import ArtifactError
 
 _UNSAFE_NODES = ("ConstantPad", "Pad")
 
@@ -79,15 +79,15 @@ def apply_plan(model: nn.Module, plan: list[tuple[str, list[int]]], example: tor
 
 def save_slim(path, model: nn.Module, plan: list, *, backbone: str, num_classes: int, in_chans: int,
               input_size: tuple[int, ...], **meta: Any) -> None:
-    io.save_tensors(path, dict(model.state_dict()),
+    storage.save_tensors(path, dict(model.state_dict()),
                     {"kind": "slim", "backbone": backbone, "num_classes": num_classes, "in_chans": in_chans,
                      "input_size": list(input_size), "plan": [[n, list(map(int, i))] for n, i in plan], **meta})
 
 
 def load_slim(path) -> tuple[nn.Module, dict]:
-    from .models import create_model
+    from ...models import create_model
 
-    state, meta = io.load_tensors(path)
+    state, meta = storage.load_tensors(path)
     if meta.get("kind") != "slim":
         raise ArtifactError(path, f"is not a slimmed ticketbench model (kind={meta.get('kind')!r})")
     model = create_model(meta["backbone"], num_classes=meta["num_classes"], in_chans=meta["in_chans"])

@@ -1,115 +1,32 @@
-"""PrAC: pruning-aware critical training sets (Zhang, Chen, Chen & Wang, ICML 2021).
+"""``ticketbench prac`` and ``prac-savings``: PrAC-IMP, IMP whose rounds train on the PrAC set of the round before.
 
-After every IMP round the next round trains only on the PrAC set
-
-    P = CET ∪ CEP,
-    CET = samples the current sparse net forgot at least once (> E_F forgetting events) or never learned,
-    CEP = samples on which the best dense model and the current sparse model disagree (eval mode),
-
-for proportionally fewer iterations, and stops early once the mask it would prune next stops moving.
+Round 0 is the dense run (early-stopped, :func:`round_zero`); after every round the next one trains on
+P = CET ∪ CEP (:mod:`.critical_sets`) for proportionally fewer iterations and stops early
+(:mod:`.early_stop`). The savings over full-data IMP are computed in :mod:`.savings`.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Sequence
+from typing import Any, ClassVar
 
 import torch
 
-from .. import io, paths
-from ..artifacts import read_metrics
-from ..errors import ConfigError
-from ..hparams import Hparams, hp
-from ..masks import Mask, magnitude_prune, prunable_names
-from ..stage import STAGES, Stage, claim_out_dir, setup_runtime
-from ..train import EpochContext, predict
-from .common import Pretrained, load_pretrained, round_dir, train_round
-from .prac_savings import savings  # noqa: F401  (re-exported: the stage and tests use it)
-from .imp import FullData, ImpHparams, add_method_args, check_inputs, resolve_train, run_imp
-
-NEVER_LEARNED = float("inf")
-
-
-def forgetting_counts(correct: torch.Tensor) -> torch.Tensor:
-    """Forgetting events per sample from an [epochs, samples] record of 1 (right), 0 (wrong), -1 (not trained on).
-
-    A forgetting event is a right -> wrong transition between consecutive epochs the sample was
-    trained in. A sample that was trained on but never right counts as infinitely many events;
-    a sample never trained on gets NaN, so that it falls in no set.
-    """
-    n = correct.shape[1]
-    prev = torch.full((n,), -1, dtype=torch.int8)
-    count = torch.zeros(n)
-    learned = torch.zeros(n, dtype=torch.bool)
-    seen = torch.zeros(n, dtype=torch.bool)
-    for row in correct:
-        valid = row >= 0
-        count += (valid & (prev == 1) & (row == 0)).float()
-        learned |= valid & (row == 1)
-        seen |= valid
-        prev = torch.where(valid, row, prev)
-    count[seen & ~learned] = NEVER_LEARNED
-    count[~seen] = float("nan")
-    return count
-
-
-def critical_for_training(correct: torch.Tensor, threshold: int = 0) -> torch.Tensor:
-    """CET: ids with more than ``threshold`` forgetting events (never-learned samples included)."""
-    return (forgetting_counts(correct) > threshold).nonzero().flatten()
-
-
-def critical_for_pruning(dense_preds: torch.Tensor, sparse_preds: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-    """CEP: ids whose predicted label differs between the dense and the sparse model."""
-    return ids[dense_preds != sparse_preds].sort().values
-
-
-class EarlyStop:
-    """The PrAC paper's early stop: the would-be mask has converged.
-
-    Distances are recorded only once one has exceeded ``eps`` (the first epochs after rewinding
-    barely move the weights); training stops when the last ``patience`` recorded distances are
-    all below ``eps``. The queue starts full of 1s, so at least ``patience`` recorded epochs pass.
-    """
-
-    def __init__(self, eps: float = 0.07, patience: int = 5):
-        self.eps = eps
-        self.queue: deque[float] = deque([1.0] * patience, maxlen=patience)
-        self.recording = False
-        self.history: list[float] = []
-
-    def update(self, distance: float) -> bool:
-        self.history.append(distance)
-        if distance > self.eps:
-            self.recording = True
-        if self.recording:
-            self.queue.append(distance)
-        return self.recording and max(self.queue) < self.eps
-
-
-class MaskConvergence:
-    """Callback: the normalised Hamming distance between consecutive epochs' would-be masks feeds EarlyStop."""
-
-    def __init__(self, mask: Mask, *, weights_of: Sequence[str], rate: float, eps: float, patience: int):
-        self.mask, self.names, self.rate = mask, list(weights_of), rate
-        self.norm = max(1, mask.kept)  # weights alive at the start of the round, as the paper normalises
-        self.stop = EarlyStop(eps, patience)
-        self.prev: Mask | None = None
-
-    def __call__(self, ctx: EpochContext) -> bool:
-        params = dict(ctx.model.named_parameters())
-        would = magnitude_prune({n: params[n].detach().cpu() for n in self.names}, self.rate, self.mask)
-        stop = False
-        if self.prev is not None:
-            dist = sum(int((would[n] ^ self.prev[n]).sum()) for n in self.names) / self.norm
-            ctx.record["mask_distance"] = dist
-            stop = self.stop.update(dist)
-        self.prev = would
-        return stop
-
+from ... import storage, paths
+from ...artifacts import read_metrics
+from ...errors import ConfigError
+from ...hparams import Hparams, hp
+from ...masks import Mask, prunable_names
+from ...stage import STAGES, Stage
+from ...train import predict
+from .critical_sets import critical_for_pruning, critical_for_training
+from .early_stop import MaskConvergence, can_stop_early
+from ..common import MethodStage, Pretrained, Run, round_dir, train_round
+from .savings import savings
+from ..imp import FullData, ImpHparams, check_inputs, run_imp
 
 @dataclass(frozen=True)
 class PracHparams(Hparams):
@@ -155,7 +72,7 @@ class PracSelector(FullData):
         nxt = cet.clone() if self.prac.no_cep else torch.unique(torch.cat([cet, cep]))
         self.sets[r + 1] = nxt
         trained_on = self.sets[r]
-        io.save_tensors(round_dir(self.out, r) / "prac_set.safetensors",
+        storage.save_tensors(round_dir(self.out, r) / "prac_set.safetensors",
                         {"trained_on": trained_on, "cet": cet, "cep": cep, "next": nxt},
                         {"kind": "prac_set", "round": r, "dataset": self.pre.data_hp.dataset,
                          "base_size": self.pre.splits.train.base_size, "source_hash": self.pre.source_hash})
@@ -164,12 +81,6 @@ class PracSelector(FullData):
         return {"prac_trained_size": len(trained_on), "prac_trained_fraction": len(trained_on) / n,
                 "cep_size": len(cep), "cet_size": len(cet), "prac_size": len(nxt), "prac_fraction": len(nxt) / n,
                 "overlap_rate": overlap, "mask_distances": [h.get("mask_distance") for h in res.history]}
-
-
-def can_stop_early(epochs: int, patience: int) -> bool:
-    """Whether EarlyStop can fire within ``epochs``: distances start at epoch 2, the first recorded one exceeds eps,
-    and ``patience`` more must follow it."""
-    return epochs >= patience + 2
 
 
 def round_zero(pre: Pretrained, imp: ImpHparams, prac: PracHparams, train_hp, *, device: torch.device,
@@ -207,39 +118,36 @@ def round_zero(pre: Pretrained, imp: ImpHparams, prac: PracHparams, train_hp, *,
 
 
 @STAGES.register("prac")
-class Prac(Stage):
+class Prac(MethodStage):
     name = "prac"
     help = "PrAC-IMP: IMP whose rounds train on pruning-aware critical sets, with early stop and ticket evaluation"
+    hparams = (ImpHparams, PracHparams)
+    retrains = True
 
     @classmethod
-    def add_args(cls, parser: argparse.ArgumentParser) -> None:
-        add_method_args(parser)
-        PracHparams.add_args(parser)
+    def adjust(cls, hp, args):
+        if hp["imp"].variant != "full":
+            raise ConfigError("imp.variant", hp["imp"].variant, "full for PrAC-IMP (run the others with `ticketbench imp`)")
+        return hp
 
     @classmethod
-    def run(cls, args: argparse.Namespace, config: dict) -> int:
-        imp = ImpHparams.from_sources(config, args)
-        prac = PracHparams.from_sources(config, args)
-        if imp.variant != "full":
-            raise ConfigError("imp.variant", imp.variant, "full for PrAC-IMP (run the others with `ticketbench imp`)")
-        device = setup_runtime(args, config)
-        pre = load_pretrained(args.pretrain, data_root=args.data_root)
-        train_hp = resolve_train(pre, config, args)
-        resolved = {"pretrain": pre.source_hash, "imp": imp.to_dict(), "prac": prac.to_dict(),
-                    "train": train_hp.to_dict(), "threads": args.threads}
-        check_inputs(pre, imp)
-        if not prac.no_early_stop and can_stop_early(train_hp.epochs, prac.patience):
+    def check_inputs(cls, pre, hp, args):
+        check_inputs(pre, hp["imp"])
+        if not hp["prac"].no_early_stop and can_stop_early(hp["train"].epochs, hp["prac"].patience):
             pre.rewind_path("init")  # round 0 replays the pretrain run from its initial weights
-        claim_out_dir(args.out, resolved, args.overwrite)
-        dense_pre, dynamics, round0 = round_zero(pre, imp, prac, train_hp, device=device, progress=not args.no_progress)
-        selector = PracSelector(dense_pre, prac, args.out, device, dynamics=dynamics)
+
+    @classmethod
+    def execute(cls, run: Run) -> int:
+        imp, prac, train_hp = run.hp["imp"], run.hp["prac"], run.hp["train"]
+        dense_pre, dynamics, round0 = round_zero(run.pre, imp, prac, train_hp, device=run.device, progress=run.progress)
+        selector = PracSelector(dense_pre, prac, run.args.out, run.device, dynamics=dynamics)
 
         def early(mask, *, weights_of, rate):
             return MaskConvergence(mask, weights_of=weights_of, rate=rate, eps=prac.eps, patience=prac.patience)
 
-        m = run_imp(dense_pre, imp, train_hp, args.out, device=device, selector=selector, method="prac",
-                    evaluate_tickets=not prac.skip_ticket_eval, early_stop=early, progress=not args.no_progress,
-                    config=resolved, summary=round0)
+        m = run_imp(dense_pre, imp, train_hp, run.args.out, device=run.device, selector=selector, method="prac",
+                    evaluate_tickets=not prac.skip_ticket_eval, early_stop=early, progress=run.progress,
+                    config=run.resolved, summary=round0)
         for row in m["rounds"]:
             print(f"round {row['round']}: sparsity {row['sparsity']:.4f} ticket test_acc {row['test_acc']:.4f} "
                   f"PrAC {row['prac_size']} ({row['prac_fraction']:.1%}) CEP {row['cep_size']} CET {row['cet_size']} "
@@ -269,7 +177,7 @@ class PracSavings(Stage):
         if not 0 <= args.tolerance < 1:
             raise ConfigError("tolerance", args.tolerance, "a fraction in [0, 1)")
         res = savings([load_rounds(d) for d in args.full], [load_rounds(d) for d in args.prac], args.tolerance)
-        io.write_json(args.out, res)
+        storage.write_json(args.out, res)
         for row in res["rows"]:
             print(f"sparsity {row['sparsity']:.4f}: full {row['full_acc']:.4f} prac {row['prac_acc']:.4f} "
                   f"({'within' if row['within'] else 'outside'} {row['tolerance']:.4f}); iterations to find: full "
