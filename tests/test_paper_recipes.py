@@ -36,7 +36,7 @@ PRAC_ALL = {"train.epochs": 182, "train.milestones": [91, 136], "train.schedule"
             "train.weight_decay": 1e-4, "imp.rate": 0.2, "imp.rounds": 16, "imp.policy": "prac",
             "imp.rewind": "ep3",  # "rewind to the third epoch" (code: rewind_epoch=2, the weights after 3 epochs)
             "prac.forget_threshold": 0, "prac.eps": 0.07, "prac.patience": 5}
-# PrAC Table 1, the "Standard" rows (the grid runs no "Low" or "Warmup" variant).
+# PrAC Table 1, the "Standard" rows (the "Low" and "Warmup" rows are recipes of their own: PRAC_LT_SETTINGS).
 PRAC_TABLE_1 = {
     (C10, "cifar_resnet20"): {"train.batch_size": 128, "train.lr": 0.1, "train.warmup_epochs": 0},
     (C100, "cifar_resnet20"): {"train.batch_size": 128, "train.lr": 0.1, "train.warmup_epochs": 0},
@@ -47,6 +47,14 @@ PRAC_TABLE_1 = {
     (TINY, "cifar_vgg16_bn"): {"train.batch_size": 512, "train.lr": 0.1, "train.warmup_epochs": BLANK},
     (TINY, "resnet18"): {"train.batch_size": 512, "train.lr": 0.1, "train.warmup_epochs": 0},
 }
+# PrAC Table 1's "Low" and "Warmup" rows and §2.3 (they rewind to the random initialisation), on the cells §4.4 and
+# A2.2 run them on (Table 1 leaves their dataset blank): recipes.prac_low and recipes.prac_warmup.
+PRAC_LT_SETTINGS = {
+    "prac_low": {(C10, "cifar_resnet20"): {"train.lr": 0.01, "train.warmup_epochs": 0},
+                 (C100, "cifar_resnet56"): {"train.lr": 0.01, "train.warmup_epochs": 0}},
+    "prac_warmup": {(C10, "cifar_resnet20"): {"train.lr": 0.03, "train.warmup_epochs": 15},
+                    (C100, "cifar_resnet56"): {"train.lr": BLANK, "train.warmup_epochs": 15}},
+}
 
 # --- Structure-LTH (Chen, Chen, Ma, Wang & Wang, ICML'22) ---
 SLTH_ALL = {"train.lr": 0.1, "train.momentum": 0.9, "train.schedule": "multistep",  # Table 1, every column
@@ -56,12 +64,13 @@ SLTH_ALL = {"train.lr": 0.1, "train.momentum": 0.9, "train.schedule": "multistep
             "structure.rho": BLANK}  # Refill+'s extra channels: NOT FOUND (methods.md §3.3, §6)
 SLTH_CIFAR = {"train.epochs": 160, "train.milestones": [80, 120]}  # Table 1: "x0.1 at 80,120 of 160 epochs"
 SLTH_LARGE = {"train.epochs": 95, "train.milestones": [30, 60]}  # Table 1: "x0.1 at 30,60 of 95 epochs"
-# Structure-LTH Table 1: batch size and weight decay per column; "-" batch cells are BLANK (MBNet-v1 is not in the
-# grid).
+# Structure-LTH Table 1: batch size and weight decay per column; "-" batch cells are BLANK.
 SLTH_TABLE_1 = {
     (C10, "cifar_wrn32_2"): {**SLTH_CIFAR, "train.batch_size": 128, "train.weight_decay": 1e-4},
     (C10, "cifar_resnet18"): {**SLTH_CIFAR, "train.batch_size": 128, "train.weight_decay": 1e-4},
     (C10, "cifar_vgg16_bn"): {**SLTH_CIFAR, "train.batch_size": 128, "train.weight_decay": 2e-4},
+    (C10, "cifar_mobilenet_v1"): {**SLTH_CIFAR, "train.batch_size": 128, "train.weight_decay": 1e-4},
+    (C100, "cifar_mobilenet_v1"): {**SLTH_CIFAR, "train.batch_size": 64, "train.weight_decay": 2e-4},
     (C100, "cifar_wrn32_2"): {**SLTH_CIFAR, "train.batch_size": BLANK, "train.weight_decay": 2e-4},
     (C100, "cifar_resnet18"): {**SLTH_CIFAR, "train.batch_size": BLANK, "train.weight_decay": 2e-4},
     (C100, "cifar_vgg16_bn"): {**SLTH_CIFAR, "train.batch_size": BLANK, "train.weight_decay": 5e-4},
@@ -90,16 +99,20 @@ NOT_FOUND_BLOCKS = {"jackpot": {"train", "data"}}
 # "base": the grid's base dense run, with the paper's own settings outside the dense recipe.
 STAND_INS = {
     "prac": {**{(d, b): (d, "cifar_resnet20") for d in (C10, C100)
-                for b in ("cifar_wrn32_2", "cifar_resnet18", "cifar_vgg19_bn")},
+                for b in ("cifar_wrn32_2", "cifar_resnet18", "cifar_vgg19_bn", "cifar_mobilenet_v1")},
              (TINY, "resnet50"): (TINY, "resnet18"), (TINY, "cifar_resnet20"): (TINY, "resnet18"),
+             (TINY, "resnet50_cifar_stem"): (TINY, "resnet18"),
              (IMAGENET, "resnet50"): "base"},
     "structure_lth": {**{(d, b): (d, "cifar_wrn32_2") for d in (C10, C100)
                          for b in ("cifar_resnet20", "cifar_resnet56")},
                       **{(d, "cifar_vgg19_bn"): (d, "cifar_vgg16_bn") for d in (C10, C100)},
-                      (TINY, "resnet18"): (TINY, "resnet50"), (TINY, "cifar_vgg16_bn"): (TINY, "resnet50")},
+                      (TINY, "resnet18"): (TINY, "resnet50"), (TINY, "cifar_vgg16_bn"): (TINY, "resnet50"),
+                      (TINY, "resnet50_cifar_stem"): (TINY, "resnet50")},
     "jackpot": {**{(d, b): (d, "cifar_vgg19_bn") for d in (C10, C100)
-                   for b in ("cifar_resnet20", "cifar_resnet56", "cifar_vgg16_bn", "cifar_resnet18")},
-                **{(TINY, b): (C10, "cifar_vgg19_bn") for b in ("resnet18", "cifar_vgg16_bn", "resnet50")}},
+                   for b in ("cifar_resnet20", "cifar_resnet56", "cifar_vgg16_bn", "cifar_resnet18",
+                             "cifar_mobilenet_v1")},
+                **{(TINY, b): (C10, "cifar_vgg19_bn")
+                   for b in ("resnet18", "cifar_vgg16_bn", "resnet50", "resnet50_cifar_stem")}},
 }
 
 
@@ -245,14 +258,31 @@ def test_the_transcription_agrees_with_the_reports_tables():
             assert (ours["train.batch_size"], ours["train.lr"]) == (row["batch_size"], float(row["learning_rate"]))
             assert ours["train.warmup_epochs"] == (BLANK if row["warmup"] is None else row["warmup"]), (d, b)
     for row in _report_rows("structure_lth.yaml", "slth_1"):
-        b = {"RN-18": "cifar_resnet18", "MBNet-v1": None}.get(row["network"], NETWORKS.get(row["network"]))
-        if b is None:  # MobileNet-v1 is not in the grid
-            continue
+        b = {"RN-18": "cifar_resnet18", "MBNet-v1": "cifar_mobilenet_v1"}.get(row["network"],
+                                                                                NETWORKS.get(row["network"]))
         ours = SLTH_TABLE_1[(DATASETS[row["dataset"]], b)]
         assert ours["train.batch_size"] == (BLANK if row["batch_size"] is None else row["batch_size"]), row
         assert ours["train.weight_decay"] == float(row["weight_decay"]), row
         assert f"of {ours['train.epochs']} epochs" in row["learning_rate"], row
         assert "at " + ",".join(map(str, ours["train.milestones"])) in row["learning_rate"], row
+
+
+@pytest.mark.parametrize("setting", sorted(PRAC_LT_SETTINGS))
+def test_lt_setting_recipes_match_prac_table_1(setting):
+    # Everything but the learning rate, the warm-up and the rewind point is PrAC's standard recipe.
+    listed = CONFIG["experiments"]["prac_settings"][setting.removeprefix("prac_")]
+    assert {tuple(c.split("/")) for c in listed} == set(PRAC_LT_SETTINGS[setting])
+    for (dataset, backbone), row in PRAC_LT_SETTINGS[setting].items():
+        recipe = resolve_recipe(CONFIG, setting, dataset, backbone)
+        expected = {**PRAC_ALL, **PRAC_TABLE_1[(dataset, backbone)], **row, "imp.rewind": "init"}
+        for key, value in expected.items():
+            if value == BLANK:
+                note = _documented_at(setting, dataset, backbone, key)
+                assert note and len(note) > len(MARKER) + 20, (setting, dataset, backbone, key)
+            else:
+                assert _value(recipe, key) == value, (setting, dataset, backbone, key)
+        # Another learning rate trains another dense model: the setting has its own.
+        assert dense_run(CONFIG, setting, dataset, backbone) == setting
 
 
 def test_every_stand_in_is_a_cell_the_grid_runs():

@@ -13,7 +13,8 @@ import yaml
 
 from ticketbench.cli import build_parser, main
 from ticketbench.errors import ConfigError
-from ticketbench.pipeline import block_classes, check_config, dense_run, load_config_files, schema, schema_text
+from ticketbench.pipeline import (block_classes, check_config, dense_run, load_config_files, planned_runs, schema,
+                                  schema_text)
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [str(Path(sys.executable).with_name("snakemake"))]
@@ -75,21 +76,37 @@ def _expected_jobs(config: dict) -> dict[str, int]:
     random = exp.get("jackpot_random_sparsities", [])
     methods = exp.get("structure_methods", [])
     n = len(cells)
+
+    def listed(key: str) -> list[tuple[str, str, str, int]]:
+        """(folder, dataset, backbone, seed) of every run an experiments.<key> mapping lists."""
+        return [(name, *cell.split("/"), s) for name, listed_cells in (exp.get(key) or {}).items()
+                for cell in listed_cells for s in grid["seeds"]]
+
+    ablations, settings = listed("prac_ablations"), listed("prac_settings")
+    structure_ablations, searches = listed("structure_ablations"), listed("jackpot_searches")
+    # Structure-LTH's own IMP runs wherever a structure method or an ablation of one does.
+    structure = (cells if methods else set()) | {(d, b, s) for _, d, b, s in structure_ablations}
     # Each paper's stages start from its dense run: the base one, or its own where its recipe differs (one run per
-    # distinct recipe). Full IMP (PrAC's) always runs; transfer sources run PrAC outside grid.only.
+    # distinct recipe). Full IMP (PrAC's) always runs; transfer sources run PrAC outside grid.only; a PrAC LT setting
+    # is a recipe of its own.
     papers = {"prac": cells | sources,
-              "structure_lth": cells if methods or "group_aware" in exp.get("imp_variants", []) else set(),
-              "jackpot": cells if magnitude else set()}
+              "structure_lth": structure | (cells if "group_aware" in exp.get("imp_variants", []) else set()),
+              "jackpot": (cells if magnitude else set()) | {(d, b, s) for _, d, b, s in searches},
+              **{f"prac_{name}": {(d, b, s) for n_, d, b, s in settings if n_ == name} for name, *_ in settings}}
     runs = {(d, b, s, dense_run(config, paper, d, b)) for paper, used in papers.items() for d, b, s in used}
     jobs = {"pretrain": len(cells | {(d, b, s) for d, b, s, name in runs if not name}),
             "pretrain_paper": len({run for run in runs if run[3]}),
             "prac": len((cells if prac else set()) | sources),
-            # full IMP, its baselines and variants, and Structure-LTH's own IMP run when any structure method runs
+            "prac_ablation": len(ablations) + len(settings),
+            # full IMP, its baselines and variants, Structure-LTH's own IMP run where a structure method or ablation
+            # runs, the transfer targets and full IMP under each PrAC LT setting
             "prac_savings": n if prac else 0,
-            "imp": n * (1 + len(exp.get("imp_baselines", [])) + len(exp.get("imp_variants", [])) + bool(methods))
-            + len(targets),
-            "jackpot": n * (len(magnitude) + len(random)), "jackpot_cost": n * len(random),
-            "jackpot_overlap": 2 * n * len(random), "structure": n * len(methods),  # random- and magnitude-init studies
+            "imp": n * (1 + len(exp.get("imp_baselines", [])) + len(exp.get("imp_variants", []))) + len(structure)
+            + len(targets) + len(settings),
+            "jackpot": n * (len(magnitude) + len(random)), "jackpot_search": len(searches),
+            "jackpot_cost": n * len(random),
+            "jackpot_overlap": 2 * n * len(random),  # random- and magnitude-init studies
+            "structure": n * len(methods) + len(structure_ablations),
             "timing": n if {"refill", "regroup"} <= set(methods) else 0, "evaluate": 1, "report": 1, "all": 1}
     return {rule: count for rule, count in jobs.items() if count}
 
@@ -111,6 +128,21 @@ def test_paper_dag_matches_its_grid():
     total = stats.pop("total")
     assert stats == expected
     assert total == sum(expected.values())
+    # The targets (pipeline.planned_runs, which `report --coverage` reads) name the rules that write them.
+    assert set(planned_runs(config).values()) <= set(stats)
+
+
+# The paper grid's additions (experiments.prac_ablations, prac_settings, structure_ablations, jackpot_searches) are
+# empty in these grids: they plan the jobs they planned before.
+@pytest.mark.parametrize("name,total", [("config.yaml", 111), ("smoke.yaml", 48)])
+def test_the_default_and_smoke_dags_plan_what_they_planned(name, total):
+    config = load_config_files([DEFAULT, str(ROOT / "config" / name)])
+    r = _snakemake("-n", "--forceall", "--configfile", f"config/{name}", "--quiet", "rules")
+    assert r.returncode == 0, r.stderr[-2000:]
+    stats = _job_stats(r.stdout + r.stderr)
+    assert stats.pop("total") == total
+    assert stats == _expected_jobs(config)
+    assert "pretrain_paper" not in stats and "prac_ablation" not in stats and "jackpot_search" not in stats
 
 
 # One bad setting each, layered on config/config.yaml as `snakemake --configfile bad.yaml` layers it: the schema's
@@ -134,6 +166,13 @@ BAD = [
     ({"data_roots": {"digits": "no/such/folder"}}, "data_roots.digits"),
     ({"recipes": {"prac": {"train": {"epochs": 0}}}}, "recipes.prac.train.epochs"),
     ({"recipes": {"prac": {"overrides": {"digits/resnet_nope": {}}}}}, "recipes.prac.overrides.digits/resnet_nope"),
+    ({"experiments": {"prac_ablations": {"no_cepp": ["digits/test_resnet"]}}}, "experiments.prac_ablations"),
+    ({"experiments": {"prac_ablations": {"ef2": ["digits/resnet_nope"]}}}, "experiments.prac_ablations.ef2"),
+    ({"experiments": {"prac_settings": {"low": ["digits/test_resnet"]}}}, "experiments.prac_settings"),
+    ({"experiments": {"structure_ablations": {"refill-nope": ["digits/test_resnet"]}}},
+     "experiments.structure_ablations"),
+    ({"experiments": {"jackpot_searches": {"magnitude-s0.9-e0": ["digits/test_resnet"]}}},
+     "experiments.jackpot_searches"),
 ]
 
 

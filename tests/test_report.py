@@ -7,7 +7,8 @@ import pytest
 
 from ticketbench.cli import main
 from ticketbench.report import build_report
-from ticketbench.report.paper import load_tables
+from ticketbench.report.paper import RESOLVERS, SPECS, load_tables, needs_of, ours
+from ticketbench.report.results import Results
 
 ROOT = Path(__file__).resolve().parents[1]
 TABLES = ROOT / "config" / "paper_tables"
@@ -43,6 +44,9 @@ def results(tmp_path):
            {**base, "method": "prac", "sparsity": 0.36, "test_acc": 0.915,
             "rounds": _rounds([0.92, 0.915], cep_size=[100, 200], cet_size=[1000, 900], prac_size=[1050, 1010],
                               overlap_rate=[0.5, 0.55], prac_trained_fraction=[0.4, 0.3], find_iterations=[2, 4])})
+    _write(Path(str(seed).format("prac")) / "hparams.json",
+           {"settings": {"train": {"batch_size": 128, "lr": 0.1, "weight_decay": 1e-4, "warmup_epochs": 0,
+                                   "momentum": 0.9}, "prac": {"forget_threshold": 0}}})
     _write(Path(str(seed).format("prac")) / "savings.json",
            {"saving": 0.6, "matched_sparsity": 0.36, "tolerance": 0.01, "rows": []})
     for method, accs in (("refill", [0.9, 0.88]), ("regroup", [0.92, 0.915])):
@@ -163,3 +167,76 @@ def test_files_left_by_an_older_report_are_removed(results, tmp_path):
     summary = build_report(results, TABLES, out)
     assert sorted(p.name for p in (out / "figures").iterdir()) == sorted(summary["figures"])
     assert not (out / "tables" / "grid_gone.md").exists() and (out / "tables" / "claims.md").exists()
+
+
+def test_every_table_has_a_resolver_and_each_says_not_run_without_results(tmp_path):
+    empty = Results.scan(tmp_path)
+    tables = load_tables(TABLES)
+    assert {t.id for t in tables} == set(SPECS) == set(RESOLVERS)
+    for t in tables:
+        for row in t.rows:
+            assert set(needs_of(t, row)) == set(t.value_columns)
+            assert all(v is None for v in RESOLVERS[t.id](t, row, empty).values()), (t.id, row)
+
+
+def _seed_runs(root: Path, phase: str, cell: tuple[str, str], folder: str, per_seed: dict[int, dict],
+               settings: dict | None = None) -> None:
+    for s, data in per_seed.items():
+        run = root.joinpath(phase, *cell, f"seed{s}", *([folder] if folder else []))
+        _write(run / "metrics.json", {**CORE, "seed": s, "dataset": cell[0], "backbone": cell[1], **data})
+        if settings is not None:
+            _write(run / "hparams.json", {"settings": settings})
+
+
+def test_a_prac_ablation_fills_its_rows_with_the_mean_over_seeds(tmp_path):
+    """E_F = 2 (Table A4) at the round with 16.78% of the weights left, and the CET-only claim, from three seeds."""
+    cell = ("cifar10", "cifar_resnet20")
+    tables = {t.id: t for t in load_tables(TABLES)}
+    accs = {0: 0.90, 1: 0.92, 2: 0.94}
+
+    def prac(acc_shift, size):
+        return {s: {"method": "prac", "test_acc": a, "rounds": _rounds([a + acc_shift] * 9, prac_size=[size + s] * 9)}
+                for s, a in accs.items()}
+
+    _seed_runs(tmp_path, "prac", cell, "", prac(0.0, 1000), {"prac": {"forget_threshold": 0}})
+    _seed_runs(tmp_path, "prac", cell, "ef2", prac(-0.01, 800), {"prac": {"forget_threshold": 2}})
+    _seed_runs(tmp_path, "prac", cell, "no_cep", prac(-0.02, 700), {"prac": {"no_cep": True}})
+    res = Results.scan(tmp_path)
+
+    a4 = tables["prac_a4"]
+    row = next(r for r in a4.rows if r["ef"] == 2)
+    got = ours(a4, row, res)
+    assert float(got["accuracy"]) == pytest.approx(91.0)  # mean over seeds of 89, 91 and 93 at round 8
+    assert got["accuracy"].n == 3 and got["accuracy"].half > 0
+    assert float(got["prac_size"]) == pytest.approx(801)  # 800, 801 and 802
+    assert ours(a4, next(r for r in a4.rows if r["ef"] == 4), res) == {}  # E_F = 4 did not run
+    claims = tables["prac_claims"]
+    text = ours(claims, next(r for r in claims.rows if r["claim"].startswith("Without CEP")), res)["value"]
+    assert text.startswith("CIFAR-10 ResNet-20: without CEP minus PrAC -2.00 points ± 0.00 (n=3)")
+    # A run with another E_F than the row's does not fill it, whatever its folder.
+    _seed_runs(tmp_path, "prac", cell, "ef2", prac(-0.01, 800), {"prac": {"forget_threshold": 3}})
+    assert ours(a4, row, Results.scan(tmp_path)) == {}
+
+
+def test_settings_tables_read_the_recipe_of_the_runs_they_name(tmp_path):
+    """OpenLTH's row from the grid's vanilla IMP run, and its data settings from the dense run that run started
+    from (found by its weights' hash: PrAC's own here, not the base run)."""
+    cell = ("cifar10", "cifar_resnet20")
+    train = {"batch_size": 128, "lr": 0.1, "momentum": 0.9, "nesterov": False, "weight_decay": 1e-4,
+             "schedule": "multistep", "milestones": "91,136", "gamma": 0.1, "epochs": 182, "warmup_epochs": 0}
+    imp = {"rate": 0.2, "scope": "global", "policy": "prac", "rewind": "ep3", "lr_resume": False, "rounds": 16,
+           "epoch_scaling": "linear"}
+    for s in (0, 1):
+        _seed_runs(tmp_path, "pretrain", cell, "", {s: {"test_acc": 0.9, "state_hash": "base"}},
+                   {"data": {"no_augment": True, "image_size": 16}})
+        _seed_runs(tmp_path, "pretrain", cell, "prac", {s: {"test_acc": 0.9, "state_hash": f"prac{s}"}},
+                   {"data": {"no_augment": False, "image_size": 0}})
+        _seed_runs(tmp_path, "imp", cell, "full", {s: {"test_acc": 0.9, "rounds": _rounds([0.9])}},
+                   {"pretrain": f"prac{s}", "train": train, "imp": imp})
+    res = Results.scan(tmp_path)
+    t = next(t for t in load_tables(TABLES) if t.id == "imp_openlth")
+    got = ours(t, t.rows[0], res)
+    assert got["lr_schedule"] == "0.1, ×0.1 at 91,136" and got["epochs"] == 182 and got["levels"].startswith("16 ")
+    assert got["cifar_aug"].startswith("the data layer's augmentation") and "the dataset's own" in got["cifar_aug"]
+    assert got["rewinding"] == "to ep3; the LR schedule restarts" and "init" not in got
+    assert ours(t, t.rows[1], res) == {}  # VGG-16: no run

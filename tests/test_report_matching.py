@@ -171,9 +171,13 @@ def test_paper_claim_rows_with_an_extreme_sparsity_use_their_papers_rule(tmp_pat
     assert channel == "CIFAR-10 RN-18: refill 50.00% ± 0.00 (n=3)"  # 0.975 is within 1 point but below dense
     group = slth["CIFAR extreme group-wise sparsity (Regroup)"][2]
     assert group == "CIFAR-10 RN-18: regroup 87.50% ± 0.00 (n=3) (capped on 3 of 3 seeds)"
+    # PrAC's claim names no network: it is read on PrAC's own CIFAR-10 networks, not on every cell that ran.
+    prac = {r[0]: r for r in paper_table(tables["prac_claims"], res)[0].rows}
+    assert prac["Matching sparsity within 1% of dense (C10)"][2] == "not run"
+    res = _tree(tmp_path / "prac", runs, ("cifar10", "cifar_resnet20"))
     prac = {r[0]: r for r in paper_table(tables["prac_claims"], res)[0].rows}
     matching = prac["Matching sparsity within 1% of dense (C10)"][2]
-    assert matching == ("CIFAR-10 cifar_resnet18: PrAC 75.00% ± 0.00 (n=3), random pruning 50.00% ± 0.00 (n=3), "
+    assert matching == ("CIFAR-10 ResNet-20: PrAC 75.00% ± 0.00 (n=3), random pruning 50.00% ± 0.00 (n=3), "
                         "random tickets 0.00% ± 0.00 (n=3)")
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import difflib
 import itertools
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,10 @@ DEFAULT_CONFIG = "config/config.yaml"
 # The papers a grid reproduces, each with its own recipe (`recipes:`). The order decides which paper names a dense
 # run that two of them share.
 PAPERS = ("prac", "structure_lth", "jackpot")
+# Recipes that layer on a paper's own: PrAC Table 1's "Low" and "Warmup" LT settings (experiments.prac_settings).
+# They come after PAPERS, so a dense run they share with a paper keeps the paper's name.
+RECIPE_VARIANTS = {"prac_low": "prac", "prac_warmup": "prac"}
+RECIPES = (*PAPERS, *RECIPE_VARIANTS)
 RECIPE_BLOCKS = ("data", "train", "imp", "prac", "jackpot", "structure")
 # The blocks a dense run is trained with: papers whose recipes agree on them share one run.
 DENSE_BLOCKS = ("data", "train")
@@ -142,6 +147,30 @@ def _check_meaning(config: dict[str, Any]) -> None:
         for role in ("source", "target"):
             if pair[role] not in grid["backbones"]:
                 raise ConfigError(f"experiments.transfer.{role}", pair[role], "a backbone of grid.backbones")
+    _check_extra_runs(config)
+
+
+def _check_extra_runs(config: dict[str, Any]) -> None:
+    from .methods.structure.refill import CHANNEL_SCORES
+
+    runs = {key: extra_runs(config, key) for key in EXTRA_RUNS}
+    for name in runs["prac_settings"]:
+        # Without its recipe the setting would silently run PrAC's standard one under another name.
+        if f"prac_{name}" not in (config.get("recipes") or {}):
+            raise ConfigError("experiments.prac_settings", name, f"a setting with its recipe in recipes.prac_{name} "
+                              "(PrAC Table 1's learning rate, warm-up and rewind point for it)")
+    for name in runs["structure_ablations"]:
+        method, changes = structure_run(name)
+        criterion = changes["structure"].get("criterion")
+        if method == "regroup" and not changes["structure"].get("reinit"):
+            raise ConfigError("experiments.structure_ablations", name, "regroup-reinit: a channel criterion or "
+                              "rho changes refill and refill_plus only")
+        if criterion is not None and criterion not in CHANNEL_SCORES:
+            raise ConfigError("experiments.structure_ablations", name,
+                              f"<method>-<criterion> with a criterion of {', '.join(CHANNEL_SCORES.names())}")
+    for name in runs["jackpot_searches"]:
+        if next(iter(jackpot_changes(name)["jackpot"].values())) < 1:
+            raise ConfigError("experiments.jackpot_searches", name, "at least 1 search or tuning epoch")
 
 
 def recipe_layers(config: dict[str, Any], paper: str | None, dataset: str,
@@ -150,14 +179,22 @@ def recipe_layers(config: dict[str, Any], paper: str | None, dataset: str,
 
     ``paper=None`` is the grid's base recipe: the top-level blocks and ``overrides.<dataset>`` alone.
     """
+    if paper in RECIPE_VARIANTS:
+        # A variant is its paper's recipe with a few settings changed: it inherits every layer of the paper's.
+        return recipe_layers(config, RECIPE_VARIANTS[paper], dataset, backbone) + \
+            _own_layers(config, paper, dataset, backbone)
     layers = [(f"overrides.{dataset}", (config.get("overrides") or {}).get(dataset) or {})]
     if paper is not None:
-        recipe = (config.get("recipes") or {}).get(paper) or {}
-        over = recipe.get("overrides") or {}
-        layers += [(f"recipes.{paper}", {b: v for b, v in recipe.items() if b != "overrides"}),
-                   (f"recipes.{paper}.overrides.{dataset}", over.get(dataset) or {}),
-                   (f"recipes.{paper}.overrides.{dataset}/{backbone}", over.get(f"{dataset}/{backbone}") or {})]
+        layers += _own_layers(config, paper, dataset, backbone)
     return layers
+
+
+def _own_layers(config: dict[str, Any], paper: str, dataset: str, backbone: str) -> list[tuple[str, dict[str, Any]]]:
+    recipe = (config.get("recipes") or {}).get(paper) or {}
+    over = recipe.get("overrides") or {}
+    return [(f"recipes.{paper}", {b: v for b, v in recipe.items() if b != "overrides"}),
+            (f"recipes.{paper}.overrides.{dataset}", over.get(dataset) or {}),
+            (f"recipes.{paper}.overrides.{dataset}/{backbone}", over.get(f"{dataset}/{backbone}") or {})]
 
 
 def recipe_changes(config: dict[str, Any], paper: str | None, dataset: str, backbone: str) -> dict[str, dict]:
@@ -181,11 +218,11 @@ def resolve_recipe(config: dict[str, Any], paper: str | None, dataset: str, back
 
 def dense_run(config: dict[str, Any], paper: str, dataset: str, backbone: str) -> str:
     """The dense run a paper's pipeline starts from: "" for the grid's base run, else the name of its folder
-    under the base run, the first paper of PAPERS whose dense recipe equals this paper's."""
+    under the base run, the first recipe of RECIPES whose dense recipe equals this paper's."""
     mine = _dense_recipe(config, paper, dataset, backbone)
     if mine == _dense_recipe(config, None, dataset, backbone):
         return ""
-    return next(p for p in PAPERS if _dense_recipe(config, p, dataset, backbone) == mine)
+    return next(p for p in RECIPES if _dense_recipe(config, p, dataset, backbone) == mine)
 
 
 def _dense_recipe(config: dict[str, Any], paper: str | None, dataset: str, backbone: str) -> dict[str, dict]:
@@ -193,7 +230,192 @@ def _dense_recipe(config: dict[str, Any], paper: str | None, dataset: str, backb
     # written out is still the same recipe.
     resolved = resolve_recipe(config, paper, dataset, backbone)
     classes: dict[str, type[Hparams]] = {"data": DataHparams, "train": TrainHparams}
-    return {b: classes[b].from_dict(resolved[b]).to_dict() for b in DENSE_BLOCKS}
+    # Unchecked: the config check validates every recipe, and the planner that calls this must not import torch.
+    return {b: classes[b].from_dict(resolved[b], check=False).to_dict() for b in DENSE_BLOCKS}
+
+
+# --- the runs a config plans -----------------------------------------------------------------------------------
+#
+# One function lists every run a config asks for (:func:`planned_runs`): the Snakefile's `all` rule takes its paths
+# as targets and `ticketbench report --coverage` maps the papers' table cells onto it, so the two cannot disagree.
+# It runs inside every Snakemake start, so it stays free of torch and of the hparams checks.
+
+# experiments.<key>: {<run folder>: [<dataset>/<backbone>, ...]}, each folder a name the pattern accepts.
+PRAC_ABLATION = re.compile(r"no_cep|no_early_stop|ef(\d+)")
+PRAC_SETTINGS = tuple(v.removeprefix("prac_") for v in RECIPE_VARIANTS)
+# A channel criterion's name, as the rules' wildcards accept it; the config check asks the registry of criteria.
+CHANNEL_CRITERION = r"[a-z][a-z0-9_]*"
+STRUCTURE_ABLATION = re.compile(rf"(refill|refill_plus|regroup)-(reinit|rho(0\.\d+)|({CHANNEL_CRITERION}))")
+JACKPOT_SEARCH = re.compile(r"(magnitude|random)-s(0\.\d+)-([et])(\d+)")
+EXTRA_RUNS = {
+    "prac_ablations": (PRAC_ABLATION, "no_cep, no_early_stop or ef<k> (PrAC-IMP with E_F = k)"),
+    "prac_settings": (re.compile("|".join(PRAC_SETTINGS)), " or ".join(PRAC_SETTINGS)),
+    "structure_ablations": (STRUCTURE_ABLATION, "<method>-<criterion> or <method>-rho<r> (refill, refill_plus), "
+                            "or <method>-reinit (refill, refill_plus, regroup)"),
+    "jackpot_searches": (JACKPOT_SEARCH, "<init>-s<sparsity>-e<search epochs> or <init>-s<sparsity>-t<tuning "
+                         "epochs>, e.g. magnitude-s0.9-e160"),
+}
+EXTRA_RUNS_HELP = {
+    "prac_ablations": "PrAC-IMP with one setting changed, in results/prac/<d>/<b>/seed<k>/<name>/: no_cep (CET "
+                      "only), no_early_stop, ef<k> (forget threshold E_F = k); name -> [<dataset>/<backbone>, ...]",
+    "prac_settings": "PrAC Table 1's LT settings (low, warmup) with their recipes recipes.prac_<name>: PrAC-IMP in "
+                     "results/prac/<d>/<b>/seed<k>/<name>/ and full IMP in results/imp/<d>/<b>/seed<k>/full-<name>/; "
+                     "name -> cells",
+    "structure_ablations": "Structure-LTH ablations in results/structure/<d>/<b>/seed<k>/<name>/: "
+                           "<method>-<criterion> (refill channel score), <method>-rho<r> (Refill+ rate), "
+                           "<method>-reinit (random re-initialisation); name -> cells",
+    "jackpot_searches": "jackpot searches of another length in results/jackpot/<d>/<b>/seed<k>/<name>/: "
+                        "<init>-s<sparsity>-e<epochs> (search epochs) or <init>-s<sparsity>-t<epochs> (weight tuning "
+                        "after the recipe's search); name -> cells",
+}
+# Structure-LTH runs its own IMP (its policy and rewind point); refill, refill+, regroup and timing read it.
+STRUCTURE_IMP = "structure_lth"
+STRUCTURE_VARIANTS = (STRUCTURE_IMP, "group_aware")
+
+
+def grid_cells(config: dict[str, Any]) -> list[tuple[str, str, int]]:
+    """Every (dataset, backbone, seed) of the grid; ``grid.only`` narrows a dataset's backbones."""
+    grid = config["grid"]
+    only = grid.get("only") or {}
+    return [(d, b, s) for d, b, s in itertools.product(grid["datasets"], grid["backbones"], grid["seeds"])
+            if b in only.get(d, [b])]
+
+
+def extra_runs(config: dict[str, Any], key: str) -> dict[str, list[tuple[str, str]]]:
+    """``experiments.<key>`` as {run folder: [(dataset, backbone), ...]}, each cell one of the grid's."""
+    pattern, allowed = EXTRA_RUNS[key]
+    cells = {(d, b) for d, b, _ in grid_cells(config)}
+    out = {}
+    for name, listed in ((config.get("experiments") or {}).get(key) or {}).items():
+        if not pattern.fullmatch(str(name)):
+            raise ConfigError(f"experiments.{key}", name, allowed)
+        out[name] = []
+        for text in listed or []:
+            d, _, b = str(text).partition("/")
+            if (d, b) not in cells:
+                raise ConfigError(f"experiments.{key}.{name}", text, "a cell of the grid as <dataset>/<backbone> "
+                                  "(grid.datasets x grid.backbones, narrowed by grid.only)")
+            out[name].append((d, b))
+    return out
+
+
+def prac_changes(folder: str) -> dict[str, dict]:
+    """What a PrAC ablation changes in the ``prac`` block (a setting of experiments.prac_settings changes nothing
+    here: its recipe does)."""
+    m = PRAC_ABLATION.fullmatch(folder)
+    if m is None:
+        return {}
+    if m.group(1) is not None:
+        return {"prac": {"forget_threshold": int(m.group(1))}}
+    return {"prac": {folder: True}}
+
+
+def structure_run(folder: str) -> tuple[str, dict[str, dict]]:
+    """A structure folder's method and what it changes in the ``structure`` block."""
+    m = STRUCTURE_ABLATION.fullmatch(folder)
+    if m is None:
+        return folder, {}
+    method, what, rho, criterion = m.groups()
+    if what == "reinit":
+        return method, {"structure": {"reinit": True}}
+    return method, {"structure": {"rho": float(rho)} if rho else {"criterion": criterion}}
+
+
+def jackpot_changes(folder: str) -> dict[str, dict]:
+    """What a jackpot search of experiments.jackpot_searches changes in the ``jackpot`` block."""
+    m = JACKPOT_SEARCH.fullmatch(folder)
+    if m is None:
+        return {}
+    return {"jackpot": {"epochs" if m.group(3) == "e" else "tune_epochs": int(m.group(4))}}
+
+
+def recipe_of(phase: str, folder: str = "") -> str | None:
+    """The recipe (a paper's, or a variant of it) that a run in ``results/<phase>/.../seed<k>/<folder>`` follows;
+    None for the grid's base dense run. The rules and the report's coverage both ask here."""
+    if phase == "pretrain":
+        return folder or None
+    if phase == "structure":
+        return "structure_lth"
+    if phase == "jackpot":
+        return "jackpot"
+    if phase == "imp" and folder in STRUCTURE_VARIANTS:
+        return "structure_lth"
+    setting = folder.removeprefix("full-") if phase == "imp" else folder
+    return f"prac_{setting}" if setting in PRAC_SETTINGS else "prac"
+
+
+def run_changes(phase: str, folder: str) -> dict[str, dict]:
+    """What a run folder changes on top of its recipe (an ablation or another search length); {} for the others."""
+    if phase == "prac":
+        return prac_changes(folder)
+    if phase == "structure":
+        return structure_run(folder)[1]
+    if phase == "jackpot":
+        return jackpot_changes(folder)
+    return {}
+
+
+def planned_runs(config: dict[str, Any]) -> dict[str, str]:
+    """Every output the workflow's `all` rule asks for, as {path: the rule that writes it}, in a stable order.
+
+    Every run is a target, not only the report: a fresh clone holds the committed report, and asking for it alone
+    would let Snakemake stop there without running a single job. Each paper's own dense run is listed too (it is
+    an input of that paper's stages anyway), so that the report's coverage finds every run it reads here.
+    """
+    exp = config.get("experiments") or {}
+    root = config.get("results", "results")
+    transfer = [(t["source"], t["target"]) for t in exp.get("transfer", [])]
+    extra = {key: extra_runs(config, key) for key in EXTRA_RUNS}
+    out: dict[str, str] = {}
+
+    def add(rule: str, phase: str, d: str, b: str, s: int, *parts: str) -> None:
+        out.setdefault(os.path.join(root, phase, d, b, f"seed{s}", *parts), rule)
+
+    def here(key: str, d: str, b: str) -> list[str]:
+        return [name for name, cells in extra[key].items() if (d, b) in cells]
+
+    for d, b, s in grid_cells(config):
+        # The base dense run even where every paper trains its own: the report's dense accuracy of a cell is its.
+        add("pretrain", "pretrain", d, b, s, "metrics.json")
+        structure = [*exp.get("structure_methods", []), *here("structure_ablations", d, b)]
+        variants = ["full", *exp.get("imp_baselines", []), *exp.get("imp_variants", [])]
+        if structure:
+            variants.append(STRUCTURE_IMP)
+        variants += [f"full-{v}" for v in here("prac_settings", d, b)]
+        for v in variants:
+            add("imp", "imp", d, b, s, v, "metrics.json")
+        for src, tgt in transfer:
+            if tgt == b:
+                add("imp", "imp", d, b, s, f"prac-from-{src}", "metrics.json")
+        if exp.get("prac", True):
+            add("prac", "prac", d, b, s, "metrics.json")
+            add("prac_savings", "prac", d, b, s, "savings.json")
+        for name in [*here("prac_ablations", d, b), *here("prac_settings", d, b)]:
+            add("prac_ablation", "prac", d, b, s, name, "metrics.json")
+        for sp in exp.get("jackpot_sparsities", []):
+            add("jackpot", "jackpot", d, b, s, f"magnitude-s{sp}", "metrics.json")
+        for name in here("jackpot_searches", d, b):
+            add("jackpot_search", "jackpot", d, b, s, name, "metrics.json")
+        for sp in exp.get("jackpot_random_sparsities", []):
+            add("jackpot_cost", "jackpot", d, b, s, f"cost-s{sp}.json")
+            for init in ("random", "magnitude"):
+                add("jackpot_overlap", "jackpot", d, b, s, f"overlap-{init}-s{sp}", "overlap.csv")
+        for m in structure:
+            add("structure", "structure", d, b, s, m, "metrics.json")
+        if {"refill", "regroup"} <= set(exp.get("structure_methods", [])):
+            add("timing", "structure", d, b, s, "timing", "timing.json")
+    dense: dict[tuple, str] = {}
+    for path in list(out):
+        phase, d, b, seed, *rest = os.path.relpath(path, root).split(os.sep)
+        if phase == "pretrain":
+            continue
+        recipe = recipe_of(phase, rest[0] if len(rest) > 1 else "")
+        key = (recipe, d, b)
+        if key not in dense:
+            dense[key] = dense_run(config, recipe, d, b)
+        if dense[key]:
+            add("pretrain_paper", "pretrain", d, b, int(seed[4:]), dense[key], "metrics.json")
+    return out
 
 
 def _check_recipes(config: dict[str, Any], classes: dict[str, type[Hparams]]) -> None:
@@ -366,7 +588,7 @@ def schema() -> dict[str, Any]:
                         "description": "paper -> its recipe: {block: {key: value}} and overrides: {<dataset> or "
                         "<dataset>/<backbone>: {block: {key: value}}}, layered in that order on the top-level "
                         "blocks and overrides; passed as flags to the stages of that paper's pipeline",
-                        "properties": {p: recipe for p in PAPERS}},
+                        "properties": {p: recipe for p in RECIPES}},
             "experiments": {
                 "type": "object", "additionalProperties": False, "description": "which comparisons to run",
                 "properties": {
@@ -379,6 +601,8 @@ def schema() -> dict[str, Any]:
                     "jackpot_sparsities": {"type": "array", "items": {"type": "number"}},
                     "jackpot_random_sparsities": {"type": "array", "items": {"type": "number"}},
                     "structure_methods": {"type": "array", "items": {"type": "string"}},
+                    **{key: {"type": "object", "additionalProperties": strings(), "description": text}
+                       for key, text in EXTRA_RUNS_HELP.items()},
                 }},
             **blocks,
         },

@@ -105,3 +105,29 @@ def test_structure_rejects_unknown_round(imp_run, capsys):
     assert main(["structure", "--pretrain", str(pre), "--imp", str(imp), "--rounds", "7", "--no-progress",
                  "--out", str(root / "bad")]) == 2
     assert "structure.rounds" in capsys.readouterr().err
+
+
+def test_reinit_retrains_each_ticket_from_a_fresh_initialisation(imp_run, monkeypatch):
+    """The random-ticket ablation (Structure-LTH Tables A3, A4): the structured mask, but not the rewind weights."""
+    from ticketbench.methods.common import load_pretrained
+    from ticketbench.methods.structure import stage
+
+    root, pre, imp = imp_run
+    starts = []
+    real = stage.train_round
+
+    def recording(pre_run, start, *args, **kwargs):
+        starts.append({k: v.clone() for k, v in start.items()})
+        return real(pre_run, start, *args, **kwargs)
+
+    monkeypatch.setattr(stage, "train_round", recording)
+    out = root / "refill-reinit"
+    assert main(["structure", "--pretrain", str(pre), "--imp", str(imp), "--method", "refill", "--reinit",
+                 "--rounds", "1", "--timing-rounds", "2", "--no-progress", "--out", str(out)]) == 0
+    assert storage.read_json(paths.hparams(out))["settings"]["structure"]["reinit"] is True
+    p = load_pretrained(pre)
+    fresh = p.new_model(seed=p.seed + 10_000 + 1).state_dict()
+    rewind = p.rewind_state(storage.read_json(paths.hparams(imp))["settings"]["imp"]["rewind"])
+    (start,) = starts
+    assert all(torch.equal(start[k], fresh[k]) for k in fresh)
+    assert not all(torch.equal(start[k], rewind[k]) for k in rewind if k in start and rewind[k].is_floating_point())

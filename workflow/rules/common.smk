@@ -1,10 +1,10 @@
 import functools
-import itertools
 import os
 import re
 import sys
 
-from ticketbench.pipeline import PAPERS, dense_run, recipe_changes
+from ticketbench.pipeline import (CHANNEL_CRITERION, PRAC_SETTINGS, RECIPES, STRUCTURE_VARIANTS, dense_run,
+                                  planned_runs, recipe_changes, recipe_of, run_changes, structure_run)
 
 
 envvars:
@@ -16,21 +16,24 @@ os.environ["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), os.enviro
 
 GRID = config["grid"]
 RESULTS = config.get("results", "results")
-EXP = config.get("experiments") or {}
 THREADS = config.get("threads", 1)
 GPU = config.get("gpu", 0)
-TRANSFER = [(t["source"], t["target"]) for t in EXP.get("transfer", [])]
 
 
 wildcard_constraints:
     dataset="|".join(map(re.escape, GRID["datasets"])),
     backbone="|".join(map(re.escape, GRID["backbones"])),
     seed=r"\d+",
-    variant=r"full|structure_lth|group_aware|random_prune|random_prune_layerwise|random_reinit|prac-from-[^/]+",
+    variant=r"full|structure_lth|group_aware|random_prune|random_prune_layerwise|random_reinit|prac-from-[^/]+|"
+    rf"full-(?:{'|'.join(PRAC_SETTINGS)})",
     init="magnitude|random",
     sparsity=r"0\.\d+",
-    method="refill|refill_plus|regroup",
-    paper="|".join(PAPERS),
+    # a structure method, or an ablation of it (experiments.structure_ablations)
+    method=rf"(?:refill|refill_plus|regroup)(?:-(?:reinit|rho0\.\d+|{CHANNEL_CRITERION}))?",
+    paper="|".join(RECIPES),
+    # a PrAC ablation or LT setting (experiments.prac_ablations, experiments.prac_settings)
+    ablation=rf"no_cep|no_early_stop|ef\d+|{'|'.join(PRAC_SETTINGS)}",
+    search=r"[et]\d+",
 
 
 def cell(phase, *parts):
@@ -65,9 +68,17 @@ def _paper(paper, wildcards):
     return paper(wildcards) if callable(paper) else paper
 
 
-def get_recipe_flags(wildcards, blocks, paper=None):
-    """The paper's recipe for this cell (``recipes:``, ``overrides:``) beyond the top-level blocks, as CLI flags."""
+def _changes(wildcards, paper, run):
+    """The recipe's changes for this cell, and on top of them what the job's run folder changes (an ablation)."""
     changes = _recipe_changes(_paper(paper, wildcards), wildcards.dataset, wildcards.backbone)
+    extra = run(wildcards) if run else {}
+    return {b: {**(changes.get(b) or {}), **(extra.get(b) or {})} for b in {*changes, *extra}}
+
+
+def get_recipe_flags(wildcards, blocks, paper=None, run=None):
+    """The paper's recipe for this cell (``recipes:``, ``overrides:``) beyond the top-level blocks, and what the run
+    folder changes, as CLI flags."""
+    changes = _changes(wildcards, paper, run)
     flags = []
     for block in blocks:
         for key, value in (changes.get(block) or {}).items():
@@ -79,19 +90,30 @@ def get_recipe_flags(wildcards, blocks, paper=None):
     return " ".join(flags)
 
 
-def recipe_flags(*blocks, paper=None):
-    return functools.partial(get_recipe_flags, blocks=blocks, paper=paper)
+def recipe_flags(*blocks, paper=None, run=None):
+    return functools.partial(get_recipe_flags, blocks=blocks, paper=paper, run=run)
 
 
-def get_recipe(wildcards, blocks, paper=None):
+def get_recipe(wildcards, blocks, paper=None, run=None):
     """The config blocks a stage reads: as a rule param, editing them re-runs exactly the jobs that use them."""
-    over = _recipe_changes(_paper(paper, wildcards), wildcards.dataset, wildcards.backbone)
+    over = _changes(wildcards, paper, run)
     return {b: config.get(b) if not isinstance(config.get(b), dict) else {**config[b], **(over.get(b) or {})}
             for b in ("data", "threads", *blocks) if b in config or b in over}
 
 
-def recipe(*blocks, paper=None):
-    return functools.partial(get_recipe, blocks=blocks, paper=paper)
+def recipe(*blocks, paper=None, run=None):
+    return functools.partial(get_recipe, blocks=blocks, paper=paper, run=run)
+
+
+def folder_changes(phase, folder):
+    """What a job's run folder changes (pipeline.run_changes); ``folder``: the wildcard that names it, or a function
+    of the wildcards."""
+    return lambda wildcards: run_changes(phase, folder(wildcards) if callable(folder) else wildcards[folder])
+
+
+def search_folder(wildcards):
+    """A jackpot search's folder (experiments.jackpot_searches): ``<init>-s<sparsity>-<search>``."""
+    return f"{wildcards.init}-s{wildcards.sparsity}-{wildcards.search}"
 
 
 @functools.cache
@@ -109,23 +131,19 @@ def dense(paper):
     return get
 
 
-def grid():
-    """Every (dataset, backbone, seed) cell of the grid; ``grid.only`` narrows a dataset's backbones."""
-    only = GRID.get("only") or {}
-    for d, b, s in itertools.product(GRID["datasets"], GRID["backbones"], GRID["seeds"]):
-        if b in only.get(d, [b]):
-            yield d, b, s
-
-
 BASELINES = ("random_prune", "random_prune_layerwise", "random_reinit")
-# Structure-LTH runs its own IMP (its policy and rewind point); refill, refill+, regroup and timing read it.
-STRUCTURE_IMP = "structure_lth"
-STRUCTURE_VARIANTS = (STRUCTURE_IMP, "group_aware")
+STRUCTURE_IMP = STRUCTURE_VARIANTS[0]
 
 
 def imp_paper(wildcards):
-    """Structure-LTH's own IMP runs take its recipe; full IMP, its random baselines and transfer take PrAC's."""
-    return "structure_lth" if wildcards.variant in STRUCTURE_VARIANTS else "prac"
+    """Structure-LTH's own IMP runs take its recipe; full IMP, its random baselines and transfer take PrAC's, and
+    full-<setting> PrAC's LT setting (pipeline.recipe_of)."""
+    return recipe_of("imp", wildcards.variant)
+
+
+def prac_paper(wildcards):
+    """A PrAC ablation keeps PrAC's recipe; an LT setting (low, warmup) takes its own."""
+    return recipe_of("prac", wildcards.ablation)
 
 
 def get_imp_reference(wildcards):
@@ -154,29 +172,5 @@ def imp_flags(wildcards, input):
 
 
 def get_final_output():
-    out = []
-    for d, b, s in grid():
-        fmt = dict(dataset=d, backbone=b, seed=s)
-        # The base dense run even where every paper trains its own: the report's dense accuracy of a cell is its.
-        out.append(cell("pretrain", "metrics.json").format(**fmt))
-        variants = ["full", *EXP.get("imp_baselines", []), *EXP.get("imp_variants", [])]
-        if EXP.get("structure_methods"):
-            variants.append(STRUCTURE_IMP)
-        for v in variants:
-            out.append(cell("imp", v, "metrics.json").format(**fmt))
-        for src, tgt in TRANSFER:
-            if tgt == b:
-                out.append(cell("imp", f"prac-from-{src}", "metrics.json").format(**fmt))
-        if EXP.get("prac", True):
-            out.append(cell("prac", "savings.json").format(**fmt))
-        for sp in EXP.get("jackpot_sparsities", []):
-            out.append(cell("jackpot", f"magnitude-s{sp}", "metrics.json").format(**fmt))
-        for sp in EXP.get("jackpot_random_sparsities", []):
-            out.append(cell("jackpot", f"cost-s{sp}.json").format(**fmt))
-            for init in ("random", "magnitude"):
-                out.append(cell("jackpot", f"overlap-{init}-s{sp}", "overlap.csv").format(**fmt))
-        for m in EXP.get("structure_methods", []):
-            out.append(cell("structure", m, "metrics.json").format(**fmt))
-        if {"refill", "regroup"} <= set(EXP.get("structure_methods", [])):
-            out.append(cell("structure", "timing", "timing.json").format(**fmt))
-    return out
+    """Every run of the config (pipeline.planned_runs, which `ticketbench report --coverage` reads too)."""
+    return list(planned_runs(config))

@@ -23,6 +23,19 @@ rule jackpot:
         "--sparsity {wildcards.sparsity} --threads {threads} --out {params.out} --no-progress --overwrite > {log} 2>&1"
 
 
+# A search of another length than the recipe's, or followed by weight tuning (experiments.jackpot_searches).
+use rule jackpot as jackpot_search with:
+    output:
+        metrics=cell("jackpot", "{init}-s{sparsity}-{search}", "metrics.json"),
+    params:
+        recipe=recipe("jackpot", paper="jackpot", run=folder_changes("jackpot", search_folder)),
+        overrides=recipe_flags("jackpot", paper="jackpot", run=folder_changes("jackpot", search_folder)),
+    log:
+        "logs/jackpot/{dataset}/{backbone}/seed{seed}/{init}-s{sparsity}-{search}.log",
+    benchmark:
+        "benchmarks/jackpot/{dataset}/{backbone}/seed{seed}/{init}-s{sparsity}-{search}.tsv"
+
+
 rule jackpot_cost:
     input:
         magnitude=cell("jackpot", "magnitude-s{sparsity}", "metrics.json"),

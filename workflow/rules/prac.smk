@@ -38,3 +38,19 @@ rule prac_savings:
     shell:
         "ticketbench prac-savings --full $(dirname {input.full}) --prac $(dirname {input.prac}) --out {output} "
         "> {log} 2>&1"
+
+
+# PrAC-IMP with one setting changed (experiments.prac_ablations) or under one of PrAC's LT settings
+# (experiments.prac_settings, with its own recipe and dense run), in a folder of the PrAC run of the cell.
+use rule prac as prac_ablation with:
+    input:
+        pretrain=dense(prac_paper),
+    output:
+        metrics=cell("prac", "{ablation}", "metrics.json"),
+    params:
+        recipe=recipe("imp", "prac", "train", paper=prac_paper, run=folder_changes("prac", "ablation")),
+        overrides=recipe_flags("imp", "prac", "train", paper=prac_paper, run=folder_changes("prac", "ablation")),
+    log:
+        "logs/prac/{dataset}/{backbone}/seed{seed}/{ablation}.log",
+    benchmark:
+        "benchmarks/prac/{dataset}/{backbone}/seed{seed}/{ablation}.tsv"

@@ -1,3 +1,6 @@
+ABLATION = folder_changes("structure", "method")
+
+
 rule structure:
     input:
         pretrain=dense("structure_lth"),
@@ -7,9 +10,11 @@ rule structure:
     params:
         out=lambda wc, output: os.path.dirname(output.metrics),
         configs=config_flags(),
-        recipe=recipe("structure", "imp", "train", paper="structure_lth"),
+        # an ablation folder (experiments.structure_ablations) names its method and what it changes
+        method=lambda wc: structure_run(wc.method)[0],
+        recipe=recipe("structure", "imp", "train", paper="structure_lth", run=ABLATION),
         root=data_root,
-        overrides=recipe_flags("structure", "train", paper="structure_lth"),
+        overrides=recipe_flags("structure", "train", paper="structure_lth", run=ABLATION),
     log:
         "logs/structure/{dataset}/{backbone}/seed{seed}/{method}.log",
     benchmark:
@@ -21,7 +26,7 @@ rule structure:
         "../../environment.yml"
     shell:
         "ticketbench structure {params.configs} --pretrain $(dirname {input.pretrain}) {params.root} {params.overrides} --imp $(dirname {input.imp}) "
-        "--method {wildcards.method} --threads {threads} --out {params.out} --no-progress --overwrite > {log} 2>&1"
+        "--method {params.method} --threads {threads} --out {params.out} --no-progress --overwrite > {log} 2>&1"
 
 
 rule timing:

@@ -10,13 +10,15 @@ import argparse
 from pathlib import Path
 
 from .. import storage
+from ..pipeline import DEFAULT_CONFIG
 from ..stage import STAGES, Stage
 from .claims import evaluate as evaluate_claims
 from .deviations import DEVIATIONS, deviations_table
 from .grid import grid_tables
 from .matching import rules_text
-from .paper import PaperTable, load_tables, ours
-from .render import NOT_RUN, PAGE, Table, csv_text, fmt, html_table, latex, markdown
+from .needs import PaperOnly
+from .paper import PaperTable, load_tables, needs_of, ours
+from .render import NOT_RUN, PAGE, PAPER_ONLY, Table, csv_text, fmt, html_table, latex, markdown
 from .results import Results
 from .stats import RULE as STATS_RULE
 
@@ -32,13 +34,14 @@ def paper_table(t: PaperTable, res: Results) -> tuple[Table, int]:
         columns += [f"{h} (paper)", f"{h} (ours)"] + ([f"{h} Δ"] if t.kind == "results" else [])
     rows, with_results = [], 0
     for row in t.rows:
-        mine = ours(t, row, res)
+        mine, needs = ours(t, row, res), needs_of(t, row)
         with_results += any(v is not None for v in mine.values())
         out = [fmt(row.get(k), t.units.get(k, "")) for k in t.key_columns]
         for v in t.value_columns:
             unit = t.units.get(v, "")
             paper, our = row.get(v), mine.get(v)
-            out += [fmt(paper, unit) if paper is not None else "—", fmt(our, unit)]
+            shown = PAPER_ONLY if isinstance(needs[v], PaperOnly) else fmt(our, unit)
+            out += [fmt(paper, unit) if paper is not None else "—", shown]
             if t.kind == "results":
                 both = isinstance(paper, (int, float)) and isinstance(our, (int, float))
                 out.append(fmt(our - paper, unit) if both else "")
@@ -127,9 +130,18 @@ class Report(Stage):
         parser.add_argument("--results", default="results", metavar="DIR", help="results folder to read")
         parser.add_argument("--tables", default="config/paper_tables", metavar="DIR", help="the papers' tables as YAML")
         parser.add_argument("--out", default="results/report", metavar="DIR", help="report folder to write")
+        g = parser.add_argument_group("coverage (dry: reads no results, writes nothing)")
+        g.add_argument("--coverage", action="store_true",
+                       help="list, for every cell of every paper table, the job(s) of the config that fill it, or "
+                       "why none does; exit 1 if a cell is unmapped")
+        g.add_argument("--configfile", dest="configfiles", action="append", default=[], metavar="FILE",
+                       help=f"with --coverage: a config file layered on {DEFAULT_CONFIG}, as `snakemake "
+                       f"--configfile FILE` layers it; repeat to layer more")
 
     @classmethod
     def run(cls, args: argparse.Namespace, config: dict) -> int:
+        if args.coverage:
+            return _coverage(args)
         s = build_report(args.results, args.tables, args.out)
         count = {v: sum(1 for c in s["claims"] if c["verdict"].startswith(v))
                  for v in ("holds", "does not hold", "inconclusive")}
@@ -137,6 +149,17 @@ class Report(Stage):
               f"our results), {len(s['grid_tables'])} grid tables, {len(s['figures'])} figures, claims: "
               f"{count['holds']} hold, {count['does not hold']} do not, {count['inconclusive']} inconclusive")
         return 0
+
+
+def _coverage(args: argparse.Namespace) -> int:
+    from ..pipeline import load_config_files
+    from .coverage import UNMAPPED, coverage, summary
+
+    cells = coverage(load_config_files([DEFAULT_CONFIG, *args.configfiles]), args.tables)
+    for c in cells:
+        print(f"{c.table} | {c.row} | {c.column} | {c.status}: {c.detail}")
+    print(f"coverage of {' + '.join([DEFAULT_CONFIG, *args.configfiles])}: {summary(cells)}")
+    return 1 if any(c.status == UNMAPPED for c in cells) else 0
 
 
 __all__ = ["build_report", "Report"]

@@ -1,69 +1,27 @@
-"""The papers' tables as data (config/paper_tables/*.yaml) and how each row maps onto our results.
+"""How each row of the papers' tables maps onto our results.
 
-A resolver gets one paper row and returns our value for each of its value columns, or None where
-the grid did not run that experiment. Nothing here ever copies a paper value into our column.
-Our values are means over seeds with their intervals (``SeedMean``).
+Every table declares, per row and value column, the runs its cell needs (:mod:`.needs`), and its resolver reads
+the cell from exactly those runs: our value for each value column, or None where the grid did not run them.
+``ticketbench report --coverage`` checks the same declarations against a config's planned runs. Nothing here ever
+copies a paper value into our column. Our values are means over seeds with their intervals (``SeedMean``).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import statistics
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable
 
-import yaml
-
 from .matching import AT_LEAST_DENSE, WITHIN_1_OF_DENSE, Rule, mean_extreme, round_by_seed, seed_extremes
+from .needs import DATASETS, NETWORKS, Need, PaperOnly, PaperTable, Run, Unmapped, cell_named, cell_of, load_tables
 from .results import Cell, Results, mean
 from .stats import Estimate, seed_interval, test_interval_of, value_cell
 
-DATASETS = {"CIFAR-10": "cifar10", "C10": "cifar10", "CIFAR-100": "cifar100", "C100": "cifar100",
-            "Tiny-ImageNet": "tiny-imagenet", "Tiny": "tiny-imagenet", "ImageNet": "imagenet"}
-NETWORKS = {"ResNet-20": "cifar_resnet20", "ResNet-56": "cifar_resnet56", "VGG-16": "cifar_vgg16_bn",
-            "VGG-16(+)": "cifar_vgg16_bn", "ResNet-18": "cifar_resnet18", "RN-18": "cifar_resnet18",
-            "WRN-32-2": "cifar_wrn32_2", "WRN-32-2(+)": "cifar_wrn32_2", "ResNet-32": "cifar_wrn32_2",
-            "VGGNet-19": "cifar_vgg19_bn", "VGG-19": "cifar_vgg19_bn", "ResNet-50": "resnet50", "RN-50(+)": "resnet50",
-            "RN-50": "resnet50"}
+__all__ = ["DATASETS", "NETWORKS", "PaperTable", "RESOLVERS", "SPECS", "SeedMean", "cell_of", "load_tables",
+           "needs_of", "ours"]
 
-
-@dataclass
-class PaperTable:
-    paper: str
-    id: str
-    source: str
-    title: str
-    kind: str
-    key_columns: list[str]
-    value_columns: list[str]
-    units: dict[str, str]
-    headers: dict[str, str]
-    rows: list[dict[str, Any]]
-    fixed: dict[str, Any]
-    notes: str = ""
-
-
-def load_tables(folder: str | Path) -> list[PaperTable]:
-    tables = []
-    for path in sorted(Path(folder).glob("*.yaml")):
-        data = yaml.safe_load(path.read_text())
-        for t in data["tables"]:
-            tables.append(PaperTable(paper=data["paper"], id=t["id"], source=t["source"], title=t["title"],
-                                     kind=t.get("kind", "results"), key_columns=t["key_columns"],
-                                     value_columns=t["value_columns"], units=t.get("units", {}),
-                                     headers=t.get("headers", {}), rows=t["rows"], fixed=t.get("fixed") or {},
-                                     notes=t.get("notes") or ""))
-    return tables
-
-
-def cell_of(row: dict, table: PaperTable) -> Cell | None:
-    """Our (dataset, backbone) for a paper row, or None when the paper names something we do not map."""
-    ctx = {**table.fixed, **row}
-    dataset = DATASETS.get(str(ctx.get("dataset", "")))
-    network = str(ctx.get("network", ctx.get("model", "")))
-    if dataset == "tiny-imagenet" and network == "ResNet-18":
-        return dataset, "resnet18"  # PrAC's Tiny-ImageNet ResNet-18 keeps the ImageNet stem
-    backbone = NETWORKS.get(network)
-    return (dataset, backbone) if dataset and backbone else None
+Resolver = Callable[[PaperTable, dict, Results], dict[str, Any]]
 
 
 class SeedMean(float):
@@ -120,94 +78,328 @@ def _nearest_round(rows: list[dict], sparsity_pct: float, tol: float = 0.5) -> d
     return best if best is not None and abs(100 * best["sparsity"] - sparsity_pct) <= tol else None
 
 
-Resolver = Callable[[PaperTable, dict, Results], dict[str, Any]]
-RESOLVERS: dict[str, Resolver] = {}
+def _pct(x: float) -> str:
+    return f"{100 * x:.2f}%"
 
 
-def resolver(*ids: str):
-    def deco(fn: Resolver) -> Resolver:
+# --- the declaration: every table's needs beside its resolver -------------------------------------------------
+
+Needs = Callable[[PaperTable, dict], dict[str, Need]]
+Resolve = Callable[[PaperTable, dict, Results, dict[str, Need]], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Spec:
+    needs: Needs
+    resolve: Resolve
+
+
+SPECS: dict[str, Spec] = {}
+
+
+def table(*ids: str, needs: Needs):
+    """Register a resolver with the needs it reads through: ``resolve(table, row, results, needs)``."""
+
+    def deco(fn: Resolve) -> Resolve:
         for i in ids:
-            RESOLVERS[i] = fn
+            SPECS[i] = Spec(needs, fn)
         return fn
     return deco
 
 
-@resolver("prac_a2")
-def _prac_fraction(t: PaperTable, row: dict, res: Results) -> dict:
+def needs_of(t: PaperTable, row: dict) -> dict[str, Need]:
+    """What each value column of ``row`` needs; a column a table's declaration leaves out is unmapped."""
+    spec = SPECS.get(t.id)
+    declared = spec.needs(t, row) if spec else {}
+    return {c: declared.get(c, Unmapped("no runs are declared for this column")) for c in t.value_columns}
+
+
+def ours(t: PaperTable, row: dict, res: Results) -> dict[str, Any]:
+    spec = SPECS.get(t.id)
+    return spec.resolve(t, row, res, needs_of(t, row)) if spec else {}
+
+
+def _no_cell(t: PaperTable, row: dict) -> Unmapped:
+    ctx = {**t.fixed, **row}
+    network = ctx.get("network", ctx.get("model"))
+    return Unmapped(f"{network} on {ctx.get('dataset')}: no backbone and dataset of ticketbench stand for them")
+
+
+def _unmapped_row(t: PaperTable, row: dict) -> dict[str, Need]:
+    return {c: _no_cell(t, row) for c in t.value_columns}
+
+
+def _runs(need: Need) -> tuple[Run, ...]:
+    return need if isinstance(need, tuple) else ()
+
+
+def _every_column(runs_of: Callable[[PaperTable, dict], Need]) -> Needs:
+    """Needs that give every value column of a row the same runs (or the same reason why there are none)."""
+    def needs(t: PaperTable, row: dict) -> dict[str, Need]:
+        need = runs_of(t, row)
+        return {c: need for c in t.value_columns}
+    return needs
+
+
+# --- PrAC -------------------------------------------------------------------------------------------------------
+
+# PrAC's networks per dataset (Table A2): the claims that name no network are about these.
+PRAC_NETWORKS = {"CIFAR-10": ("ResNet-20", "ResNet-56", "VGG-16"), "CIFAR-100": ("ResNet-20", "ResNet-56", "VGG-16"),
+                 "Tiny-ImageNet": ("ResNet-18", "VGG-16")}
+# The cells §4.4 and A2.2 run the Low and Warmup LT settings on; Table 1 leaves their dataset blank.
+LT_SETTING_CELLS = {"ResNet-20": "CIFAR-10", "ResNet-56": "CIFAR-100"}
+LT_SETTINGS = {"Low": "low", "Warmup": "warmup"}
+RN20_C10 = ("CIFAR-10", "ResNet-20")  # PrAC's headline cell, the one its ablations are stated for
+
+
+@_every_column
+def _prac_1_needs(t: PaperTable, row: dict) -> Need:
+    setting = LT_SETTINGS.get(row.get("variant"), "")
+    text = row.get("dataset") or (LT_SETTING_CELLS.get(row["network"]) if setting else None)
+    cells = [cell_named(d.strip(), row["network"]) for d in str(text).split("&")] if text else []
+    if not cells or None in cells:
+        return Unmapped(f"{row['network']} {row.get('variant')}: no dataset to run it on")
+    return tuple(Run("prac", c, setting) for c in cells)
+
+
+@table("prac_1", needs=_prac_1_needs)
+def _prac_recipe(t: PaperTable, row: dict, res: Results, needs: dict[str, Need]) -> dict:
+    """Settings tables: the recipe our runs of that row actually used (their hparams.json)."""
+    found = [h["train"] for h in (r.hparams(res) for r in _runs(needs["batch_size"])) if h and "train" in h]
+    if not found:
+        return {}
+    return {"batch_size": _agree(str(tr["batch_size"]) for tr in found),
+            "learning_rate": _agree(f"{tr['lr']:g}" for tr in found),
+            "warmup": _agree(str(tr["warmup_epochs"]) for tr in found)}
+
+
+def _agree(values) -> str:
+    """One value where the runs of a row agree, else each run's in order."""
+    vals = list(values)
+    return vals[0] if len(set(vals)) == 1 else " / ".join(vals)
+
+
+@_every_column
+def _prac_run(t: PaperTable, row: dict) -> Need:
     cell = cell_of(row, t)
-    runs = res.get("prac", cell) if cell else []
+    return (Run("prac", cell),) if cell else _no_cell(t, row)
+
+
+@table("prac_a2", needs=_prac_run)
+def _prac_fraction(t: PaperTable, row: dict, res: Results, needs: dict[str, Need]) -> dict:
+    runs = [m for r in _runs(needs["prac_fraction"]) for m in r.get(res)]
     # Each seed's mean over its rounds, as the paper averages rounds; the interval is over seeds.
     return {"prac_fraction": _ours(mean(r.get("prac_trained_fraction") for r in m.get("rounds", [])) for m in runs)}
 
 
-@resolver("prac_a3")
-def _prac_sets(t: PaperTable, row: dict, res: Results) -> dict:
-    cell = cell_of(row, t)
-    r = _nearest_round(res.rounds("prac", cell), float(row["sparsity"])) if cell else None
+@table("prac_a3", needs=_prac_run)
+def _prac_sets(t: PaperTable, row: dict, res: Results, needs: dict[str, Need]) -> dict:
+    return _round_sets(_runs(needs["cep"]), res, float(row["sparsity"]),
+                       {"cep": "cep_size", "cet": "cet_size", "prac": "prac_size"}, overlap="overlap")
+
+
+def _round_sets(runs: tuple[Run, ...], res: Results, sparsity_pct: float, sizes: dict[str, str], *,
+                overlap: str | None = None, acc: str | None = None) -> dict:
+    """A PrAC run's round nearest ``sparsity_pct``: set sizes (and the overlap rate, the ticket's accuracy)."""
+    if not runs:
+        return {}
+    per_round = runs[0].per_round(res)
+    averaged = [{"round": r, "sparsity": statistics.fmean(x["sparsity"] for x in rows)}
+                for r, rows in per_round.items()]
+    r = _nearest_round(averaged, sparsity_pct)
     if r is None:
         return {}
-    seeds = res.per_round("prac", cell)[r["round"]]
-    sizes = {col: _ours((x.get(key) for x in seeds), 1) for col, key in
-             (("cep", "cep_size"), ("cet", "cet_size"), ("prac", "prac_size"))}
-    return {**sizes, "overlap": _ours(x.get("overlap_rate") for x in seeds)}
-
-
-@resolver("slth_a5", "slth_a6", "slth_a7")
-def _structure_rounds(t: PaperTable, row: dict, res: Results) -> dict:
-    cell = cell_of(row, t)
-    if cell is None:
-        return {}
-    out = {}
-    # Beside the structured tickets, the IMP run they come from, as the paper's tables put them.
-    for prefix, phase, variant in (("imp", "imp", res.structure_imp(cell)), ("refill", "structure", "refill"),
-                                   ("regroup", "structure", "regroup")):
-        seeds = res.per_round(phase, cell, variant).get(int(row["round"]))
-        if seeds:
-            out[f"{prefix}_remaining"] = _shared(1 - x["sparsity"] for x in seeds)
-            out[f"{prefix}_acc"] = _ours((x["test_acc"] for x in seeds), runs=seeds)
+    seeds = per_round[r["round"]]
+    out: dict[str, Any] = {col: _ours((x.get(key) for x in seeds), 1) for col, key in sizes.items()}
+    if overlap:
+        out[overlap] = _ours(x.get("overlap_rate") for x in seeds)
+    if acc:
+        out[acc] = _ours((x["test_acc"] for x in seeds), runs=seeds)
     return out
 
 
-@resolver("slth_a3", "slth_a4")
-def _structure_vs_random(t: PaperTable, row: dict, res: Results) -> dict:
+def _prac_a4_needs(t: PaperTable, row: dict) -> dict[str, Need]:
+    ef = int(row["ef"])
     cell = cell_of(row, t)
-    method = "refill" if t.id == "slth_a3" else "regroup"
-    seeds = res.per_round("structure", cell, method).get(int(row["round"])) if cell else None
-    # Random re-initialisation of structured tickets is not part of the grid: that column stays "not run".
-    return {} if not seeds else {"remaining": _shared(1 - x["sparsity"] for x in seeds),
-                                 "acc_ours": _ours((x["test_acc"] for x in seeds), runs=seeds)}
+    # E_F = 0 is PrAC's own setting: the PrAC run itself fills that row when it ran with it.
+    run = Run("prac", cell, f"ef{ef}" if ef else "", settings=(("prac", "forget_threshold", ef),))
+    return {c: (run,) for c in t.value_columns}
 
 
-@resolver("jp_r1")
-def _jackpot_readme(t: PaperTable, row: dict, res: Results) -> dict:
-    cell = cell_of(row, t)
-    if cell is None:
-        return {}
-    sp = float(str(row["sparsity"]).rstrip("%")) / (100 if float(str(row["sparsity"]).rstrip("%")) > 1 else 1)
-    out = {}
-    for run in res.get("jackpot", cell, f"magnitude-s{sp:g}"):
-        epochs = len(run.get("epochs", []))
-        col = {30: "top1_30s", 160: "top1_160s"}.get(epochs)
-        if col:
-            out.setdefault(col, []).append(run)
-    return {k: _ours((r["test_acc"] for r in runs), runs=runs) for k, runs in out.items()}
+@table("prac_a4", needs=_prac_a4_needs)
+def _forget_threshold(t: PaperTable, row: dict, res: Results, needs: dict[str, Need]) -> dict:
+    # "At sparsity 16.78%": 16.78% is 0.8^8, the weights left after 8 rounds of 20%; no round of a 20% schedule has
+    # 16.78% sparsity, so the row is read at the round with 16.78% of the weights left (83.22% sparsity).
+    return _round_sets(_runs(needs["accuracy"]), res, 100 - float(t.fixed["sparsity"]), {"prac_size": "prac_size"},
+                       acc="accuracy")
 
 
-@resolver("prac_1", "slth_1")
-def _recipe(t: PaperTable, row: dict, res: Results) -> dict:
-    """Settings tables: the recipe our run of that cell actually used (from its hparams.json)."""
-    datasets = [d.strip() for d in str(row.get("dataset") or "").split("&")]
-    out: dict[str, Any] = {}
-    for d in datasets:
-        cell = cell_of({**row, "dataset": d}, t)
-        settings = res.settings("pretrain", cell) if cell else None
-        if settings:
-            train = settings["train"]
-            out = {"batch_size": train["batch_size"], "learning_rate": str(train["lr"]),
-                   "weight_decay": str(train["weight_decay"]), "warmup": train["warmup_epochs"],
-                   "optimizer": f"SGD momentum {train['momentum']}"}
-            break
+def _claim_cells(row: dict) -> list[tuple[str, Cell | None]]:
+    """(label, our cell) for every dataset x network a claims row names; None where we map nothing."""
+    return [(f"{d} {n}", cell_named(d, n)) for d in row.get("datasets") or [] for n in row.get("networks") or []]
+
+
+def _cells_or_unmapped(pairs: list[tuple[str, Cell | None]], runs: Callable[[Cell], list[Run]]) -> Need:
+    missing = [label for label, cell in pairs if cell is None]
+    if missing or not pairs:
+        return Unmapped(f"no backbone of ticketbench stands for {', '.join(missing) or 'the networks it names'}")
+    return tuple(dataclasses.replace(r, label=label) for label, cell in pairs for r in runs(cell))
+
+
+@dataclass(frozen=True)
+class ClaimRow:
+    """One claims row: the runs it is about and how our value is read from them."""
+
+    runs: Callable[[dict], Need]
+    value: Callable[[dict, Results, tuple[Run, ...]], str | None]
+
+
+CLAIM_ROWS: dict[str, list[tuple[str, ClaimRow]]] = {}
+
+
+def claim_row(table_id: str, start: str, runs: Callable[[dict], Need]):
+    """Declare the claims row of ``table_id`` whose claim starts with ``start``."""
+
+    def deco(value: Callable[[dict, Results, tuple[Run, ...]], str | None]):
+        CLAIM_ROWS.setdefault(table_id, []).append((start, ClaimRow(runs, value)))
+        return value
+    return deco
+
+
+def unmapped_claim(table_id: str, start: str, why: str) -> None:
+    CLAIM_ROWS.setdefault(table_id, []).append((start, ClaimRow(lambda row: Unmapped(why), lambda *a: None)))
+
+
+def _claim_of(t: PaperTable, row: dict) -> ClaimRow | None:
+    text = str(row.get("claim"))
+    return next((c for start, c in CLAIM_ROWS.get(t.id, []) if text.startswith(start)), None)
+
+
+def _claims_needs(t: PaperTable, row: dict) -> dict[str, Need]:
+    c = _claim_of(t, row)
+    return {"value": c.runs(row) if c else Unmapped("no resolver reads this claim"),
+            "where": PaperOnly("where in the paper the claim is stated")}
+
+
+def _claims(t: PaperTable, row: dict, res: Results, needs: dict[str, Need]) -> dict:
+    c, runs = _claim_of(t, row), _runs(needs["value"])
+    text = c.value(row, res, runs) if c and runs else None
+    return {"value": text} if text else {}
+
+
+for _id in ("prac_claims", "slth_claims", "jp_claims"):
+    table(_id, needs=_claims_needs)(_claims)
+
+
+def _by_cell(runs: tuple[Run, ...]) -> dict[Cell, dict[tuple[str, str], Run]]:
+    """The runs of a claim grouped by cell, each keyed by (phase, folder)."""
+    out: dict[Cell, dict[tuple[str, str], Run]] = {}
+    for r in runs:
+        out.setdefault(r.cell, {})[(r.phase, r.folder)] = r
     return out
+
+
+def _label(cell: Cell, runs: tuple[Run, ...]) -> str:
+    """A cell as the paper names it where the claim's runs carry its name, else ours."""
+    return next((r.label for r in runs if r.cell == cell and r.label), f"{cell[0]} {cell[1]}")
+
+
+def _saving_text(res: Results, cell: Cell, prac: str = "", full: str = "full") -> str | None:
+    s = res.savings(cell, prac, full)
+    if s is None:
+        return None
+    if s["saving"] is None:
+        return "no matching sparsity"
+    return (f"{value_cell(s['seed_savings'], unit='%')} up to sparsity {_pct(s['matched_sparsity'])}" +
+            (" (capped)" if s["capped"] else ""))
+
+
+def _savings_runs(cell: Cell, prac: str = "", full: str = "full") -> list[Run]:
+    return [Run("imp", cell, full), Run("prac", cell, prac)]
+
+
+def _saving_cells(row: dict) -> Need:
+    return _cells_or_unmapped(_claim_cells(row), _savings_runs)
+
+
+@claim_row("prac_claims", "Saving,", _saving_cells)
+def _prac_saving(row: dict, res: Results, runs: tuple[Run, ...]) -> str | None:
+    """Savings with PrAC's savings rule: the PrAC ticket within one std over seeds of full-data IMP's."""
+    parts = [f"{_label(cell, runs)}: {text}" for cell in _by_cell(runs) if (text := _saving_text(res, cell))]
+    return "; ".join(parts) or None
+
+
+def _prac_networks(row: dict) -> Need:
+    pairs = [(f"{d} {n}", cell_named(d, n)) for d in row.get("datasets") or [] for n in PRAC_NETWORKS.get(d, ())]
+    return _cells_or_unmapped(pairs, lambda cell: [Run("prac", cell)])
+
+
+@claim_row("prac_claims", "PrAC size range", _prac_networks)
+def _prac_size_range(row: dict, res: Results, runs: tuple[Run, ...]) -> str | None:
+    by_dataset: dict[str, list[tuple[float, Cell]]] = {}
+    for r in runs:
+        per_seed = [mean(x.get("prac_trained_fraction") for x in m.get("rounds", [])) for m in r.get(res)]
+        est = seed_interval(per_seed)
+        if est is not None:
+            by_dataset.setdefault(r.cell[0], []).append((est.mean, r.cell))
+    parts = []
+    for d, found in by_dataset.items():
+        lo, hi = min(found), max(found)
+        parts.append(f"{d} {_pct(lo[0])}-{_pct(hi[0])} ({len(found)} networks; seed means averaged over rounds)")
+    return "; ".join(parts) or None
+
+
+def _rn20_c10(*runs: tuple[str, str]) -> Callable[[dict], Need]:
+    return lambda row: _cells_or_unmapped([(" ".join(RN20_C10), cell_named(*RN20_C10))],
+                                          lambda cell: [Run(phase, cell, folder) for phase, folder in runs])
+
+
+@claim_row("prac_claims", "Iterations, ResNet-20 C10",
+           _rn20_c10(("imp", "full"), ("prac", ""), ("prac", "no_early_stop")))
+def _iterations(row: dict, res: Results, runs: tuple[Run, ...]) -> str | None:
+    """Iterations to find the ticket at PrAC's highest matching sparsity, for each of the three runs."""
+    cell = runs[0].cell
+    s = res.savings(cell)
+    if s is None or s["matched_round"] is None:
+        return None if s is None else "PrAC tickets match full-data IMP at no sparsity"
+    r = s["matched_round"]
+    parts = []
+    for label, (phase, folder) in (("PrAC", ("prac", "")), ("PrAC w/o early stop", ("prac", "no_early_stop")),
+                                   ("vanilla LT", ("imp", "full"))):
+        rows = round_by_seed(res, phase, cell, folder, r)
+        if rows:
+            parts.append(f"{label} {value_cell((x.get('find_iterations') for x in rows.values()), 1e-3, 1, 'k')}")
+    return f"at sparsity {_pct(s['matched_sparsity'])} (PrAC's highest matching): " + "; ".join(parts)
+
+
+@claim_row("prac_claims", "Early-stop ablation", _rn20_c10(("imp", "full"), ("prac", ""), ("prac", "no_early_stop")))
+def _early_stop(row: dict, res: Results, runs: tuple[Run, ...]) -> str | None:
+    cell = runs[0].cell
+    parts = [f"{label} {text}" for label, folder in (("w/o early stop", "no_early_stop"), ("with early stop", ""))
+             if (text := _saving_text(res, cell, folder))]
+    return f"{_label(cell, runs)}: " + "; ".join(parts) if parts else None
+
+
+def _lt_setting_runs(row: dict) -> Need:
+    pairs = [(f"{d} {n}", cell_named(d, n)) for n, d in LT_SETTING_CELLS.items()]
+    return _cells_or_unmapped(pairs, lambda cell: [r for s in LT_SETTINGS.values()
+                                                   for r in _savings_runs(cell, s, f"full-{s}")])
+
+
+@claim_row("prac_claims", "Low / warmup LT settings", _lt_setting_runs)
+def _lt_settings(row: dict, res: Results, runs: tuple[Run, ...]) -> str | None:
+    """PrAC-IMP's cost as a share of vanilla LT's under each LT setting: the iterations not saved."""
+    parts = []
+    for cell in _by_cell(runs):
+        for name, s in LT_SETTINGS.items():
+            found = res.savings(cell, s, f"full-{s}")
+            if found is None:
+                continue
+            text = ("no matching sparsity" if found["saving"] is None else
+                    value_cell([1 - x for x in found["seed_savings"]], unit="%") +
+                    f" of vanilla LT's iterations up to sparsity {_pct(found['matched_sparsity'])}")
+            parts.append(f"{_label(cell, runs)} {name}: {text}")
+    return "; ".join(parts) or None
 
 
 def _extremes_cell(res: Results, cell: Cell, runs: dict[str, tuple[str, str]], rule: Rule) -> str | None:
@@ -222,71 +414,540 @@ def _extremes_cell(res: Results, cell: Cell, runs: dict[str, tuple[str, str]], r
     return ", ".join(parts) or None
 
 
-def _claim_cells(row: dict, t: PaperTable) -> list[tuple[str, Cell]]:
-    """(label, our cell) for every dataset x network a claims row names that the grid can map."""
-    out = []
-    for dataset in row.get("datasets") or []:
-        for network in row.get("networks") or [None]:
-            cell = cell_of({"dataset": dataset, **({"network": network} if network else {})}, t)
-            if cell is not None:
-                out.append((f"{dataset} {network}" if network else dataset, cell))
+PRAC_VS_RANDOM = {"PrAC": ("prac", ""), "random pruning": ("imp", "random_prune"),
+                  "random tickets": ("imp", "random_reinit")}
+
+
+def _prac_dataset_networks(runs: list[tuple[str, str]]) -> Callable[[dict], Need]:
+    """PrAC's networks on each dataset the row names, each with the dense run the matching rule reads."""
+    def need(row: dict) -> Need:
+        pairs = [(f"{d} {n}", cell_named(d, n)) for d in row.get("datasets") or ["CIFAR-10"]
+                 for n in PRAC_NETWORKS.get(d, ())]
+        return _cells_or_unmapped(pairs, lambda cell: [Run("pretrain", cell), *(Run(p, cell, f) for p, f in runs)])
+    return need
+
+
+@claim_row("prac_claims", "Matching sparsity within 1% of dense", _prac_dataset_networks(list(PRAC_VS_RANDOM.values())))
+def _matching_vs_random(row: dict, res: Results, runs: tuple[Run, ...]) -> str | None:
+    """The matching-sparsity claim with PrAC's 'within 1 point of dense' rule."""
+    parts = [f"{_label(cell, runs)}: {shown}" for cell in _by_cell(runs)
+             if (shown := _extremes_cell(res, cell, PRAC_VS_RANDOM, WITHIN_1_OF_DENSE))]
+    return "; ".join(parts) or None
+
+
+@claim_row("prac_claims", "PrAC beats vanilla LT at highest sparsity",
+           _prac_dataset_networks([("prac", ""), ("imp", "full")]))
+def _beats_at_top(row: dict, res: Results, runs: tuple[Run, ...]) -> str | None:
+    """PrAC's ticket minus full-data IMP's at the highest round both ran, paired by seed."""
+    parts = []
+    for cell in _by_cell(runs):
+        prac, full = res.per_round("prac", cell), res.per_round("imp", cell, "full")
+        common = sorted(set(prac) & set(full))
+        if not common:
+            continue
+        r = common[-1]
+        a, b = round_by_seed(res, "prac", cell, "", r), round_by_seed(res, "imp", cell, "full", r)
+        seeds = sorted(set(a) & set(b))
+        diff = value_cell([a[s]["test_acc"] - b[s]["test_acc"] for s in seeds], unit=" points")
+        top = _pct(statistics.fmean(a[s]["sparsity"] for s in seeds))
+        parts.append(f"{_label(cell, runs)} at {top}: PrAC minus vanilla LT {diff}")
+    return "; ".join(parts) or None
+
+
+@claim_row("prac_claims", "Without CEP", _rn20_c10(("prac", ""), ("prac", "no_cep")))
+def _without_cep(row: dict, res: Results, runs: tuple[Run, ...]) -> str | None:
+    """CET-only tickets minus PrAC's, averaged over the rounds both ran, per seed."""
+    cell = runs[0].cell
+    a, b = res.by_seed("prac", cell, "no_cep"), res.by_seed("prac", cell)
+    diffs = []
+    for s in sorted(set(a) & set(b)):
+        x = {r["round"]: r["test_acc"] for r in a[s].get("rounds", [])}
+        y = {r["round"]: r["test_acc"] for r in b[s].get("rounds", [])}
+        common = sorted(set(x) & set(y))
+        if common:
+            diffs.append(statistics.fmean(x[r] - y[r] for r in common))
+    if not diffs:
+        return None
+    return f"{_label(cell, runs)}: without CEP minus PrAC {value_cell(diffs, unit=' points')} (mean over rounds)"
+
+
+unmapped_claim("prac_claims", "vs pruning-at-init",
+               "needs iterative SNIP, GraSP and SynFlow tickets at PrAC's budget: ticketbench has no pruning-at-init "
+               "IMP variant (its SNIP, GraSP and SynFlow scores serve the jackpot overlap study only)")
+unmapped_claim("prac_claims", "Random subsets needed to match PrAC",
+               "needs IMP on random subsets of the training data of several sizes: ticketbench has no random-subset "
+               "data selector")
+
+
+# --- Structure-LTH ---------------------------------------------------------------------------------------------
+
+SLTH_CIFAR_NETWORKS = ("WRN-32-2", "RN-18", "MBNet-v1", "VGG-16")
+SLTH_CELLS = {"CIFAR": [(d, n) for d in ("CIFAR-10", "CIFAR-100") for n in SLTH_CIFAR_NETWORKS],
+              "Tiny-ImageNet": [("Tiny-ImageNet", "RN-50")], "ImageNet": [("ImageNet", "RN-50")]}
+RN18_C10 = ("CIFAR-10", "RN-18")  # the cell of §5's ablations and of the A2 comparisons
+
+
+def _slth_1_needs(t: PaperTable, row: dict) -> dict[str, Need]:
+    cell = cell_of(row, t)
+    run: Need = (Run("imp", cell, "structure_lth"),) if cell else _no_cell(t, row)
+    return {**{c: run for c in t.value_columns},
+            "model_size": PaperOnly("a property of the network definition, not of a run (tests/test_models.py "
+                                    "checks our networks' sizes)")}
+
+
+@table("slth_1", needs=_slth_1_needs)
+def _slth_recipe(t: PaperTable, row: dict, res: Results, needs: dict[str, Need]) -> dict:
+    """Structure-LTH's recipe as its own IMP run of the cell used it."""
+    runs = _runs(needs["batch_size"])
+    h = runs[0].hparams(res) if runs else None
+    if not h or "train" not in h:
+        return {}
+    tr = h["train"]
+    return {"batch_size": tr["batch_size"], "weight_decay": f"{tr['weight_decay']:g}", "learning_rate": _lr(tr),
+            "optimizer": f"SGD momentum {tr['momentum']:g}" + (", Nesterov" if tr.get("nesterov") else "")}
+
+
+def _lr(tr: dict) -> str:
+    """A learning-rate schedule as the papers print it: ``0.1; ×0.1 at 80,120 of 160 epochs``."""
+    warm = f", {tr['warmup_epochs']} warm-up epochs" if tr.get("warmup_epochs") else ""
+    if tr["schedule"] == "multistep":
+        return f"{tr['lr']:g}; ×{tr['gamma']:g} at {tr['milestones']} of {tr['epochs']} epochs{warm}"
+    return f"{tr['lr']:g}; {tr['schedule']} over {tr['epochs']} epochs{warm}"
+
+
+@_every_column
+def _transfer_needs(t: PaperTable, row: dict) -> Need:
+    return Unmapped("tickets found on ImageNet and retrained on CIFAR-10: ticketbench has no cross-dataset ticket "
+                    "transfer (its transfer replays PrAC sets between backbones), and the paper leaves the network "
+                    "unclear (ResNet-50 in the caption, ResNet-18 in the text)")
+
+
+@table("slth_a2", needs=_transfer_needs)
+def _transfer(t: PaperTable, row: dict, res: Results, needs: dict[str, Need]) -> dict:
+    return {}
+
+
+def _vs_random_needs(t: PaperTable, row: dict) -> dict[str, Need]:
+    cell = cell_of(row, t)
+    if cell is None:
+        return _unmapped_row(t, row)
+    method = "refill" if t.id == "slth_a3" else "regroup"
+    ours_run = (Run("structure", cell, method),)
+    return {"remaining": ours_run, "acc_ours": ours_run, "acc_random": (Run("structure", cell, f"{method}-reinit"),)}
+
+
+@table("slth_a3", "slth_a4", needs=_vs_random_needs)
+def _structure_vs_random(t: PaperTable, row: dict, res: Results, needs: dict[str, Need]) -> dict:
+    out = {}
+    for col, need in needs.items():
+        runs = _runs(need)
+        seeds = runs[0].per_round(res).get(int(row["round"])) if runs else None
+        if not seeds:
+            continue
+        if col == "remaining":
+            out[col] = _shared(1 - x["sparsity"] for x in seeds)
+        else:
+            out[col] = _ours((x["test_acc"] for x in seeds), runs=seeds)
     return out
 
 
-@resolver("prac_claims")
-def _prac_claims(t: PaperTable, row: dict, res: Results) -> dict:
-    """Savings claims with PrAC's savings rule, the matching-sparsity claim with its 'within 1% of dense' rule."""
-    text = str(row.get("claim"))
+def _rounds_needs(t: PaperTable, row: dict) -> dict[str, Need]:
+    cell = cell_of(row, t)
+    if cell is None:
+        return _unmapped_row(t, row)
+    # Beside the structured tickets, Structure-LTH's own IMP run they come from, as the paper's tables put them.
+    runs = {"imp": Run("imp", cell, "structure_lth"), "refill": Run("structure", cell, "refill"),
+            "regroup": Run("structure", cell, "regroup")}
+    return {c: (runs[c.split("_")[0]],) for c in t.value_columns}
+
+
+@table("slth_a5", "slth_a6", "slth_a7", needs=_rounds_needs)
+def _structure_rounds(t: PaperTable, row: dict, res: Results, needs: dict[str, Need]) -> dict:
+    out = {}
+    for col, need in needs.items():
+        runs = _runs(need)
+        seeds = runs[0].per_round(res).get(int(row["round"])) if runs else None
+        if not seeds:
+            continue
+        if col.endswith("_remaining"):
+            out[col] = _shared(1 - x["sparsity"] for x in seeds)
+        else:
+            out[col] = _ours((x["test_acc"] for x in seeds), runs=seeds)
+    return out
+
+
+def _structure_cells(pairs: list[tuple[str, str]], methods: tuple[str, ...]) -> Need:
+    """The structure runs of ``methods`` on each (dataset, network), with the dense run the rule compares to."""
+    named = [(f"{d} {n}", cell_named(d, n)) for d, n in pairs]
+    return _cells_or_unmapped(named, lambda cell: [Run("pretrain", cell),
+                                                   *(Run("structure", cell, m) for m in methods)])
+
+
+def _extreme_saving(res: Results, cell: Cell, method: str) -> tuple[float, float, bool] | None:
+    """(sparsity, mean time saving, capped) at the extreme sparsity by Structure-LTH's rule on the seed-mean curve;
+    None when the run is missing or no round reaches dense accuracy."""
+    found = mean_extreme(res, cell, "structure", method, AT_LEAST_DENSE)
+    if found is None or found.extreme.point is None:
+        return None
+    rows = round_by_seed(res, "structure", cell, method, found.extreme.point.round)
+    saving = mean(rows[s].get("time_saving") for s in found.seeds if s in rows)
+    return None if saving is None else (found.extreme.sparsity, saving, found.extreme.capped)
+
+
+def _best_savings(res: Results, runs: tuple[Run, ...]) -> dict[str, tuple[float, float, bool, str]]:
+    """Per dataset, the largest time saving at an extreme sparsity over the structure runs listed."""
+    best: dict[str, tuple[float, float, bool, str]] = {}
+    for r in runs:
+        if r.phase != "structure":
+            continue
+        found = _extreme_saving(res, r.cell, r.folder)
+        if found and (r.cell[0] not in best or found[1] > best[r.cell[0]][1]):
+            best[r.cell[0]] = (*found, f"{r.cell[1]} {r.folder}")
+    return best
+
+
+def _saving_at(found: tuple[float, float, bool, str]) -> str:
+    sparsity, saving, capped, where = found
+    return f"{_pct(saving)} at {_pct(sparsity)}{' (capped)' if capped else ''} ({where})"
+
+
+ALL_SLTH = [p for pairs in SLTH_CELLS.values() for p in pairs]
+
+
+@claim_row("slth_claims", "Abstract headline", lambda row: _structure_cells(ALL_SLTH, ("refill", "regroup")))
+def _headline(row: dict, res: Results, runs: tuple[Run, ...]) -> str | None:
+    best = _best_savings(res, runs)
+    return "; ".join(f"{d}: up to {_saving_at(found)}" for d, found in best.items()) or None
+
+
+@claim_row("slth_claims", "Contribution summary", lambda row: _structure_cells(ALL_SLTH, ("refill", "regroup")))
+def _summary(row: dict, res: Results, runs: tuple[Run, ...]) -> str | None:
+    found = [f for r in runs if r.phase == "structure" and (f := _extreme_saving(res, r.cell, r.folder))]
+    if not found:
+        return None
+    savings, sparsities = [f[1] for f in found], [f[0] for f in found]
+    return (f"{_pct(min(savings))}-{_pct(max(savings))} time savings at {_pct(min(sparsities))}-"
+            f"{_pct(max(sparsities))} sparsity ({len(found)} runs at their extreme sparsity)")
+
+
+def _per_method(res: Results, runs: tuple[Run, ...]) -> str | None:
     parts = []
-    if "aving" in text and row.get("numbers") and row.get("networks"):
-        for key in row["numbers"]:
-            dataset = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100"}.get(key, key)
-            for network in row["networks"]:
-                cell = cell_of({"dataset": dataset, "network": network}, t)
-                s = res.savings(cell) if cell else None  # the claims table's all-seed matching rule
-                if s is not None:
-                    parts.append(f"{key} {network}: " + ("no matching sparsity" if s["saving"] is None else
-                                                          f"{value_cell(s['seed_savings'], unit='%')} up to sparsity "
-                                                          f"{100 * s['matched_sparsity']:.2f}%" +
-                                                          (" (capped)" if s["capped"] else "")))
-    elif text.startswith("Matching sparsity within 1% of dense"):
-        # The paper names no network for this sentence: every network the grid ran on the dataset.
-        for dataset in row.get("datasets") or []:
-            for cell in (c for c in res.cells("imp") if c[0] == DATASETS.get(dataset)):
-                shown = _extremes_cell(res, cell, {"PrAC": ("prac", ""), "random pruning": ("imp", "random_prune"),
-                                                   "random tickets": ("imp", "random_reinit")}, WITHIN_1_OF_DENSE)
-                if shown:
-                    parts.append(f"{dataset} {cell[1]}: {shown}")
-    return {"value": "; ".join(parts)} if parts else {}
+    for r in runs:
+        if r.phase != "structure":
+            continue
+        found = mean_extreme(res, r.cell, "structure", r.folder, AT_LEAST_DENSE)
+        if found is None:
+            continue
+        saving = _extreme_saving(res, r.cell, r.folder)
+        parts.append(f"{r.folder}: extreme sparsity {found.extreme.describe()}" +
+                     (f", {_pct(saving[1])} time saving" if saving else ""))
+    return f"{_label(runs[0].cell, runs)}: " + "; ".join(parts) if parts else None
 
 
-@resolver("slth_claims")
-def _slth_claims(t: PaperTable, row: dict, res: Results) -> dict:
-    """Extreme sparsities and the savings at them, with Structure-LTH's 'at least dense accuracy' rule."""
-    text = str(row.get("claim"))
+claim_row("slth_claims", "Tiny RN-50",
+          lambda row: _structure_cells([("Tiny-ImageNet", "RN-50")], ("refill", "regroup")))(
+    lambda row, res, runs: _per_method(res, runs))
+claim_row("slth_claims", "ImageNet RN-50",
+          lambda row: _structure_cells([("ImageNet", "RN-50")], ("refill", "refill_plus", "regroup")))(
+    lambda row, res, runs: _per_method(res, runs))
+
+
+def _named_structure(methods: tuple[str, ...]) -> Callable[[dict], Need]:
+    return lambda row: _structure_cells([(d, n) for d in row.get("datasets") or [] for n in row.get("networks") or []],
+                                        methods)
+
+
+def _extremes(row: dict, res: Results, runs: tuple[Run, ...]) -> str | None:
+    """Extreme sparsities with Structure-LTH's 'at least dense accuracy' rule."""
     parts = []
-    if text.startswith("CIFAR extreme"):
-        methods = ("refill", "refill_plus") if "channel" in text else ("regroup",)
-        for label, cell in _claim_cells(row, t):
-            shown = _extremes_cell(res, cell, {m: ("structure", m) for m in methods}, AT_LEAST_DENSE)
-            if shown:
-                parts.append(f"{label}: {shown}")
-    elif text.startswith("Group-wise time savings at undamaged accuracy"):
-        for label, cell in _claim_cells(row, t):
-            for method in ("regroup", "refill"):
-                found = mean_extreme(res, cell, "structure", method, AT_LEAST_DENSE)
-                if found is None:
-                    continue
-                ext = found.extreme
-                if ext.point is None:
-                    parts.append(f"{label} {method}: no round at dense accuracy")
-                    continue
-                rows = round_by_seed(res, "structure", cell, method, ext.point.round)
-                saving = value_cell((rows[s].get("time_saving") for s in found.seeds if s in rows), unit="%")
-                parts.append(f"{label} {method}: {saving} at sparsity {ext.describe()}")
-    return {"value": "; ".join(parts)} if parts else {}
+    for cell, found in _by_cell(runs).items():
+        methods = {f: ("structure", f) for p, f in found if p == "structure"}
+        shown = _extremes_cell(res, cell, methods, AT_LEAST_DENSE)
+        if shown:
+            parts.append(f"{_label(cell, runs)}: {shown}")
+    return "; ".join(parts) or None
 
 
-def ours(table: PaperTable, row: dict, res: Results) -> dict[str, Any]:
-    fn = RESOLVERS.get(table.id)
-    return fn(table, row, res) if fn else {}
+claim_row("slth_claims", "CIFAR extreme channel-wise", _named_structure(("refill", "refill_plus")))(_extremes)
+claim_row("slth_claims", "CIFAR extreme group-wise", _named_structure(("regroup",)))(_extremes)
+
+
+@claim_row("slth_claims", "Group-wise time savings at undamaged accuracy", _named_structure(("regroup", "refill")))
+def _group_savings(row: dict, res: Results, runs: tuple[Run, ...]) -> str | None:
+    parts = []
+    for r in runs:
+        if r.phase != "structure":
+            continue
+        found = mean_extreme(res, r.cell, "structure", r.folder, AT_LEAST_DENSE)
+        if found is None:
+            continue
+        ext = found.extreme
+        if ext.point is None:
+            parts.append(f"{_label(r.cell, runs)} {r.folder}: no round at dense accuracy")
+            continue
+        rows = round_by_seed(res, "structure", r.cell, r.folder, ext.point.round)
+        saving = value_cell((rows[s].get("time_saving") for s in found.seeds if s in rows), unit="%")
+        parts.append(f"{_label(r.cell, runs)} {r.folder}: {saving} at sparsity {ext.describe()}")
+    return "; ".join(parts) or None
+
+
+@claim_row("slth_claims", "Layer-wise speedup",
+           lambda row: _cells_or_unmapped([("CIFAR-10 VGG-16", cell_named("CIFAR-10", "VGG-16"))],
+                                          lambda cell: [Run("structure", cell, "timing", "timing.json")]))
+def _layer_speedup(row: dict, res: Results, runs: tuple[Run, ...]) -> str | None:
+    """The largest per-layer speedup over dense of each seed's timing, and the layer it is on."""
+    best = []
+    for data in runs[0].get(res):
+        top = max(((v, row_["layer"], k[: -len("_speedup")]) for row_ in data.get("layers") or []
+                   for k, v in row_.items() if k.endswith("_speedup") and v is not None), default=None)
+        if top:
+            best.append(top)
+    if not best:
+        return None
+    where = sorted({f"{layer} ({model})" for _, layer, model in best})
+    return f"up to {value_cell([b[0] for b in best], 1, 2, 'x')} per seed, on {', '.join(where)}"
+
+
+@claim_row("slth_claims", "FLOPs (VGG-16 C10",
+           lambda row: _structure_cells([("CIFAR-10", "VGG-16")], ("refill", "refill_plus", "regroup")))
+def _flops(row: dict, res: Results, runs: tuple[Run, ...]) -> str | None:
+    """The FLOPs of slimmed tickets as a share of dense, at the round nearest the sparsity the paper states."""
+    nums = row.get("numbers") or {}
+    parts = []
+    for r in runs:
+        if r.phase != "structure":
+            continue
+        target = nums.get(f"{r.folder}_sparsity")
+        per_round = r.per_round(res)
+        rows = [{"round": k, "sparsity": statistics.fmean(x["sparsity"] for x in v)} for k, v in per_round.items()]
+        near = _nearest_round(rows, float(target), tol=100) if target is not None else None
+        if near is None:
+            continue
+        seeds = per_round[near["round"]]
+        flops = [x.get("flops_fraction") for x in seeds]
+        shown = (f"{value_cell(flops, unit='%')} of dense FLOPs" if any(f is not None for f in flops)
+                 else "no FLOPs count (block-sparse tickets are timed, not counted)")
+        parts.append(f"{r.folder} at {_pct(near['sparsity'])}: {shown}")
+    return "; ".join(parts) or None
+
+
+def _rn18_c10(methods: tuple[str, ...]) -> Callable[[dict], Need]:
+    # The appendix's comparisons with other pruners are on RN-18 CIFAR-10, the network of Tables A3 and A4.
+    return lambda row: _structure_cells([RN18_C10], methods)
+
+
+def _acc_near(row: dict, res: Results, runs: tuple[Run, ...]) -> str | None:
+    """Our tickets' accuracy at the round nearest the sparsity the comparison is made at (the other pruner's
+    number is the paper's: it is not run here)."""
+    target = float(row["numbers"]["sparsity"])
+    parts = []
+    for r in runs:
+        if r.phase != "structure":
+            continue
+        per_round = r.per_round(res)
+        rows = [{"round": k, "sparsity": statistics.fmean(x["sparsity"] for x in v)} for k, v in per_round.items()]
+        near = _nearest_round(rows, target, tol=100)
+        if near is not None:
+            seeds = per_round[near["round"]]
+            parts.append(f"{r.folder} {value_cell((x['test_acc'] for x in seeds), unit='%')} at "
+                         f"{_pct(near['sparsity'])}")
+    return f"{_label(runs[0].cell, runs)}: " + "; ".join(parts) + " (the other pruner is not run)" if parts else None
+
+
+claim_row("slth_claims", "vs ABC pruner", _rn18_c10(("refill",)))(_acc_near)
+claim_row("slth_claims", "vs SCOP", _rn18_c10(("refill", "regroup")))(_acc_near)
+unmapped_claim("slth_claims", "Rewinding ablation",
+               "needs Structure-LTH's IMP rewound to 5, 10, 20, 50 and 100% of training, each with structured tickets: "
+               "the grid runs one rewind point (imp.structure_rewind), and 100% is no rewind point of the imp stage")
+unmapped_claim("slth_claims", "Mask-source ablation",
+               "needs OMP, random, SNIP, GraSP, SynFlow and ADMM masks as sources of regrouped tickets: ticketbench "
+               "regroups IMP masks only")
+
+
+# --- Lottery jackpots ----------------------------------------------------------------------------------------
+
+JP_SEARCH_EPOCHS = 30  # the README's "30(S)": the released configs' search length
+JP_CIFAR = [(d, n) for n in ("VGGNet-19", "ResNet-32") for d in ("CIFAR-10", "CIFAR-100")]
+
+
+def _search(cell: Cell, sparsity: float, suffix: str = "") -> Run:
+    """A magnitude-initialised search; without a suffix, the recipe's own, which must search 30 epochs."""
+    folder = f"magnitude-s{sparsity:g}" + (f"-{suffix}" if suffix else "")
+    needs_30 = not suffix or suffix.startswith("t")
+    return Run("jackpot", cell, folder, settings=(("jackpot", "epochs", JP_SEARCH_EPOCHS),) if needs_30 else ())
+
+
+def _jp_r1_needs(t: PaperTable, row: dict) -> dict[str, Need]:
+    cell = cell_of(row, t)
+    if cell is None:
+        return _unmapped_row(t, row)
+    sp = float(row["sparsity"]) / 100
+    return {"top1_30s": (_search(cell, sp),), "top1_160s": (_search(cell, sp, "e160"),)}
+
+
+def _search_acc(runs: tuple[Run, ...], res: Results, key: str = "test_acc") -> SeedMean | None:
+    found = runs[0].get(res) if runs else []
+    return _ours((m.get(key) for m in found), runs=found if key == "test_acc" else None)
+
+
+@table("jp_r1", needs=_jp_r1_needs)
+def _jackpot_readme(t: PaperTable, row: dict, res: Results, needs: dict[str, Need]) -> dict:
+    return {col: _search_acc(_runs(need), res) for col, need in needs.items()}
+
+
+JP_R2 = {"30ep": "", "60ep": "e60", "30s10t": "t10"}
+
+
+def _jp_r2_needs(t: PaperTable, row: dict) -> dict[str, Need]:
+    cell = cell_of(row, t)
+    if cell is None:
+        return _unmapped_row(t, row)
+    # Every README version reports the same searches: each version's row maps to the same runs.
+    return {c: (_search(cell, int(c[1:3]) / 100, JP_R2[c[4:]]),) for c in t.value_columns}
+
+
+@table("jp_r2", needs=_jp_r2_needs)
+def _jackpot_imagenet(t: PaperTable, row: dict, res: Results, needs: dict[str, Need]) -> dict:
+    # After weight tuning the reported accuracy is the tuned model's.
+    return {col: _search_acc(_runs(need), res, "tuned_test_acc" if col.endswith("t") else "test_acc")
+            for col, need in needs.items()}
+
+
+@claim_row("jp_claims", "VGGNet-19, CIFAR-10: a 10%-weight jackpot",
+           lambda row: _cells_or_unmapped(_claim_cells(row), lambda cell: [Run("pretrain", cell),
+                                                                           _search(cell, 0.9)]))
+def _jackpot_matches_dense(row: dict, res: Results, runs: tuple[Run, ...]) -> str | None:
+    dense, jp = runs[0].by_seed(res), runs[1].by_seed(res)
+    seeds = sorted(set(dense) & set(jp))
+    if not seeds:
+        return None
+    gap = value_cell([jp[s]["test_acc"] - dense[s]["test_acc"] for s in seeds], unit=" points")
+    unchanged = all(jp[s].get("weights_unchanged") for s in seeds)
+    return (f"{_label(runs[0].cell, runs)}: jackpot minus dense {gap}; weights unchanged: "
+            f"{'yes' if unchanged else 'no'}")
+
+
+def _jp_cifar(folder: str, file: str) -> Callable[[dict], Need]:
+    return lambda row: _cells_or_unmapped([(f"{d} {n}", cell_named(d, n)) for d, n in JP_CIFAR],
+                                          lambda cell: [Run("jackpot", cell, folder, file)])
+
+
+@claim_row("jp_claims", "masks from many pruning criteria overlap", _jp_cifar("overlap-random-s0.9", "overlap.csv"))
+def _overlaps(row: dict, res: Results, runs: tuple[Run, ...]) -> str | None:
+    """Per cell, each criterion's mean overlap with a random-initialised search's jackpot, highest first."""
+    parts = []
+    for r in runs:
+        per_crit: dict[str, list[float]] = {}
+        for data in r.get(res):
+            for x in data.get("rows", []):
+                if not x["criterion"].startswith("imp"):
+                    per_crit.setdefault(x["criterion"], []).append(x["overlap"])
+        if per_crit:
+            ranked = sorted(per_crit, key=lambda c: -statistics.fmean(per_crit[c]))
+            shown = ", ".join(f"{c} {value_cell(per_crit[c], unit='%')}" for c in ranked)
+            parts.append(f"{_label(r.cell, runs)}: {shown}")
+    return "; ".join(parts) or None
+
+
+@claim_row("jp_claims", "magnitude-initialised mask gives at least", _jp_cifar("", "cost-s0.9.json"))
+def _search_cost(row: dict, res: Results, runs: tuple[Run, ...]) -> str | None:
+    parts = []
+    for r in runs:
+        factors = [d.get("factor") for d in r.get(res)]
+        if factors:
+            shown = ("magnitude init never reached random init's accuracy on some seed" if None in factors
+                     else value_cell(factors, 1, 2, "x"))
+            parts.append(f"{_label(r.cell, runs)}: {shown}")
+    return "; ".join(parts) or None
+
+
+@claim_row("jp_claims", "ResNet-50, ImageNet, 90% sparsity",
+           lambda row: _cells_or_unmapped(_claim_cells(row), lambda cell: [_search(cell, 0.9, "e10"),
+                                                                           _search(cell, 0.9, "e5")]))
+def _short_search(row: dict, res: Results, runs: tuple[Run, ...]) -> str | None:
+    parts = []
+    for r in runs:
+        acc = _search_acc((r,), res)
+        if acc is not None:
+            parts.append(f"{r.folder.rsplit('-e', 1)[1]} search epochs: {acc:.2f}%")
+    return f"{_label(runs[0].cell, runs)} at 90%: " + "; ".join(parts) if parts else None
+
+
+unmapped_claim("jp_claims", "short restriction",
+               "the paper does not define the short restriction (methods.md §1.4, §6): our swap update with a rate "
+               "below 1 is a reading of it, with no rate of the paper's to test")
+
+
+# --- Reference IMP (OpenLTH) -----------------------------------------------------------------------------------
+
+def _openlth_needs(t: PaperTable, row: dict) -> dict[str, Need]:
+    cell = cell_of(row, t)
+    if cell is None:
+        return _unmapped_row(t, row)
+    # The grid's vanilla IMP is the reference run the OpenLTH recipe is compared with.
+    run = (Run("imp", cell, "full"),)
+    return {**{c: run for c in t.value_columns}, "cifar_aug": (Run("imp", cell, "full", dense=True),),
+            "init": PaperOnly("weight initialisation is the network definition's (ticketbench.models), not a "
+                              "setting of the run")}
+
+
+def _pruning(imp: dict) -> str:
+    return (f"{imp['scope']} magnitude, {imp['rate']:.0%} of the remaining weights per round, layers: policy "
+            f"{imp['policy']}")
+
+
+def _rewinding(imp: dict) -> str:
+    return f"to {imp['rewind']}" + ("; the LR schedule resumes there" if imp.get("lr_resume") else
+                                    "; the LR schedule restarts")
+
+
+@table("imp_openlth", needs=_openlth_needs)
+def _openlth(t: PaperTable, row: dict, res: Results, needs: dict[str, Need]) -> dict:
+    out: dict[str, Any] = {}
+    h = _runs(needs["batch_size"])[0].hparams(res) if _runs(needs["batch_size"]) else None
+    if h and "train" in h and "imp" in h:
+        tr, imp = h["train"], h["imp"]
+        sched = _lr(tr).split("; ", 1)[1].replace(f" of {tr['epochs']} epochs", "")
+        out = {"batch_size": tr["batch_size"], "optimizer": f"SGD m {tr['momentum']:g}",
+               "lr_schedule": f"{tr['lr']:g}, {sched}", "epochs": tr["epochs"],
+               "weight_decay": f"{tr['weight_decay']:g}", "pruning": _pruning(imp), "rewinding": _rewinding(imp),
+               "levels": f"{imp['rounds']} rounds (round 0 = dense)"}
+    dense = _runs(needs["cifar_aug"])[0].hparams(res) if _runs(needs["cifar_aug"]) else None
+    if dense and "data" in dense:
+        data = dense["data"]
+        out["cifar_aug"] = (("no augmentation" if data.get("no_augment") else "the data layer's augmentation") +
+                            f" (data.no_augment {str(bool(data.get('no_augment'))).lower()}), image size " +
+                            (str(data["image_size"]) if data.get("image_size") else "the dataset's own"))
+    return out
+
+
+# Which run of the grid follows each paper's IMP conventions, on the paper's own headline cell.
+CONVENTION_RUNS = {"OpenLTH": ("imp", ("CIFAR-10", "ResNet-20"), "full"), "PrAC": ("prac", RN20_C10, ""),
+                   "Structure-LTH": ("imp", RN18_C10, "structure_lth")}
+
+
+@_every_column
+def _conventions_needs(t: PaperTable, row: dict) -> Need:
+    phase, (d, n), folder = CONVENTION_RUNS[row["paper"]]
+    return _cells_or_unmapped([(f"{d} {n}", cell_named(d, n))], lambda cell: [Run(phase, cell, folder)])
+
+
+@table("imp_conventions", needs=_conventions_needs)
+def _conventions(t: PaperTable, row: dict, res: Results, needs: dict[str, Need]) -> dict:
+    runs = _runs(needs["rounds"])
+    h = runs[0].hparams(res) if runs else None
+    if not h or "imp" not in h or "train" not in h:
+        return {}
+    imp, tr, prac = h["imp"], h["train"], h.get("prac")
+    epochs = f"{tr['epochs']}"
+    if prac is not None:
+        # PrAC trains each round on its set for proportionally fewer iterations, and stops early.
+        epochs += f" × size(P)/size(D0) ({imp['epoch_scaling']})" + ("" if prac.get("no_early_stop") else
+                                                                      ", plus early stop")
+    return {"rate_per_round": f"{imp['rate']:.0%} {imp['scope']}", "layers_pruned": f"policy {imp['policy']}",
+            "rewind_point": _rewinding(imp).removeprefix("to "), "epochs_per_round": epochs,
+            "rounds": str(imp["rounds"])}
+
+
+# Table id -> its resolver with its own needs: ``RESOLVERS[id](table, row, results)``.
+RESOLVERS: dict[str, Resolver] = {i: ours for i in SPECS}

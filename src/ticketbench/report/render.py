@@ -9,6 +9,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 NOT_RUN = "not run"
+# Our column of a cell that states a fact of the paper alone (a model size): nothing to run.
+PAPER_ONLY = "paper only"
+GREYED = (NOT_RUN, PAPER_ONLY)
 
 
 @dataclass
@@ -77,7 +80,7 @@ def csv_text(t: Table) -> str:
 
 def html_table(t: Table) -> str:
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in t.columns)
-    body = "".join("<tr>" + "".join(f"<td class=\"{'nr' if c == NOT_RUN else ''}\">{html.escape(str(c))}</td>"
+    body = "".join("<tr>" + "".join(f"<td class=\"{'nr' if c in GREYED else ''}\">{html.escape(str(c))}</td>"
                                     for c in row) + "</tr>" for row in t.rows)
     cap = f"<p class=\"cap\">{html.escape(t.caption)}</p>" if t.caption else ""
     notes = "".join(f"<p class=\"note\">{html.escape(n)}</p>" for n in t.notes)

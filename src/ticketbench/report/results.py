@@ -78,6 +78,10 @@ class Results:
     def extra(self, phase: str, cell: Cell, name: str) -> list[dict]:
         return [v for (p, d, b, s, n), v in sorted(self.extras.items()) if p == phase and (d, b) == cell and n == name]
 
+    def extra_by_seed(self, phase: str, cell: Cell, name: str) -> dict[int, dict]:
+        return {s: v for (p, d, b, s, n), v in sorted(self.extras.items()) if p == phase and (d, b) == cell
+                and n == name}
+
     def extras_like(self, phase: str, prefix: str, cell: Cell | None = None) -> list[tuple[Cell, int, str, dict]]:
         """(cell, seed, name, data) of every extra of ``phase`` whose name starts with ``prefix``, in path order."""
         return [((d, b), s, n, v) for (p, d, b, s, n), v in sorted(self.extras.items())
@@ -95,6 +99,20 @@ class Results:
         data = _load(path)
         return data.get("settings") if data else None
 
+    def dense_settings(self, phase: str, cell: Cell, variant: str = "") -> dict | None:
+        """The settings of the dense run that a method run started from: the pretrain run of the cell whose best
+        weights hash to the run's recorded ``pretrain`` (the paper's own dense run or the base one)."""
+        seeds = self.seeds(phase, cell, variant)
+        source = (self.settings(phase, cell, variant) or {}).get("pretrain")
+        if not seeds or not source:
+            return None
+        for v in self.variants("pretrain", cell):
+            if self.runs.get(("pretrain", *cell, seeds[0], v), {}).get("state_hash") == source:
+                path = self.root.joinpath("pretrain", *cell, f"seed{seeds[0]}", *([v] if v else []), "hparams.json")
+                data = _load(path)
+                return data.get("settings") if data else None
+        return None
+
     def dense(self, cell: Cell) -> float | None:
         return mean(m["test_acc"] for m in self.get("pretrain", cell))
 
@@ -110,12 +128,13 @@ class Results:
                 by_round.setdefault(row["round"], []).append(row)
         return dict(sorted(by_round.items()))
 
-    def savings(self, cell: Cell) -> dict | None:
+    def savings(self, cell: Cell, prac: str = "", full: str = "full") -> dict | None:
         """PrAC-IMP's savings over full-data IMP on the seeds both ran, with the paper's matching rule (one std
-        over seeds; 1 point with one seed); None when no seed ran both."""
+        over seeds; 1 point with one seed); None when no seed ran both. ``prac`` and ``full`` name the runs' folders
+        (an ablation, or the two runs of one LT setting)."""
         from ..methods.prac.savings import savings
 
-        full, prac = self.by_seed("imp", cell, "full"), self.by_seed("prac", cell)
+        full, prac = self.by_seed("imp", cell, full), self.by_seed("prac", cell, prac)
         seeds = [k for k in sorted(set(full) & set(prac)) if full[k].get("rounds") and prac[k].get("rounds")]
         if not seeds:
             return None

@@ -44,6 +44,8 @@ class StructureHparams(Hparams):
     criterion: str = hp("l1", "refill channel score: l1 (of trained weights; the paper), remain (the released code), "
                               "act_l1, act_l2 or saliency")
     rho: float = hp(0.1, "refill_plus: extra fraction of the emptied channels to re-activate (paper value unknown)")
+    reinit: bool = hp(False, "ablation: retrain each structured ticket from a fresh random initialisation instead "
+                             "of the IMP run's rewind weights (Structure-LTH Tables A3, A4: random tickets)")
     round_to: int = hp(1, "refill: round each layer's channel count up to a multiple of this (1: the paper's rule; "
                           "8 suits CPU/GPU conv kernels)")
     parts: int = hp(8, "regroup: hypergraph parts per layer (at most; see --fixed-parts)")
@@ -198,7 +200,9 @@ def run_structure(pre: Pretrained, imp_dir: str | Path, st: StructureHparams, tr
         t0 = time.perf_counter()
         mask, bn_mask, facts = structure_round(pre, imp_dir, r, st, example)
         blocks = facts.pop("_blocks", None)
-        model, res = train_round(pre, rewind, Mask({**mask, **bn_mask}), train_hp, device=device,
+        # The random tickets of the ablation draw one init per round, as imp's random_reinit baseline does.
+        start = pre.new_model(seed=pre.seed + 10_000 + r).state_dict() if st.reinit else rewind
+        model, res = train_round(pre, start, Mask({**mask, **bn_mask}), train_hp, device=device,
                                  start_epoch=start_epoch, progress=progress, desc=f"{st.method} round {r}")
         model.load_state_dict(res.best_state)
         model.cpu().eval()
