@@ -154,6 +154,16 @@ def test_cli_search_overlap_and_cost(pre_dir, tmp_path):
     random_row = next(r for r in storage.read_json(tmp_path / "ov_random" / "overlap.json")["rows"]
                       if r["criterion"] == "random")
     assert random_row["overlap"] < 0.3  # chance is 0.1; the search's own initial mask overlaps far more
+    # An IMP run of another dense network is refused: its masks are not comparable weight by weight.
+    other = tmp_path / "other_pre"
+    assert main(["pretrain", "--dataset", "synthetic", "--backbone", "test_resnet", "--epochs", "1", "--batch-size",
+                 "64", "--seed", "5", "--no-progress", "--out", str(other)]) == 0
+    imp_other = tmp_path / "imp_other"
+    assert main(["imp", "--pretrain", str(other), "--rounds", "1", "--rewind", "init", "--no-progress",
+                 "--out", str(imp_other)]) == 0
+    assert main(["jackpot-overlap", "--pretrain", str(pre_dir), "--jackpot", str(runs["magnitude"]), "--imp",
+                 str(imp_other), "--out", str(tmp_path / "ov_bad"), "--batches", "1"]) == 2
+    assert not (tmp_path / "ov_bad").exists()
     assert main(["jackpot-cost", "--magnitude", str(runs["magnitude"]), "--random", str(runs["random"]),
                  "--out", str(tmp_path / "cost.json")]) == 0
     assert main(["jackpot-cost", "--magnitude", str(runs["random"]), "--random", str(runs["magnitude"]),

@@ -68,6 +68,20 @@ class JackpotOverlap(MethodStage):
         return hp
 
     @classmethod
+    def check_inputs(cls, pre, hp, args):
+        # Masks of two different dense networks share no meaning weight by weight: the IMP run and the jackpot must
+        # start from the same pretrain run.
+        for flag, folder in (("jackpot", args.jackpot), ("imp", args.imp)):
+            if folder is None:
+                continue
+            if not paths.hparams(folder).is_file():
+                raise ConfigError(flag, str(folder), f"a finished `ticketbench {flag}` run folder")
+            source = storage.read_json(paths.hparams(folder))["settings"].get("pretrain")
+            if source != pre.source_hash:
+                raise ConfigError(flag, str(folder), f"a run started from the pretrain run in {pre.dir} "
+                                  f"(weights {pre.source_hash[:12]}); this one started from {str(source)[:12]}")
+
+    @classmethod
     def execute(cls, run: Run) -> int:
         args, pre, device = run.args, run.pre, run.device
         jackpot, meta = Mask.load(paths.mask(args.jackpot))
