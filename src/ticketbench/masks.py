@@ -163,6 +163,28 @@ def prune_to_sparsity(weights: Mapping[str, torch.Tensor], sparsity: float, scop
     return magnitude_prune(weights, sparsity, None, scope)
 
 
+def keep_highest(scores: Mapping[str, torch.Tensor], kept: int | Mapping[str, int]) -> Mask:
+    """Keep exactly ``kept`` entries with the highest scores: one budget over all layers (an int) or one per layer.
+
+    The rest are dropped lowest first as :func:`magnitude_prune` drops them (ties: the lower flat index goes first,
+    layers laid end to end in the order given), so absolute weights and the same count give its mask exactly. A NaN
+    score, from a criterion that overflowed, counts as the lowest: it must not win a place. The work runs on the
+    scores' device; the mask comes back on the CPU.
+    """
+    names = list(scores)
+    if not isinstance(kept, int):
+        return Mask({n: keep_highest({n: scores[n]}, int(kept[n]))[n] for n in names})
+    flat = torch.cat([scores[n].detach().flatten().double() for n in names])
+    if not 0 <= kept <= len(flat):
+        raise ConfigError("kept", kept, f"a count of weights from 0 to {len(flat)}")
+    flat = torch.nan_to_num(flat, nan=-torch.inf)
+    keep = torch.ones(len(flat), dtype=torch.bool, device=flat.device)
+    keep[_lowest(flat, keep, len(flat) - kept)] = False
+    keep = keep.cpu()
+    return Mask({n: part.view(scores[n].shape).clone()
+                 for n, part in zip(names, keep.split([scores[n].numel() for n in names]))})
+
+
 def sparsity_after_rounds(rounds: int, rate: float = 0.2) -> float:
     return 1.0 - (1.0 - rate) ** rounds
 

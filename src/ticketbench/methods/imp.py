@@ -5,6 +5,10 @@ round ended with), rewind the survivors to a snapshot of the dense run, and retr
 data of a round comes from a *data selector*: the full training split (vanilla IMP), the PrAC sets
 that PrAC-IMP finds as it goes (:mod:`ticketbench.methods.prac.stage`), or PrAC sets replayed from another
 run (the PrAC paper's transfer experiment).
+
+Baselines follow the masks of another IMP run (``--reference``): the random ones copy its sparsity or mask; the
+other mask sources (pruning at initialisation with SNIP, GraSP or SynFlow, one-shot magnitude pruning, ADMM) make
+their own mask in every round with exactly the reference round's number of kept weights (:class:`FollowsBudget`).
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import torch
 
 from .. import storage
 from ..hparams import Hparams, TrainHparams, hp
-from ..masks import POLICIES, Mask, magnitude_prune, prunable_names
+from ..masks import POLICIES, Mask, keep_highest, magnitude_prune, prunable_names
 from ..registry import Registry
 from ..runtime import layer_generator
 from ..errors import ConfigError
@@ -45,13 +49,18 @@ class ImpHparams(Hparams):
     rewind: str = hp("ep1", "rewind point from the pretrain run: init, ep<k>, it<n> or p% of its iterations")
     lr_resume: bool = hp(False, "resume the LR schedule at the rewind point (OpenLTH; it<n> resumes mid-epoch) "
                                 "instead of restarting it")
-    variant: str = hp("full", "which IMP: full (vanilla), structure_lth, group_aware, or a random baseline that "
-                              "follows --reference: random_prune, random_prune_layerwise, random_reinit "
-                              "(`ticketbench imp --help` lists them)")
+    variant: str = hp("full", "which IMP: full (vanilla), structure_lth, group_aware, or a baseline that follows "
+                              "--reference: random_prune, random_prune_layerwise, random_reinit, snip, grasp, "
+                              "synflow, omp, admm (`ticketbench imp --help` lists them)")
     structure_rewind: str = hp("5%", "rewind point of Structure-LTH's own IMP run (variants structure_lth and "
                                      "group_aware); the paper rewinds to epoch 8 of 160, 5% of training")
     epoch_scaling: str = hp("linear", "training length on a subset: linear (same epochs, fewer iterations; PrAC "
                                       "paper) or quadratic (epochs scaled too; released PrAC code)")
+    admm_epochs: int = hp(2, "variant admm: epochs of ADMM training from the dense final weights before each round's "
+                             "mask is projected (Z and U update once per epoch)")
+    admm_rho: float = hp(1e-3, "variant admm: rho of the penalty rho/2 ||W - Z + U||^2 on the prunable weights")
+    admm_lr: float = hp(0.01, "variant admm: constant learning rate of the ADMM epochs (the recipe's SGD otherwise; "
+                              "they start from trained weights, so not its peak rate)")
 
     def check(self) -> None:
         self._require("rounds", 0 < self.rounds <= MAX_ROUNDS, f"a number of rounds from 1 to {MAX_ROUNDS}")
@@ -59,16 +68,21 @@ class ImpHparams(Hparams):
         self._require("policy", self.policy in POLICIES, f"one of {', '.join(POLICIES.names())}")
         self._require("scope", self.scope in ("global", "layerwise"), "global or layerwise")
         for key in ("rewind", "structure_rewind"):
-            self._require(key, is_rewind_point(getattr(self, key)), "init, ep<k>, it<n> or p% (0 < p < 100)")
+            self._require(key, is_rewind_point(getattr(self, key)), "init, ep<k>, it<n> or p% (0 < p <= 100)")
         self._require("variant", self.variant in VARIANTS, f"one of {', '.join(VARIANTS.names())}")
         self._require("epoch_scaling", self.epoch_scaling in ("linear", "quadratic"), "linear or quadratic")
+        self._require("admm_epochs", self.admm_epochs > 0, "a positive number of epochs")
+        self._require("admm_rho", self.admm_rho >= 0, "a non-negative penalty weight")
+        self._require("admm_lr", self.admm_lr > 0, "a positive learning rate")
 
 
 def is_rewind_point(point: str) -> bool:
+    """``100%`` is the dense run's last step, its final weights: rewinding there is fine-tuning (Structure-LTH's
+    rewinding ablation runs 5% to 100%)."""
     if point == "init" or (point[:2] in ("ep", "it") and point[2:].isdigit()):
         return True
     try:
-        return point.endswith("%") and 0 < float(point[:-1]) < 100
+        return point.endswith("%") and 0 < float(point[:-1]) <= 100
     except ValueError:
         return False
 
@@ -106,12 +120,16 @@ def check_rounds(imp: "ImpHparams", sizes: dict[str, int]) -> None:
 
 
 def check_inputs(pre: Pretrained, imp: "ImpHparams", *, reference: str | Path | None = None,
-                 subsets: str | Path | None = None) -> None:
+                 subsets: str | Path | None = None, train_hp: TrainHparams | None = None) -> None:
     """Everything an IMP-style run reads, checked before its output folder is claimed."""
     model = pre.new_model()
     params = dict(model.named_parameters())
-    check_rounds(imp, {n: params[n].numel() for n in prunable_names(model, imp.policy)})
+    names = prunable_names(model, imp.policy)
+    check_rounds(imp, {n: params[n].numel() for n in names})
     pre.rewind_path(imp.rewind)
+    if train_hp is not None and imp.lr_resume and pre.resume_epoch(imp.rewind) >= train_hp.epochs:
+        raise ConfigError("imp.lr_resume", True, f"false when imp.rewind={imp.rewind!r} is at or past the end of the "
+                          f"{train_hp.epochs}-epoch schedule (resuming there leaves nothing to train)")
     for folder, name, what in ((reference, "mask.safetensors", "reference"), (subsets, "prac_set.safetensors", "subsets")):
         if folder is None:
             continue
@@ -119,6 +137,14 @@ def check_inputs(pre: Pretrained, imp: "ImpHparams", *, reference: str | Path | 
         if missing:
             raise ConfigError(what, str(folder), f"a finished run with {name} in round1..round{imp.rounds} "
                               f"(missing in round{missing[0]})")
+    variant = VARIANTS.get(imp.variant)
+    if isinstance(variant, FollowsBudget) and reference is not None:
+        ref, _ = Mask.load(round_dir(reference, 1) / "mask.safetensors")
+        if sorted(ref) != sorted(names):
+            raise ConfigError("reference", str(reference), f"an IMP run over the layers of policy {imp.policy!r} "
+                              f"({len(names)} layers; its masks cover {len(ref)}): pass the reference run's --policy")
+        if train_hp is not None:
+            variant.check_train(train_hp)
 
 
 class FullData:
@@ -186,6 +212,9 @@ class RoundInputs:
     previous: Mask | None
     reference: Path | None
     config: dict
+    device: torch.device = torch.device("cpu")  # where a variant that computes (scores, ADMM) works
+    train_hp: TrainHparams | None = None  # the rounds' recipe
+    progress: bool = False
 
     def reference_mask(self) -> Mask:
         mask, _ = Mask.load(round_dir(self.reference, self.r) / "mask.safetensors")
@@ -273,7 +302,157 @@ class RandomReinit(Variant):
         return pre.new_model(seed=pre.seed + 10_000 + r).state_dict()
 
 
-for _v in (StructureLth(), GroupAware(), RandomPrune(), RandomPruneLayerwise(), RandomReinit()):
+# SNIP and GraSP score on a few batches; 4 of 64 is what the jackpot overlap study uses.
+PAI_BATCHES, PAI_BATCH_SIZE = 4, 64
+SYNFLOW_ITERATIONS = 100  # Tanaka et al.'s default number of prune-rescore steps
+
+
+class FollowsBudget(Variant):
+    """A mask source of its own, held to --reference's budget in each round: the reference round's total kept count
+    (scope global) or its count in every layer (scope layerwise), over the same layers. Each round's mask is made
+    afresh, not from the previous round's; the round then rewinds to imp.rewind and trains like any IMP round."""
+
+    reference = True
+
+    def budget(self, x: RoundInputs) -> int | dict[str, int]:
+        ref = x.reference_mask()
+        return ref.kept if x.imp.scope == "global" else {n: int(m.sum()) for n, m in ref.items()}
+
+    def check_train(self, train_hp: TrainHparams) -> None:
+        """Refuse a recipe the variant cannot train with, before anything is written."""
+
+
+def score_batches(pre: Pretrained, device: torch.device) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The data SNIP and GraSP score with: the first PAI_BATCHES shuffled batches of PAI_BATCH_SIZE un-augmented
+    training samples, in the pretrain seed's order (as the jackpot overlap study draws them)."""
+    from ..data import make_loader
+
+    batches = []
+    for x, y, _ in make_loader(pre.splits.train_eval, PAI_BATCH_SIZE, shuffle=True, seed=pre.seed):
+        batches.append((x.to(device), y.to(device)))
+        if len(batches) == PAI_BATCHES:
+            break
+    return batches
+
+
+class PruneAtInit(FollowsBudget):
+    """Pruning at initialisation with a registered criterion (:mod:`ticketbench.methods.jackpot.criteria`).
+
+    Scores are computed on the weights of the run's rewind point (imp.rewind), the weights the round then trains
+    from: with imp.rewind=init this is pruning at initialisation proper; with a later point it is the same
+    criterion applied where the IMP tickets it is compared with start. BatchNorm is in eval mode while scoring, as
+    the criteria do and as SynFlow's reference code scores by default.
+    """
+
+    def __init__(self, criterion: str, help: str):  # noqa: A002 - the registry's word
+        self.name = self.method = criterion
+        self.help = help
+
+    def mask(self, x: RoundInputs) -> tuple[Mask, dict[str, Any]]:
+        from .jackpot.criteria import CRITERIA, synflow_iterative
+
+        model = x.pre.model_from(x.pre.rewind_state(x.imp.rewind)).to(x.device)
+        names = list(x.weights)
+        budget = self.budget(x)
+        facts = {"criterion": self.name, "scored_at": x.imp.rewind}
+        if self.name == "synflow":
+            info = x.pre.splits.info
+            mask = synflow_iterative(model, names, budget, (info.in_chans, info.image_size, info.image_size),
+                                     SYNFLOW_ITERATIONS)
+            return mask, {**facts, "synflow_iterations": SYNFLOW_ITERATIONS}
+        scores = CRITERIA.get(self.name)(model, names, score_batches(x.pre, x.device), seed=x.pre.seed)
+        return keep_highest(scores, budget), {**facts, "score_batches": PAI_BATCHES, "score_batch_size": PAI_BATCH_SIZE}
+
+
+class OneShotMagnitude(FollowsBudget):
+    name = method = "omp"
+    help = ("one-shot magnitude pruning (Structure-LTH's mask source OMP): the dense run's final weights pruned "
+            "straight to --reference's kept count, rewound and trained")
+
+    def mask(self, x: RoundInputs) -> tuple[Mask, dict[str, Any]]:
+        return keep_highest({n: x.pre.final_state[n].abs() for n in x.weights}, self.budget(x)), {}
+
+
+class Admm(FollowsBudget):
+    """ADMM pruning (Zhang et al., 2018), kept compact; Structure-LTH's mask source ADMM.
+
+    From the dense final weights W, train imp.admm_epochs epochs on f(W) + rho/2 ||W - Z + U||^2 over the prunable
+    weights, where Z is W + U projected onto the round's budget (its largest magnitudes kept) and U the scaled dual;
+    after every epoch Z = proj(W + U), U = U + W - Z (Z starts at proj(W), U at 0). The mask is the last Z's support.
+    The penalty enters as a gradient hook on each prunable weight, so the recipe's SGD (momentum, weight decay) and
+    data order apply to it as to the loss; the learning rate is the constant imp.admm_lr. fp16's loss scaling would
+    scale the loss but not the hook's term, so fp16 is refused.
+    """
+
+    name = method = "admm"
+    help = ("ADMM pruning (Structure-LTH's mask source ADMM): imp.admm_epochs of ADMM training of the dense final "
+            "weights towards --reference's kept count, mask = the final projection, then rewound and trained")
+
+    def check_train(self, train_hp: TrainHparams) -> None:
+        if train_hp.precision == "fp16":
+            raise ConfigError("train.precision", "fp16", "fp32 or bf16 with imp.variant=admm (its penalty gradient is "
+                              "not loss-scaled)")
+
+    def mask(self, x: RoundInputs) -> tuple[Mask, dict[str, Any]]:
+        from ..train import train
+
+        budget, rho = self.budget(x), x.imp.admm_rho
+        model = x.pre.model_from(x.pre.final_state).to(x.device)
+        params = {n: p for n, p in model.named_parameters() if n in x.weights}
+        z: dict[str, torch.Tensor] = {}
+        u = {n: torch.zeros_like(p.detach()) for n, p in params.items()}
+        residuals: list[float] = []
+
+        @torch.no_grad()
+        def project() -> Mask:
+            kept = keep_highest({n: (p + u[n]).abs() for n, p in params.items()}, budget)
+            for n, p in params.items():
+                z[n] = (p + u[n]) * kept[n].to(p.device)
+            return kept
+
+        @torch.no_grad()
+        def residual() -> float:
+            gap = sum(float((p - z[n]).pow(2).sum()) for n, p in params.items())
+            norm = sum(float(p.pow(2).sum()) for p in params.values())
+            return (gap / norm) ** 0.5 if norm else 0.0
+
+        @torch.no_grad()
+        def dual_step(ctx) -> None:
+            nonlocal mask
+            mask = project()
+            for n, p in params.items():
+                u[n] += p - z[n]
+            residuals.append(residual())
+
+        mask = project()
+        residuals.append(residual())  # before any ADMM step: the share of the weights the budget cuts
+        # The gradient of rho/2 ||W - Z + U||^2, added when each weight's gradient is formed.
+        handles = [p.register_hook(lambda g, n=n, p=p: g + rho * (p.detach() - z[n] + u[n]))
+                   for n, p in params.items()]
+        hp_admm = dataclasses.replace(x.train_hp, epochs=x.imp.admm_epochs, lr=x.imp.admm_lr, schedule="constant",
+                                      warmup_epochs=0, milestones="", rewind_epochs="", rewind_iterations="")
+        try:
+            res = train(model, x.pre.splits.train, x.pre.splits.val, hp_admm, device=x.device, seed=x.pre.seed,
+                        workers=x.pre.data_hp.workers, callbacks=[dual_step], progress=x.progress,
+                        desc=f"admm round {x.r}")
+        finally:
+            for h in handles:
+                h.remove()
+        # admm_residuals: ||W - Z|| / ||W|| before the first epoch and after each.
+        return mask, {"admm_residuals": residuals, "admm_iterations": res.iterations, "admm_rho": rho,
+                      "admm_epochs": x.imp.admm_epochs}
+
+
+_PAI = (PruneAtInit("snip", "SNIP (Lee et al. 2019) on the rewind-point weights, to --reference's kept count "
+                            f"(scored on {PAI_BATCHES} training batches of {PAI_BATCH_SIZE}); PrAC's and "
+                            "Structure-LTH's pruning-at-init baseline"),
+        PruneAtInit("grasp", "GraSP (Wang et al. 2020) on the rewind-point weights, to --reference's kept "
+                             f"count (scored on {PAI_BATCHES} training batches of {PAI_BATCH_SIZE})"),
+        PruneAtInit("synflow", "SynFlow (Tanaka et al. 2020) on the rewind-point weights, data-free, "
+                               f"{SYNFLOW_ITERATIONS} prune-rescore steps down to --reference's kept count"))
+
+for _v in (StructureLth(), GroupAware(), RandomPrune(), RandomPruneLayerwise(), RandomReinit(), *_PAI,
+           OneShotMagnitude(), Admm()):
     VARIANTS.add(_v.name, _v)
 
 
@@ -301,7 +480,7 @@ def run_imp(pre: Pretrained, imp: ImpHparams, train_hp: TrainHparams, out: str |
     for r in range(1, imp.rounds + 1):
         t0 = time.perf_counter()
         mask, facts = variant.mask(RoundInputs(pre, imp, r, weights, mask, Path(reference) if reference else None,
-                                               config or {}))
+                                               config or {}, device, train_hp, progress))
         start = variant.start(pre, rewind, r)
         ids = selector.ids(r)
         frac = 1.0 if ids is None else len(ids) / n_full
@@ -348,7 +527,9 @@ class Imp(MethodStage):
         g = parser.add_argument_group("data and baselines")
         g.add_argument("--subsets", metavar="DIR", help="a `ticketbench prac` run whose per-round PrAC sets this run "
                        "trains on (the transfer experiment: sets found with one backbone drive another)")
-        g.add_argument("--reference", metavar="DIR", help="an IMP run whose masks the random baselines follow")
+        g.add_argument("--reference", metavar="DIR", help="an IMP run whose masks the baselines follow: the random "
+                       "ones copy its sparsity or mask; snip, grasp, synflow, omp and admm its kept count per round "
+                       "(over all layers, or per layer with --scope layerwise)")
         g.add_argument("--evaluate-tickets", action="store_true",
                        help="with --subsets: also retrain each round's ticket on the full data (as PrAC reports)")
         # The variants' own words, kept as written: the default formatter would run them together.
@@ -372,7 +553,7 @@ class Imp(MethodStage):
     @classmethod
     def check_inputs(cls, pre, hp, args):
         reference = args.reference if VARIANTS.get(hp["imp"].variant).reference else None
-        check_inputs(pre, hp["imp"], reference=reference, subsets=args.subsets)
+        check_inputs(pre, hp["imp"], reference=reference, subsets=args.subsets, train_hp=hp["train"])
 
     @classmethod
     def execute(cls, run: Run) -> int:

@@ -10,5 +10,7 @@ Read in this order:
 * :mod:`.savings`: the training iterations PrAC-IMP saves up to the highest sparsity that still matches
   full-data IMP (``ticketbench prac-savings``; torch-free, the report uses it too).
 
-The random pruning baseline is the IMP variant ``random_prune`` (:mod:`ticketbench.methods.imp`).
+The random pruning baseline is the IMP variant ``random_prune``, the pruning-at-init comparison the variants ``snip``,
+``grasp`` and ``synflow`` (:mod:`ticketbench.methods.imp`); ``prac.random_subset`` trains each round on a random set
+of the PrAC set's size instead (the paper's random-subset comparison).
 """

@@ -20,6 +20,7 @@ from ...artifacts import read_metrics
 from ...errors import ConfigError
 from ...hparams import Hparams, hp
 from ...masks import Mask, prunable_names
+from ...runtime import layer_generator
 from ...stage import STAGES, Stage
 from ...train import predict
 from .critical_sets import critical_for_pruning, critical_for_training
@@ -38,6 +39,9 @@ class PracHparams(Hparams):
     patience: int = hp(5, "early stop: consecutive converged epochs needed (paper: 5)")
     no_early_stop: bool = hp(False, "train every round for its full length")
     no_cep: bool = hp(False, "ablation: PrAC set = CET only")
+    random_subset: bool = hp(False, "ablation: each round trains on a random subset of the training set, drawn anew "
+                                    "with exactly the size its PrAC set has (the paper: random subsets of the same "
+                                    "size do worse)")
     skip_ticket_eval: bool = hp(False, "do not retrain each round's ticket on the full data")
 
     def check(self) -> None:
@@ -57,11 +61,26 @@ class PracSelector(FullData):
         self.dense_preds, self.all_ids = predict(dense, pre.splits.train_eval, device)
         # Round 0's forgetting events give the first set (no CEP yet).
         cet = critical_for_training(pre.dynamics() if dynamics is None else dynamics, prac.forget_threshold)
-        self.sets = {1: cet}
+        self.prac_sets: dict[int, torch.Tensor] = {}  # the PrAC set of each round, trained on or not
+        self.sets = {1: self._train_on(1, cet)}
         self.first = {"cet_size": len(cet), "prac_size": len(cet)}
 
     def ids(self, r: int) -> torch.Tensor:
         return self.sets[r]
+
+    def _train_on(self, r: int, prac_set: torch.Tensor) -> torch.Tensor:
+        """What round ``r`` trains on: its PrAC set, or for the ablation a random draw of the same size.
+
+        The draw is keyed by the seed and the round only, so it repeats across runs, and each round draws afresh from
+        the whole training set. CET and CEP are still found after every round, on the model trained on the draw:
+        they give the size the PrAC set would have had in that round.
+        """
+        self.prac_sets[r] = prac_set
+        if not self.prac.random_subset:
+            return prac_set
+        gen = layer_generator(self.pre.seed * 1000 + r, "prac.random_subset")
+        pick = torch.randperm(len(self.all_ids), generator=gen)
+        return self.all_ids[pick[: len(prac_set)]].sort().values
 
     def after_round(self, r: int, model, res) -> dict[str, Any]:
         model.load_state_dict(res.best_state)
@@ -70,17 +89,21 @@ class PracSelector(FullData):
         cet = critical_for_training(res.correctness, self.prac.forget_threshold)
         # A copy: safetensors refuses to save two names (cet, next) that share memory.
         nxt = cet.clone() if self.prac.no_cep else torch.unique(torch.cat([cet, cep]))
-        self.sets[r + 1] = nxt
+        self.sets[r + 1] = self._train_on(r + 1, nxt)
         trained_on = self.sets[r]
+        # ``next`` stays the PrAC set found after this round; under the ablation ``prac_set`` is the one this round's
+        # draw stood in for.
+        replaced = {"prac_set": self.prac_sets[r].clone()} if self.prac.random_subset else {}
         storage.save_tensors(round_dir(self.out, r) / "prac_set.safetensors",
-                        {"trained_on": trained_on, "cet": cet, "cep": cep, "next": nxt},
+                        {"trained_on": trained_on, "cet": cet, "cep": cep, "next": nxt, **replaced},
                         {"kind": "prac_set", "round": r, "dataset": self.pre.data_hp.dataset,
                          "base_size": self.pre.splits.train.base_size, "source_hash": self.pre.source_hash})
         overlap = len(set(cep.tolist()) & set(cet.tolist())) / len(cep) if len(cep) else None
         n = len(self.all_ids)
         return {"prac_trained_size": len(trained_on), "prac_trained_fraction": len(trained_on) / n,
                 "cep_size": len(cep), "cet_size": len(cet), "prac_size": len(nxt), "prac_fraction": len(nxt) / n,
-                "overlap_rate": overlap, "mask_distances": [h.get("mask_distance") for h in res.history]}
+                "overlap_rate": overlap, "mask_distances": [h.get("mask_distance") for h in res.history],
+                **({"random_subset": True} if self.prac.random_subset else {})}
 
 
 def round_zero(pre: Pretrained, imp: ImpHparams, prac: PracHparams, train_hp, *, device: torch.device,
@@ -132,7 +155,7 @@ class Prac(MethodStage):
 
     @classmethod
     def check_inputs(cls, pre, hp, args):
-        check_inputs(pre, hp["imp"])
+        check_inputs(pre, hp["imp"], train_hp=hp["train"])
         if not hp["prac"].no_early_stop and can_stop_early(hp["train"].epochs, hp["prac"].patience):
             pre.rewind_path("init")  # round 0 replays the pretrain run from its initial weights
 

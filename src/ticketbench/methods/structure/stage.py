@@ -21,7 +21,7 @@ from ... import artifacts, paths, storage
 from ...data import make_loader
 from ...errors import ArtifactError, ConfigError
 from ...hparams import Hparams, TrainHparams, hp, int_list
-from ...masks import Mask
+from ...masks import Mask, prunable_names
 from ...stage import STAGES
 from ...timing import for_inference, paired
 from ..common import MethodStage, Pretrained, Run, round_dir, train_round, write_round, write_summary
@@ -170,26 +170,89 @@ def structure_round(pre: Pretrained, imp_dir: Path, r: int, st: StructureHparams
                                                "fallback_layers": res.fallback, "_blocks": res.blocks}
 
 
-def imp_inputs(pre: Pretrained, imp_dir: Path, st: StructureHparams) -> tuple[dict, dict[int, dict], list[int]]:
-    """The IMP run's settings, its rounds by number, and the rounds to structure; checked before any write."""
+def transferred_round(pre: Pretrained, source: Path, r: int, st: StructureHparams, example: torch.Tensor):
+    """Round ``r``'s structured mask taken from another ``structure`` run (Structure-LTH Table A2: tickets found on
+    one dataset, retrained on another), shaped like :func:`structure_round`'s result.
+
+    Only conv entries whose shape this model shares are taken; every other conv or linear weight (the classifier,
+    a stem of another size, ...) stays dense and is listed with the reason in ``transfer_dense_layers``. Refill's
+    BatchNorm entries are derived anew for this model from the channel mask; regroup's blocks come from the source
+    round's record, so the block-sparse path runs the same groups.
+    """
+    src, _ = Mask.load(round_dir(source, r) / "mask.safetensors")
+    model = pre.new_model()
+    params = dict(model.named_parameters())
+    mask, dense = Mask(), {}
+    for n, m in src.items():
+        if m.dim() != 4:
+            dense[n] = "not a conv"
+        elif n not in params:
+            dense[n] = "no such layer here"
+        elif tuple(params[n].shape) != tuple(m.shape):
+            dense[n] = f"shape {list(m.shape)} in the source, {list(params[n].shape)} here"
+        else:
+            mask[n] = m
+    for n in prunable_names(model, "openlth"):
+        if n not in mask and n not in dense:
+            dense[n] = "not in the source mask"
+    facts = {"transfer_dense_layers": dict(sorted(dense.items()))}
+    if st.method in ("refill", "refill_plus"):
+        bn = batchnorm_mask(model, mask, batchnorm_after(pre.new_model(), list(mask), example))
+        return mask, bn, {**facts, "channel_sparsity": channel_sparsity(mask)}
+    from .regroup import blocks_from_json
+
+    recorded = artifacts.read_metrics(round_dir(source, r) / "metrics.json").get("regroup", {}).get("blocks", {})
+    blocks = {n: b for n, b in blocks_from_json(recorded).items() if n in mask}
+    return mask, {}, {**facts, "group_sparsity": {n: 1.0 - int(m.sum()) / m.numel() for n, m in mask.items()},
+                      "fallback_layers": sorted(n for n in mask if not blocks.get(n)), "_blocks": blocks}
+
+
+def transfer_source(pre: Pretrained, source: Path, st: StructureHparams) -> tuple[str, list[int]]:
+    """The source run's dataset and rounds, once it is checked to be a finished ``structure`` run of this method on
+    this backbone."""
+    if not paths.metrics(source).is_file():
+        raise ArtifactError(source, "is not a finished `ticketbench structure` run (no metrics.json)")
+    m = artifacts.read_metrics(paths.metrics(source))
+    if m.get("method") != st.method or m.get("backbone") != pre.model_hp.backbone:
+        raise ConfigError("transfer_from", str(source), f"a structure run of method {st.method} on backbone "
+                          f"{pre.model_hp.backbone} (it is {m.get('method')} on {m.get('backbone')})")
+    return m["dataset"], [row["round"] for row in m["rounds"]]
+
+
+def imp_inputs(pre: Pretrained, imp_dir: Path, st: StructureHparams,
+               transfer_from: Path | None = None) -> tuple[dict, dict[int, dict], list[int]]:
+    """The IMP run's settings, its rounds by number, and the rounds to structure; checked before any write.
+
+    With ``transfer_from`` the rounds are the source run's: the IMP run then gives only the rewind point and, where
+    it has the round, the IMP accuracy to compare with.
+    """
     if not paths.metrics(imp_dir).is_file():
         raise ArtifactError(imp_dir, "is not a finished IMP run (no metrics.json); run `ticketbench imp` first")
     imp_settings = storage.read_json(paths.hparams(imp_dir))["settings"]["imp"]
     pre.rewind_path(imp_settings["rewind"])
     imp_rounds = {row["round"]: row for row in artifacts.read_metrics(paths.metrics(imp_dir))["rounds"]}
-    wanted = int_list(st.rounds) or sorted(imp_rounds)
-    if any(r not in imp_rounds for r in wanted):
-        raise ConfigError("structure.rounds", st.rounds, f"rounds of the IMP run in {imp_dir}: {sorted(imp_rounds)}")
+    have, where = sorted(imp_rounds), f"the IMP run in {imp_dir}"
+    if transfer_from is not None:
+        have, where = sorted(transfer_source(pre, transfer_from, st)[1]), f"the transfer source {transfer_from}"
+    wanted = int_list(st.rounds) or have
+    if any(r not in have for r in wanted):
+        raise ConfigError("structure.rounds", st.rounds, f"rounds of {where}: {have}")
     return imp_settings, imp_rounds, wanted
 
 
 def run_structure(pre: Pretrained, imp_dir: str | Path, st: StructureHparams, train_hp: TrainHparams, out, *,
-                  device: torch.device, progress: bool = True, config: dict | None = None) -> dict:
+                  device: torch.device, progress: bool = True, config: dict | None = None,
+                  transfer_from: str | Path | None = None) -> dict:
     from . import slim as slimming
 
     imp_dir = Path(imp_dir)
+    transfer_from = Path(transfer_from) if transfer_from else None
     t_run = time.perf_counter()
-    imp_settings, imp_rounds, wanted = imp_inputs(pre, imp_dir, st)
+    imp_settings, imp_rounds, wanted = imp_inputs(pre, imp_dir, st, transfer_from)
+    transfer = {}
+    if transfer_from is not None:
+        transfer = {"transfer_from": str(transfer_from),
+                    "transfer_source_dataset": transfer_source(pre, transfer_from, st)[0]}
     rewind = pre.rewind_state(imp_settings["rewind"])
     start_epoch = pre.resume_epoch(imp_settings["rewind"]) if imp_settings.get("lr_resume") else 0
     info = pre.splits.info
@@ -198,7 +261,10 @@ def run_structure(pre: Pretrained, imp_dir: str | Path, st: StructureHparams, tr
     rows = []
     for r in wanted:
         t0 = time.perf_counter()
-        mask, bn_mask, facts = structure_round(pre, imp_dir, r, st, example)
+        if transfer_from is not None:
+            mask, bn_mask, facts = transferred_round(pre, transfer_from, r, st, example)
+        else:
+            mask, bn_mask, facts = structure_round(pre, imp_dir, r, st, example)
         blocks = facts.pop("_blocks", None)
         # The random tickets of the ablation draw one init per round, as imp's random_reinit baseline does.
         start = pre.new_model(seed=pre.seed + 10_000 + r).state_dict() if st.reinit else rewind
@@ -220,11 +286,13 @@ def run_structure(pre: Pretrained, imp_dir: str | Path, st: StructureHparams, tr
             x = next(iter(make_loader(pre.splits.test, 64, shuffle=False)))[0]
             facts["max_abs_diff"] = float((fast(x) - model(x)).abs().max())
         facts.update(_latency(pre, dense, fast, st.timing_batch, st.timing_rounds, device))
-        facts.update(round=r, imp_test_acc=imp_rounds[r]["test_acc"], imp_sparsity=imp_rounds[r]["sparsity"],
-                     structure=st.method, criterion=st.criterion if st.method != "regroup" else None)
+        imp_row = imp_rounds.get(r, {})  # a transferred round this dataset's IMP run lacks has no IMP figures
+        facts.update(round=r, imp_test_acc=imp_row.get("test_acc"), imp_sparsity=imp_row.get("sparsity"),
+                     structure=st.method, criterion=st.criterion if st.method != "regroup" and not transfer else None,
+                     **transfer)
         rows.append(write_round(round_dir(out, r), method=st.method, pre=pre, mask=mask, res=res,
                                 config=config or {}, t0=t0, **facts))
-    return write_summary(out, rows, method=st.method, pre=pre, t0=t_run, imp_run=str(imp_dir))
+    return write_summary(out, rows, method=st.method, pre=pre, t0=t_run, imp_run=str(imp_dir), **transfer)
 
 
 @STAGES.register("structure")
@@ -238,23 +306,30 @@ class Structure(MethodStage):
     @classmethod
     def add_stage_args(cls, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--imp", required=True, metavar="DIR", help="a finished `ticketbench imp` run "
-                            "(Structure-LTH's own: `--variant structure_lth`)")
+                            "(Structure-LTH's own: `--variant structure_lth`); with --transfer-from, this dataset's "
+                            "run: it gives the rewind point and the IMP accuracy to compare with, not the masks")
+        parser.add_argument("--transfer-from", metavar="DIR", default=None,
+                            help="a finished `structure` run of the same method and backbone on another dataset: each "
+                            "round's structured conv masks are taken from it (Structure-LTH Table A2); layers whose "
+                            "shape differs and the classifier stay dense")
 
     @classmethod
     def settings(cls, hp, args, config):
-        return {"imp": str(args.imp)}
+        # Recorded only when given, so the settings of every other structure run stay as they were.
+        return {"imp": str(args.imp), **({"transfer_from": str(args.transfer_from)} if args.transfer_from else {})}
 
     @classmethod
     def check_inputs(cls, pre, hp, args):
-        imp_inputs(pre, Path(args.imp), hp["structure"])
+        imp_inputs(pre, Path(args.imp), hp["structure"], Path(args.transfer_from) if args.transfer_from else None)
 
     @classmethod
     def execute(cls, run: Run) -> int:
         m = run_structure(run.pre, run.args.imp, run.hp["structure"], run.hp["train"], run.args.out, device=run.device,
-                          progress=run.progress, config=run.resolved)
+                          progress=run.progress, config=run.resolved, transfer_from=run.args.transfer_from)
         for row in m["rounds"]:
+            imp_acc = "n/a" if row["imp_test_acc"] is None else f"{row['imp_test_acc']:.4f}"
             print(f"round {row['round']}: sparsity {row['sparsity']:.4f} test_acc {row['test_acc']:.4f} "
-                  f"(IMP {row['imp_test_acc']:.4f}) time saving {row['time_saving']:.1%}")
+                  f"(IMP {imp_acc}) time saving {row['time_saving']:.1%}")
         return 0
 
 
