@@ -188,3 +188,27 @@ def test_group_aware_imp_prunes_from_the_regrouped_mask(tmp_path):
     assert row1["sparsity"] != pytest.approx(row1["unstructured_sparsity"])
     # ... and round 2 pruned 20% of what the regrouped round-1 mask kept, before regrouping again.
     assert m["rounds"][1]["unstructured_sparsity"] == pytest.approx(1 - 0.8 * r1.kept / r1.total, abs=1e-3)
+
+
+def test_group_aware_reads_structure_lths_recipe_and_checks_it_first(tmp_path, capsys):
+    """Group-aware IMP regroups with Structure-LTH's recipe for the cell; a bad value fails before any write."""
+    import yaml
+
+    pre = tmp_path / "pre"
+    assert main(["pretrain", *PRE, "--backbone", "test_resnet", "--rewind-iterations", "5%", "--out", str(pre)]) == 0
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"recipes": {"structure_lth": {"structure": {"regroup_preset": "nope"}}}}))
+    out = tmp_path / "ga"
+    assert main(["imp", "--pretrain", str(pre), "--out", str(out), "--variant", "group_aware", "--rounds", "1",
+                 "--config", str(bad), "--no-progress"]) == 2
+    assert "regroup_preset" in capsys.readouterr().err and not out.exists()
+    good = tmp_path / "good.yaml"
+    good.write_text(yaml.safe_dump({"structure": {"parts": 8},
+                                    "recipes": {"structure_lth": {"structure": {"parts": 2}}}}))
+    assert main(["imp", "--pretrain", str(pre), "--out", str(out), "--variant", "group_aware", "--rounds", "1",
+                 "--config", str(good), "--no-progress"]) == 0
+    assert run_settings(out)["structure"]["parts"] == 2
+
+
+def run_settings(run):
+    return storage.read_json(paths.hparams(run))["settings"]

@@ -57,3 +57,12 @@ def test_round_zero_is_the_pretrain_run_when_the_stop_cannot_fire(pre):
     dense, _, facts = round_zero(loaded, ImpHparams(), PracHparams(), loaded.train_hp, device=torch.device("cpu"),
                                  progress=False)
     assert dense is loaded and not facts["round0"]["trained"] and "cannot fire in 3 epochs" in facts["round0"]["why"]
+
+
+def test_round_zero_refuses_a_recipe_other_than_the_pretrain_runs(pre, tmp_path, capsys):
+    """An early-stopped round 0 replays the pretrain run; with another lr it would silently be another run."""
+    out = tmp_path / "prac"
+    assert main(["prac", "--pretrain", str(pre), "--out", str(out), "--rounds", "1", "--patience", "1",
+                 "--lr", "0.3", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "train.lr=0.3" in err and "replays" in err and not out.exists()

@@ -138,8 +138,9 @@ class MethodStage(Stage):
         return hp
 
     @classmethod
-    def settings(cls, hp: dict[str, Hparams], args: argparse.Namespace, config: dict) -> dict[str, Any]:
-        """What this stage records in hparams.json besides its hparams blocks (input folders, say)."""
+    def settings(cls, pre: Pretrained, hp: dict[str, Hparams], args: argparse.Namespace,
+                 config: dict) -> dict[str, Any]:
+        """What this stage records in hparams.json besides its hparams blocks (input folders, say); may raise."""
         return {}
 
     @classmethod
@@ -161,7 +162,7 @@ class MethodStage(Stage):
         if cls.retrains:
             hp["train"] = resolve_train(pre, config, args)
         resolved = {"pretrain": pre.source_hash, **{k: v.to_dict() for k, v in hp.items()}, "threads": args.threads,
-                    **cls.settings(hp, args, config)}
+                    **cls.settings(pre, hp, args, config)}
         cls.check_inputs(pre, hp, args)
         if cls.claims_out:
             claim_out_dir(args.out, resolved, args.overwrite)

@@ -509,6 +509,18 @@ def run_imp(pre: Pretrained, imp: ImpHparams, train_hp: TrainHparams, out: str |
                          rewind=imp.rewind, variant=imp.variant, **(summary or {}))
 
 
+def regroup_settings(config: dict, pre: Pretrained) -> dict:
+    """The structure block group-aware IMP regroups with: Structure-LTH's recipe for this dataset and backbone (the
+    config's recipes:, else its structure: block), checked now so that a bad value fails before anything is written."""
+    from ..pipeline import resolve_recipe
+    from .structure.stage import StructureHparams
+
+    block = resolve_recipe(config, "structure_lth", pre.data_hp.dataset, pre.model_hp.backbone)["structure"] \
+        if config.get("recipes") else dict(config.get("structure") or {})
+    StructureHparams.from_sources({"structure": {**block, "method": "regroup"}})
+    return block
+
+
 def print_rounds(m: dict) -> None:
     for row in m["rounds"]:
         print(f"round {row['round']}: sparsity {row['sparsity']:.4f} test_acc {row['test_acc']:.4f} "
@@ -544,10 +556,10 @@ class Imp(MethodStage):
         return {**hp, "imp": variant.settings(hp["imp"])}
 
     @classmethod
-    def settings(cls, hp, args, config):
+    def settings(cls, pre, hp, args, config):
         extra = {"subsets": args.subsets, "reference": args.reference}
         if hp["imp"].variant == "group_aware":
-            extra["structure"] = config.get("structure") or {}
+            extra["structure"] = regroup_settings(config, pre)
         return extra
 
     @classmethod

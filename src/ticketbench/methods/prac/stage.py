@@ -158,6 +158,13 @@ class Prac(MethodStage):
         check_inputs(pre, hp["imp"], train_hp=hp["train"])
         if not hp["prac"].no_early_stop and can_stop_early(hp["train"].epochs, hp["prac"].patience):
             pre.rewind_path("init")  # round 0 replays the pretrain run from its initial weights
+            # A replay with another recipe would not be the run whose snapshots and dynamics the rounds reuse.
+            ours, theirs = hp["train"].to_dict(), pre.train_hp.to_dict()
+            changed = sorted(k for k in ours if not k.startswith("rewind_") and ours[k] != theirs.get(k))
+            if changed:
+                raise ConfigError(f"train.{changed[0]}", ours[changed[0]],
+                                  f"the pretrain run's {theirs.get(changed[0])!r}: PrAC's early-stopped round 0 "
+                                  f"replays that run (or pass --no-early-stop)")
 
     @classmethod
     def execute(cls, run: Run) -> int:

@@ -314,7 +314,7 @@ class Structure(MethodStage):
                             "shape differs and the classifier stay dense")
 
     @classmethod
-    def settings(cls, hp, args, config):
+    def settings(cls, pre, hp, args, config):
         # Recorded only when given, so the settings of every other structure run stay as they were.
         return {"imp": str(args.imp), **({"transfer_from": str(args.transfer_from)} if args.transfer_from else {})}
 
