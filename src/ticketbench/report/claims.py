@@ -230,7 +230,7 @@ def _refill_wins(res: Results, cell: Cell) -> Finding | None:
     ext = found.extreme
     point = ext.point or found.closest()
     rows = round_by_seed(res, "structure", cell, "refill", point.round)
-    est = paired_vs({s: rows[s] for s in found.seeds if s in rows}, res.by_seed("pretrain", cell), level)
+    est = paired_vs({s: rows[s] for s in found.seeds if s in rows}, res.dense_of("structure", cell, "refill"), level)
     if est is None:
         return Finding(NO_BITS, INCONCLUSIVE, test, len(found.seeds))
     per_seed = seed_extremes(res, cell, "structure", "refill", AT_LEAST_DENSE)
@@ -294,7 +294,7 @@ def _regroup_time(res: Results, cell: Cell) -> Finding | None:
        "(BatchNorm statistics are re-estimated during the search, as in the paper's code)",
        "VGGNet-19 on CIFAR-10 at 10% of the weights reaches dense accuracy", "jackpot")
 def _jackpot_matches(res: Results, cell: Cell) -> Finding | None:
-    jp, dense = res.by_seed("jackpot", cell, "magnitude-s0.9"), res.by_seed("pretrain", cell)
+    jp, dense = res.by_seed("jackpot", cell, "magnitude-s0.9"), res.dense_of("jackpot", cell, "magnitude-s0.9")
     if not jp or not dense:
         return None
     est = paired_vs(jp, dense)

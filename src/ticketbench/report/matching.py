@@ -90,14 +90,15 @@ def points(rows: Iterable[dict]) -> list[Point]:
     return [Point(r["round"], r["sparsity"], r["test_acc"]) for r in rows if r.get("test_acc") is not None]
 
 
-def dense_by_seed(res: Results, cell: Cell) -> dict[int, float]:
-    """The dense model's test accuracy per seed: the reference of every rule against dense."""
-    return {s: m["test_acc"] for s, m in res.by_seed("pretrain", cell).items() if m.get("test_acc") is not None}
+def dense_by_seed(res: Results, cell: Cell, phase: str, variant: str = "") -> dict[int, float]:
+    """Per seed, the test accuracy of the dense model this run started from: the reference of every rule against
+    dense (a paper with its own recipe has its own dense run)."""
+    return {s: m["test_acc"] for s, m in res.dense_of(phase, cell, variant).items() if m.get("test_acc") is not None}
 
 
 def seed_extremes(res: Results, cell: Cell, phase: str, variant: str, rule: Rule) -> dict[int, Extreme]:
     """Each seed's extreme matching sparsity: its own rounds against its own dense model."""
-    dense = dense_by_seed(res, cell)
+    dense = dense_by_seed(res, cell, phase, variant)
     return {s: extreme(points(m.get("rounds", [])), dense[s], rule)
             for s, m in res.by_seed(phase, cell, variant).items() if s in dense}
 
@@ -129,7 +130,7 @@ class MeanExtreme:
 def mean_extreme(res: Results, cell: Cell, phase: str, variant: str, rule: Rule,
                  seeds: Iterable[int] | None = None) -> MeanExtreme | None:
     """None when no seed has both the run and a dense model, or the seeds share no round."""
-    dense = dense_by_seed(res, cell)
+    dense = dense_by_seed(res, cell, phase, variant)
     runs = res.by_seed(phase, cell, variant)
     chosen = set(runs) & set(dense) & (set(runs) if seeds is None else set(seeds))
     seeds = sorted(chosen)

@@ -116,6 +116,23 @@ class Results:
     def dense(self, cell: Cell) -> float | None:
         return mean(m["test_acc"] for m in self.get("pretrain", cell))
 
+    def dense_of(self, phase: str, cell: Cell, variant: str = "") -> dict[int, dict]:
+        """Per seed, the metrics of the dense run that this method run started from: the pretrain run of the cell
+        whose best weights hash to the run's recorded ``pretrain``. A paper with its own recipe has its own dense
+        run, and its rules compare against that one; a run without the record falls back to the base run."""
+        base = self.by_seed("pretrain", cell)
+        out = {}
+        for seed in self.seeds(phase, cell, variant):
+            path = self.root.joinpath(phase, *cell, f"seed{seed}", *([variant] if variant else []), "hparams.json")
+            source = ((_load(path) or {}).get("settings") or {}).get("pretrain")
+            found = [self.runs[k] for k in self.runs if k[0] == "pretrain" and k[1:3] == cell and k[3] == seed
+                     and source and self.runs[k].get("state_hash") == source]
+            if found:
+                out[seed] = found[0]
+            elif seed in base:
+                out[seed] = base[seed]
+        return out
+
     def by_seed(self, phase: str, cell: Cell, variant: str = "") -> dict[int, dict]:
         """The metrics of every seed of one run, keyed by seed, for pairing runs seed by seed."""
         return dict(zip(self.seeds(phase, cell, variant), self.get(phase, cell, variant)))
