@@ -13,8 +13,8 @@ import yaml
 
 from ticketbench.cli import build_parser, main
 from ticketbench.errors import ConfigError
-from ticketbench.pipeline import (block_classes, check_config, dense_run, load_config_files, planned_runs, schema,
-                                  schema_text)
+from ticketbench.pipeline import (STRUCTURE_REWIND, block_classes, check_config, dense_run, load_config_files,
+                                  planned_runs, schema, schema_text)
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [str(Path(sys.executable).with_name("snakemake"))]
@@ -84,8 +84,16 @@ def _expected_jobs(config: dict) -> dict[str, int]:
 
     ablations, settings = listed("prac_ablations"), listed("prac_settings")
     structure_ablations, searches = listed("structure_ablations"), listed("jackpot_searches")
-    # Structure-LTH's own IMP runs wherever a structure method or an ablation of one does.
-    structure = (cells if methods else set()) | {(d, b, s) for _, d, b, s in structure_ablations}
+    transfers, imp_runs = listed("structure_transfers"), listed("imp_runs")
+    # A structure ablation at another rewind point or from another mask source reads an IMP run of its own
+    # (structure_lth-rw<p>, structure_lth-<variant>), once per cell however many structure runs read it.
+    imp_sources = {(f"structure_lth-{name.split('-', 1)[1].removeprefix('from-')}", d, b, s)
+                   for name, d, b, s in structure_ablations if re.fullmatch(r"[a-z_]+-(rw\d+|from-\w+)", name)}
+    extra_imp = imp_sources | set(imp_runs)
+    # Structure-LTH's own IMP runs wherever a structure method or an ablation of one does, and on a transfer target
+    # (outside grid.only there: its dense run and this IMP run are all it runs besides the transfers).
+    targets_t = {(d, b, s) for _, d, b, s in transfers}
+    structure = (cells if methods else set()) | {(d, b, s) for _, d, b, s in structure_ablations} | targets_t
     # Each paper's stages start from its dense run: the base one, or its own where its recipe differs (one run per
     # distinct recipe). Full IMP (PrAC's) always runs; transfer sources run PrAC outside grid.only; a PrAC LT setting
     # is a recipe of its own.
@@ -94,19 +102,20 @@ def _expected_jobs(config: dict) -> dict[str, int]:
               "jackpot": (cells if magnitude else set()) | {(d, b, s) for _, d, b, s in searches},
               **{f"prac_{name}": {(d, b, s) for n_, d, b, s in settings if n_ == name} for name, *_ in settings}}
     runs = {(d, b, s, dense_run(config, paper, d, b)) for paper, used in papers.items() for d, b, s in used}
-    jobs = {"pretrain": len(cells | {(d, b, s) for d, b, s, name in runs if not name}),
+    jobs = {"pretrain": len(cells | targets_t | {(d, b, s) for d, b, s, name in runs if not name}),
             "pretrain_paper": len({run for run in runs if run[3]}),
             "prac": len((cells if prac else set()) | sources),
             "prac_ablation": len(ablations) + len(settings),
             # full IMP, its baselines and variants, Structure-LTH's own IMP run where a structure method or ablation
-            # runs, the transfer targets and full IMP under each PrAC LT setting
+            # runs, the transfer targets, full IMP under each PrAC LT setting, and the IMP runs of experiments.imp_runs
+            # and of the structure ablations that read their own
             "prac_savings": n if prac else 0,
             "imp": n * (1 + len(exp.get("imp_baselines", [])) + len(exp.get("imp_variants", []))) + len(structure)
-            + len(targets) + len(settings),
+            + len(targets) + len(settings) + len(extra_imp),
             "jackpot": n * (len(magnitude) + len(random)), "jackpot_search": len(searches),
             "jackpot_cost": n * len(random),
             "jackpot_overlap": 2 * n * len(random),  # random- and magnitude-init studies
-            "structure": n * len(methods) + len(structure_ablations),
+            "structure": n * len(methods) + len(structure_ablations) + len(transfers),
             "timing": n if {"refill", "regroup"} <= set(methods) else 0, "evaluate": 1, "report": 1, "all": 1}
     return {rule: count for rule, count in jobs.items() if count}
 
@@ -130,6 +139,42 @@ def test_paper_dag_matches_its_grid():
     assert total == sum(expected.values())
     # The targets (pipeline.planned_runs, which `report --coverage` reads) name the rules that write them.
     assert set(planned_runs(config).values()) <= set(stats)
+
+
+# One job of each kind the paper tables' former gaps added, and the flags that make it that job.
+PAPER_JOBS = {
+    "imp/cifar10/cifar_resnet20/seed0/snip": [
+        "--variant snip --reference results/imp/cifar10/cifar_resnet20/seed0/full", "--rewind ep3"],
+    "imp/cifar10/cifar_resnet18/seed0/structure_lth-rw100": ["--structure-rewind 100%", "--variant structure_lth"],
+    "imp/cifar10/cifar_resnet18/seed0/structure_lth-omp": [
+        "--policy structure_lth --rewind ep8", "--variant omp --reference results/imp/cifar10/cifar_resnet18/seed0/"
+        "structure_lth "],
+    "structure/cifar10/cifar_resnet18/seed0/regroup-from-omp": [
+        "--imp $(dirname results/imp/cifar10/cifar_resnet18/seed0/structure_lth-omp/metrics.json) --method regroup "],
+    "structure/cifar10/cifar_resnet18/seed0/refill-rw50": [
+        "--imp $(dirname results/imp/cifar10/cifar_resnet18/seed0/structure_lth-rw50/metrics.json) --method refill "],
+    "structure/cifar10/resnet50/seed0/regroup-transfer-imagenet": [
+        "--transfer-from results/structure/imagenet/resnet50/seed0/regroup --imp $(dirname "
+        "results/imp/cifar10/resnet50/seed0/structure_lth/metrics.json) --method regroup "],
+    "imp/cifar10/resnet50/seed0/structure_lth": ["--rounds 1 "],
+    "prac/cifar10/cifar_resnet20/seed0/random_subset": ["--random-subset"],
+    "jackpot/cifar10/cifar_vgg19_bn/seed0/magnitude-s0.9-r0.5": ["--epochs 30 ", "--rate 0.5 "],
+}
+
+
+def test_the_paper_grid_s_new_runs_call_their_stage_with_the_flags_that_make_them():
+    r = _snakemake("-n", "-p", "--forceall", "--configfile", "config/paper.yaml",
+                   "--", *(f"results/{job}/metrics.json" for job in PAPER_JOBS))
+    assert r.returncode == 0, r.stderr[-2000:]
+    shells = [line for line in (r.stdout + r.stderr).splitlines() if line.startswith("Shell command: ")]
+    for job, flags in PAPER_JOBS.items():
+        shell = next(line for line in shells if f"--out results/{job} " in line)
+        assert all(f in shell for f in flags), (job, shell)
+    # The default rewind point of Structure-LTH's IMP, which a variant following it inherits when the config sets
+    # none, is imp.structure_rewind's.
+    from ticketbench.methods.imp import ImpHparams
+
+    assert STRUCTURE_REWIND == ImpHparams().structure_rewind
 
 
 # The paper grid's additions (experiments.prac_ablations, prac_settings, structure_ablations, jackpot_searches) are
@@ -173,6 +218,11 @@ BAD = [
      "experiments.structure_ablations"),
     ({"experiments": {"jackpot_searches": {"magnitude-s0.9-e0": ["digits/test_resnet"]}}},
      "experiments.jackpot_searches"),
+    ({"experiments": {"imp_runs": {"structure_lth-full": ["digits/test_resnet"]}}}, "experiments.imp_runs"),
+    ({"experiments": {"structure_ablations": {"regroup-rw101": ["digits/test_resnet"]}}},
+     "experiments.structure_ablations"),
+    ({"experiments": {"structure_transfers": {"regroup-transfer-digits": ["digits/test_resnet"]}}},
+     "experiments.structure_transfers.regroup-transfer-digits"),
 ]
 
 

@@ -151,6 +151,7 @@ def _check_meaning(config: dict[str, Any]) -> None:
 
 
 def _check_extra_runs(config: dict[str, Any]) -> None:
+    from .methods.imp import VARIANTS
     from .methods.structure.refill import CHANNEL_SCORES
 
     runs = {key: extra_runs(config, key) for key in EXTRA_RUNS}
@@ -159,18 +160,49 @@ def _check_extra_runs(config: dict[str, Any]) -> None:
         if f"prac_{name}" not in (config.get("recipes") or {}):
             raise ConfigError("experiments.prac_settings", name, f"a setting with its recipe in recipes.prac_{name} "
                               "(PrAC Table 1's learning rate, warm-up and rewind point for it)")
+    followers = [n for n in VARIANTS.names() if VARIANTS.get(n).reference]
+
+    def check_source(key: str, name: str, folder: str) -> None:
+        """An IMP folder that another run reads: a variant that follows a reference, or a rewind point."""
+        variant, _ = imp_run(folder)
+        percent = rewind_percent(folder)
+        if percent is not None and not 0 < percent <= 100:
+            raise ConfigError(f"experiments.{key}", name, "a rewind point rw<p> with 0 < p <= 100 (percent of "
+                              "the dense run's training)")
+        if percent is None and variant not in followers:
+            raise ConfigError(f"experiments.{key}", name, f"an IMP variant that follows a reference run: "
+                              f"{', '.join(followers)}")
+
+    for name in runs["imp_runs"]:
+        check_source("imp_runs", name, name)
     for name in runs["structure_ablations"]:
         method, changes = structure_run(name)
+        kind, source = structure_source(name)
+        if kind == "imp" and source != STRUCTURE_IMP:
+            check_source("structure_ablations", name, source)
+            continue
         criterion = changes["structure"].get("criterion")
         if method == "regroup" and not changes["structure"].get("reinit"):
-            raise ConfigError("experiments.structure_ablations", name, "regroup-reinit: a channel criterion or "
-                              "rho changes refill and refill_plus only")
+            raise ConfigError("experiments.structure_ablations", name, "regroup-reinit, regroup-rw<p> or "
+                              "regroup-from-<variant>: a channel criterion or rho changes refill and refill_plus only")
         if criterion is not None and criterion not in CHANNEL_SCORES:
             raise ConfigError("experiments.structure_ablations", name,
                               f"<method>-<criterion> with a criterion of {', '.join(CHANNEL_SCORES.names())}")
+    cells = {(d, b) for d, b, _ in grid_cells(config)}
+    for name, targets in runs["structure_transfers"].items():
+        _, source = structure_source(name)
+        for d, b in targets:
+            # The source's structure run is a job of the grid: its cell runs Structure-LTH's whole pipeline.
+            if source == d or (source, b) not in cells:
+                raise ConfigError(f"experiments.structure_transfers.{name}", f"{d}/{b}",
+                                  f"a cell <dataset>/<backbone> of another dataset than {source}, with a backbone "
+                                  f"that the grid runs on {source} (grid.only)")
     for name in runs["jackpot_searches"]:
-        if next(iter(jackpot_changes(name)["jackpot"].values())) < 1:
+        lengths = [v for k, v in jackpot_changes(name)["jackpot"].items() if k.endswith("epochs")]
+        if any(v < 1 for v in lengths):
             raise ConfigError("experiments.jackpot_searches", name, "at least 1 search or tuning epoch")
+        if not 0 < jackpot_changes(name)["jackpot"].get("rate", 0.5) < 1:
+            raise ConfigError("experiments.jackpot_searches", name, "a restriction rate r with 0 < r < 1")
 
 
 def recipe_layers(config: dict[str, Any], paper: str | None, dataset: str,
@@ -241,36 +273,68 @@ def _dense_recipe(config: dict[str, Any], paper: str | None, dataset: str, backb
 # It runs inside every Snakemake start, so it stays free of torch and of the hparams checks.
 
 # experiments.<key>: {<run folder>: [<dataset>/<backbone>, ...]}, each folder a name the pattern accepts.
-PRAC_ABLATION = re.compile(r"no_cep|no_early_stop|ef(\d+)")
+PRAC_ABLATION = re.compile(r"no_cep|no_early_stop|random_subset|ef(\d+)")
 PRAC_SETTINGS = tuple(v.removeprefix("prac_") for v in RECIPE_VARIANTS)
-# A channel criterion's name, as the rules' wildcards accept it; the config check asks the registry of criteria.
+# Names as the rules' wildcards accept them; the config check asks the registries (criteria, IMP variants).
 CHANNEL_CRITERION = r"[a-z][a-z0-9_]*"
-STRUCTURE_ABLATION = re.compile(rf"(refill|refill_plus|regroup)-(reinit|rho(0\.\d+)|({CHANNEL_CRITERION}))")
-JACKPOT_SEARCH = re.compile(r"(magnitude|random)-s(0\.\d+)-([et])(\d+)")
+IMP_VARIANT = r"[a-z][a-z0-9_]*"
+DATASET = r"[a-z][a-z0-9_-]*"
+STRUCTURE_METHOD = r"refill|refill_plus|regroup"
+# Structure-LTH's own IMP runs (its policy and rewind point); refill, refill+, regroup and timing read them.
+STRUCTURE_IMP = "structure_lth"
+STRUCTURE_VARIANTS = (STRUCTURE_IMP, "group_aware")
+# imp.structure_rewind's default (methods/imp.py, which imports torch; tests/test_pipeline.py keeps them equal).
+STRUCTURE_REWIND = "5%"
+# An IMP run on a few cells: a variant following full IMP's masks (PrAC's recipe), or one of Structure-LTH's:
+# rewound to p% of training, or a variant following Structure-LTH's own IMP run (its recipe, layers and rewind).
+IMP_RUN = re.compile(
+    rf"{STRUCTURE_IMP}-(?:rw(?P<percent>\d+)|(?P<follower>{IMP_VARIANT}))|(?P<variant>{IMP_VARIANT})")
+# The rewind point, the mask source and the transfer come before the criterion: a criterion is any name.
+STRUCTURE_ABLATION = re.compile(
+    rf"(?P<method>{STRUCTURE_METHOD})-(?:(?P<reinit>reinit)|rho(?P<rho>0\.\d+)|rw(?P<percent>\d+)|"
+    rf"from-(?P<source>{IMP_VARIANT})|(?P<criterion>{CHANNEL_CRITERION}))")
+STRUCTURE_TRANSFER = re.compile(rf"(?P<method>{STRUCTURE_METHOD})-transfer-(?P<dataset>{DATASET})")
+JACKPOT_SEARCH = re.compile(r"(magnitude|random)-s(0\.\d+)-(?:([et])(\d+)|r(0\.\d+))")
 EXTRA_RUNS = {
-    "prac_ablations": (PRAC_ABLATION, "no_cep, no_early_stop or ef<k> (PrAC-IMP with E_F = k)"),
+    "prac_ablations": (PRAC_ABLATION, "no_cep, no_early_stop, random_subset or ef<k> (PrAC-IMP with E_F = k)"),
     "prac_settings": (re.compile("|".join(PRAC_SETTINGS)), " or ".join(PRAC_SETTINGS)),
+    "imp_runs": (IMP_RUN, "<variant> (follows full IMP), structure_lth-<variant> (follows Structure-LTH's IMP) or "
+                 "structure_lth-rw<p> (Structure-LTH's IMP rewound to p% of training)"),
     "structure_ablations": (STRUCTURE_ABLATION, "<method>-<criterion> or <method>-rho<r> (refill, refill_plus), "
-                            "or <method>-reinit (refill, refill_plus, regroup)"),
-    "jackpot_searches": (JACKPOT_SEARCH, "<init>-s<sparsity>-e<search epochs> or <init>-s<sparsity>-t<tuning "
-                         "epochs>, e.g. magnitude-s0.9-e160"),
+                            "or <method>-reinit, <method>-rw<p>, <method>-from-<variant> (refill, refill_plus, "
+                            "regroup)"),
+    "structure_transfers": (STRUCTURE_TRANSFER, "<method>-transfer-<dataset> (refill, refill_plus, regroup), e.g. "
+                            "regroup-transfer-imagenet"),
+    "jackpot_searches": (JACKPOT_SEARCH, "<init>-s<sparsity>-e<search epochs>, <init>-s<sparsity>-t<tuning "
+                         "epochs> or <init>-s<sparsity>-r<rate>, e.g. magnitude-s0.9-e160"),
 }
+# The keys whose cells may lie outside grid.only: a transfer target needs its dense run only, not the cell's grid.
+ANY_CELL = {"structure_transfers"}
 EXTRA_RUNS_HELP = {
     "prac_ablations": "PrAC-IMP with one setting changed, in results/prac/<d>/<b>/seed<k>/<name>/: no_cep (CET "
-                      "only), no_early_stop, ef<k> (forget threshold E_F = k); name -> [<dataset>/<backbone>, ...]",
+                      "only), no_early_stop, random_subset (each round on a random subset of the PrAC set's size), "
+                      "ef<k> (forget threshold E_F = k); name -> [<dataset>/<backbone>, ...]",
     "prac_settings": "PrAC Table 1's LT settings (low, warmup) with their recipes recipes.prac_<name>: PrAC-IMP in "
                      "results/prac/<d>/<b>/seed<k>/<name>/ and full IMP in results/imp/<d>/<b>/seed<k>/full-<name>/; "
                      "name -> cells",
+    "imp_runs": "IMP runs on a few cells, in results/imp/<d>/<b>/seed<k>/<name>/: <variant> (a variant that follows "
+                "full IMP's masks, e.g. snip), structure_lth-<variant> (one that follows Structure-LTH's own IMP run, "
+                "with its recipe, layers and rewind point), structure_lth-rw<p> (Structure-LTH's IMP rewound to p% of "
+                "training); name -> cells",
     "structure_ablations": "Structure-LTH ablations in results/structure/<d>/<b>/seed<k>/<name>/: "
                            "<method>-<criterion> (refill channel score), <method>-rho<r> (Refill+ rate), "
-                           "<method>-reinit (random re-initialisation); name -> cells",
+                           "<method>-reinit (random re-initialisation), <method>-rw<p> (from the IMP run "
+                           "structure_lth-rw<p>), <method>-from-<variant> (from the masks of the IMP run "
+                           "structure_lth-<variant>); the IMP runs they read run too; name -> cells",
+    "structure_transfers": "structured tickets found on another dataset, in results/structure/<d>/<b>/seed<k>/"
+                           "<method>-transfer-<source>/: round r's structured conv masks are those of the <method> "
+                           "run of <source> with the same backbone, retrained on <d>; name -> cells (a cell outside "
+                           "grid.only runs these, its dense run and its Structure-LTH IMP run, for the rewind point)",
     "jackpot_searches": "jackpot searches of another length in results/jackpot/<d>/<b>/seed<k>/<name>/: "
-                        "<init>-s<sparsity>-e<epochs> (search epochs) or <init>-s<sparsity>-t<epochs> (weight tuning "
-                        "after the recipe's search); name -> cells",
+                        "<init>-s<sparsity>-e<epochs> (search epochs), <init>-s<sparsity>-t<epochs> (weight tuning "
+                        "after the recipe's search) or <init>-s<sparsity>-r<rate> (swaps restricted to that rate, our "
+                        "reading of the short restriction); name -> cells",
 }
-# Structure-LTH runs its own IMP (its policy and rewind point); refill, refill+, regroup and timing read it.
-STRUCTURE_IMP = "structure_lth"
-STRUCTURE_VARIANTS = (STRUCTURE_IMP, "group_aware")
 
 
 def grid_cells(config: dict[str, Any]) -> list[tuple[str, str, int]]:
@@ -284,7 +348,13 @@ def grid_cells(config: dict[str, Any]) -> list[tuple[str, str, int]]:
 def extra_runs(config: dict[str, Any], key: str) -> dict[str, list[tuple[str, str]]]:
     """``experiments.<key>`` as {run folder: [(dataset, backbone), ...]}, each cell one of the grid's."""
     pattern, allowed = EXTRA_RUNS[key]
-    cells = {(d, b) for d, b, _ in grid_cells(config)}
+    grid = config["grid"]
+    if key in ANY_CELL:
+        cells = set(itertools.product(grid["datasets"], grid["backbones"]))
+        where = "grid.datasets x grid.backbones"
+    else:
+        cells = {(d, b) for d, b, _ in grid_cells(config)}
+        where = "grid.datasets x grid.backbones, narrowed by grid.only"
     out = {}
     for name, listed in ((config.get("experiments") or {}).get(key) or {}).items():
         if not pattern.fullmatch(str(name)):
@@ -293,8 +363,8 @@ def extra_runs(config: dict[str, Any], key: str) -> dict[str, list[tuple[str, st
         for text in listed or []:
             d, _, b = str(text).partition("/")
             if (d, b) not in cells:
-                raise ConfigError(f"experiments.{key}.{name}", text, "a cell of the grid as <dataset>/<backbone> "
-                                  "(grid.datasets x grid.backbones, narrowed by grid.only)")
+                raise ConfigError(f"experiments.{key}.{name}", text, f"a cell of the grid as <dataset>/<backbone> "
+                                  f"({where})")
             out[name].append((d, b))
     return out
 
@@ -310,15 +380,66 @@ def prac_changes(folder: str) -> dict[str, dict]:
     return {"prac": {folder: True}}
 
 
+def imp_run(folder: str) -> tuple[str, str | None]:
+    """An IMP folder's variant, and the folder of the IMP run of the same cell whose masks it follows (None for
+    none). A name that is no other run's is a variant that follows full IMP (random_prune, snip, ...)."""
+    if folder in ("full", *STRUCTURE_VARIANTS) or folder.startswith("prac-from-") or \
+            (folder.startswith("full-") and folder[5:] in PRAC_SETTINGS):
+        return ("full" if folder.startswith(("prac-from-", "full-")) else folder), None
+    m = IMP_RUN.fullmatch(folder)
+    if m is None or m["variant"]:
+        return folder, "full"
+    return (STRUCTURE_IMP, None) if m["percent"] else (m["follower"], STRUCTURE_IMP)
+
+
+def rewind_percent(folder: str) -> int | None:
+    """The rewind point of ``structure_lth-rw<p>``, in percent of training; None for other folders."""
+    m = IMP_RUN.fullmatch(folder)
+    return int(m["percent"]) if m and m["percent"] else None
+
+
+def imp_changes(folder: str, recipe: dict[str, dict] | None = None) -> dict[str, dict]:
+    """What an IMP folder changes in the ``imp`` block; ``recipe``: the run's resolved recipe (resolve_recipe).
+
+    A variant that follows Structure-LTH's IMP prunes its layers and rewinds where it does (imp.structure_rewind),
+    so that its tickets differ from Structure-LTH's in the mask alone.
+    """
+    percent = rewind_percent(folder)
+    if percent is not None:
+        return {"imp": {"structure_rewind": f"{percent}%"}}
+    if imp_run(folder)[1] == STRUCTURE_IMP:
+        rewind = ((recipe or {}).get("imp") or {}).get("structure_rewind", STRUCTURE_REWIND)
+        return {"imp": {"policy": "structure_lth", "rewind": rewind}}
+    return {}
+
+
 def structure_run(folder: str) -> tuple[str, dict[str, dict]]:
     """A structure folder's method and what it changes in the ``structure`` block."""
-    m = STRUCTURE_ABLATION.fullmatch(folder)
+    m = STRUCTURE_ABLATION.fullmatch(folder) or STRUCTURE_TRANSFER.fullmatch(folder)
     if m is None:
         return folder, {}
-    method, what, rho, criterion = m.groups()
-    if what == "reinit":
-        return method, {"structure": {"reinit": True}}
-    return method, {"structure": {"rho": float(rho)} if rho else {"criterion": criterion}}
+    found = m.groupdict()
+    if found.get("reinit"):
+        return m["method"], {"structure": {"reinit": True}}
+    if found.get("rho"):
+        return m["method"], {"structure": {"rho": float(m["rho"])}}
+    if found.get("criterion"):
+        return m["method"], {"structure": {"criterion": m["criterion"]}}
+    return m["method"], {}
+
+
+def structure_source(folder: str) -> tuple[str, str]:
+    """Where a structure run's tickets come from: ("imp", the IMP folder of the same cell whose rounds it
+    structures) or ("transfer", the dataset whose structure run of the same backbone gives its masks)."""
+    m = STRUCTURE_TRANSFER.fullmatch(folder)
+    if m:
+        return "transfer", m["dataset"]
+    m = STRUCTURE_ABLATION.fullmatch(folder)
+    if m and m["percent"]:
+        return "imp", f"{STRUCTURE_IMP}-rw{m['percent']}"
+    if m and m["source"]:
+        return "imp", f"{STRUCTURE_IMP}-{m['source']}"
+    return "imp", STRUCTURE_IMP
 
 
 def jackpot_changes(folder: str) -> dict[str, dict]:
@@ -326,6 +447,8 @@ def jackpot_changes(folder: str) -> dict[str, dict]:
     m = JACKPOT_SEARCH.fullmatch(folder)
     if m is None:
         return {}
+    if m.group(5) is not None:
+        return {"jackpot": {"rate": float(m.group(5))}}
     return {"jackpot": {"epochs" if m.group(3) == "e" else "tune_epochs": int(m.group(4))}}
 
 
@@ -338,16 +461,19 @@ def recipe_of(phase: str, folder: str = "") -> str | None:
         return "structure_lth"
     if phase == "jackpot":
         return "jackpot"
-    if phase == "imp" and folder in STRUCTURE_VARIANTS:
+    if phase == "imp" and (folder in STRUCTURE_VARIANTS or folder.startswith(f"{STRUCTURE_IMP}-")):
         return "structure_lth"
     setting = folder.removeprefix("full-") if phase == "imp" else folder
     return f"prac_{setting}" if setting in PRAC_SETTINGS else "prac"
 
 
-def run_changes(phase: str, folder: str) -> dict[str, dict]:
-    """What a run folder changes on top of its recipe (an ablation or another search length); {} for the others."""
+def run_changes(phase: str, folder: str, recipe: dict[str, dict] | None = None) -> dict[str, dict]:
+    """What a run folder changes on top of its recipe (an ablation or another search length); {} for the others.
+    ``recipe``, the run's resolved recipe, is read by the IMP runs that follow Structure-LTH's (imp_changes)."""
     if phase == "prac":
         return prac_changes(folder)
+    if phase == "imp":
+        return imp_changes(folder, recipe)
     if phase == "structure":
         return structure_run(folder)[1]
     if phase == "jackpot":
@@ -382,6 +508,9 @@ def planned_runs(config: dict[str, Any]) -> dict[str, str]:
         if structure:
             variants.append(STRUCTURE_IMP)
         variants += [f"full-{v}" for v in here("prac_settings", d, b)]
+        # The IMP runs that structure ablations read (another rewind point or mask source), then those listed alone.
+        variants += [source for kind, source in map(structure_source, structure) if kind == "imp"]
+        variants += here("imp_runs", d, b)
         for v in variants:
             add("imp", "imp", d, b, s, v, "metrics.json")
         for src, tgt in transfer:
@@ -404,6 +533,13 @@ def planned_runs(config: dict[str, Any]) -> dict[str, str]:
             add("structure", "structure", d, b, s, m, "metrics.json")
         if {"refill", "regroup"} <= set(exp.get("structure_methods", [])):
             add("timing", "structure", d, b, s, "timing", "timing.json")
+    for name, targets in extra["structure_transfers"].items():
+        for (d, b), s in itertools.product(targets, config["grid"]["seeds"]):
+            # A target outside grid.only runs these alone: its dense run, and its own Structure-LTH IMP run, which
+            # gives the rewind point (the masks are the source's).
+            add("pretrain", "pretrain", d, b, s, "metrics.json")
+            add("imp", "imp", d, b, s, STRUCTURE_IMP, "metrics.json")
+            add("structure", "structure", d, b, s, name, "metrics.json")
     dense: dict[tuple, str] = {}
     for path in list(out):
         phase, d, b, seed, *rest = os.path.relpath(path, root).split(os.sep)

@@ -3,8 +3,9 @@ import os
 import re
 import sys
 
-from ticketbench.pipeline import (CHANNEL_CRITERION, PRAC_SETTINGS, RECIPES, STRUCTURE_VARIANTS, dense_run,
-                                  planned_runs, recipe_changes, recipe_of, run_changes, structure_run)
+from ticketbench.pipeline import (CHANNEL_CRITERION, IMP_VARIANT, PRAC_SETTINGS, RECIPES, STRUCTURE_IMP,
+                                  STRUCTURE_METHOD, dense_run, imp_run, planned_runs, recipe_changes, recipe_of,
+                                  resolve_recipe, run_changes, structure_run, structure_source)
 
 
 envvars:
@@ -24,16 +25,20 @@ wildcard_constraints:
     dataset="|".join(map(re.escape, GRID["datasets"])),
     backbone="|".join(map(re.escape, GRID["backbones"])),
     seed=r"\d+",
-    variant=r"full|structure_lth|group_aware|random_prune|random_prune_layerwise|random_reinit|prac-from-[^/]+|"
+    # full IMP, a variant of it, Structure-LTH's IMP at another rewind point or a variant following it
+    # (experiments.imp_runs, structure_ablations), a PrAC transfer target or full IMP under an LT setting
+    variant=rf"{IMP_VARIANT}|{STRUCTURE_IMP}-(?:rw\d+|{IMP_VARIANT})|prac-from-[^/]+|"
     rf"full-(?:{'|'.join(PRAC_SETTINGS)})",
     init="magnitude|random",
     sparsity=r"0\.\d+",
-    # a structure method, or an ablation of it (experiments.structure_ablations)
-    method=rf"(?:refill|refill_plus|regroup)(?:-(?:reinit|rho0\.\d+|{CHANNEL_CRITERION}))?",
+    # a structure method, an ablation of it (experiments.structure_ablations) or a transfer
+    # (experiments.structure_transfers)
+    method=rf"(?:{STRUCTURE_METHOD})(?:-(?:reinit|rho0\.\d+|rw\d+|from-{IMP_VARIANT}|{CHANNEL_CRITERION}|"
+    rf"transfer-(?:{'|'.join(map(re.escape, GRID['datasets']))})))?",
     paper="|".join(RECIPES),
     # a PrAC ablation or LT setting (experiments.prac_ablations, experiments.prac_settings)
-    ablation=rf"no_cep|no_early_stop|ef\d+|{'|'.join(PRAC_SETTINGS)}",
-    search=r"[et]\d+",
+    ablation=rf"no_cep|no_early_stop|random_subset|ef\d+|{'|'.join(PRAC_SETTINGS)}",
+    search=r"[et]\d+|r0\.\d+",
 
 
 def cell(phase, *parts):
@@ -131,13 +136,9 @@ def dense(paper):
     return get
 
 
-BASELINES = ("random_prune", "random_prune_layerwise", "random_reinit")
-STRUCTURE_IMP = STRUCTURE_VARIANTS[0]
-
-
 def imp_paper(wildcards):
-    """Structure-LTH's own IMP runs take its recipe; full IMP, its random baselines and transfer take PrAC's, and
-    full-<setting> PrAC's LT setting (pipeline.recipe_of)."""
+    """Structure-LTH's own IMP runs and those following it take its recipe; full IMP, the variants that follow it
+    and transfer take PrAC's, and full-<setting> PrAC's LT setting (pipeline.recipe_of)."""
     return recipe_of("imp", wildcards.variant)
 
 
@@ -146,11 +147,23 @@ def prac_paper(wildcards):
     return recipe_of("prac", wildcards.ablation)
 
 
+@functools.cache
+def _resolved(paper, dataset, backbone):
+    return resolve_recipe(config, paper, dataset, backbone)
+
+
+def imp_changes(wildcards):
+    """What an IMP folder changes (pipeline.imp_changes): a variant following Structure-LTH's IMP rewinds where its
+    recipe has Structure-LTH's IMP rewind."""
+    resolved = _resolved(imp_paper(wildcards), wildcards.dataset, wildcards.backbone)
+    return run_changes("imp", wildcards.variant, resolved)
+
+
 def get_imp_reference(wildcards):
-    """The random baselines follow the masks of the full-data IMP run of the same cell."""
-    if wildcards.variant in BASELINES:
-        return cell("imp", "full", "metrics.json").format(**wildcards)
-    return []
+    """A variant that follows another IMP run's masks (random baselines, pruning at init, ...) reads that run of the
+    same cell: full IMP, or Structure-LTH's own (pipeline.imp_run)."""
+    reference = imp_run(wildcards.variant)[1]
+    return cell("imp", reference, "metrics.json").format(**wildcards) if reference else []
 
 
 def get_transfer_source(wildcards):
@@ -162,13 +175,42 @@ def get_transfer_source(wildcards):
 
 
 def imp_flags(wildcards, input):
-    if wildcards.variant in BASELINES:
-        return f"--variant {wildcards.variant} --reference {os.path.dirname(input.reference)}"
-    if wildcards.variant in STRUCTURE_VARIANTS:
-        return f"--variant {wildcards.variant}"
     if wildcards.variant.startswith("prac-from-"):
         return f"--subsets {os.path.dirname(input.subsets)} --evaluate-tickets"
-    return ""
+    variant, reference = imp_run(wildcards.variant)
+    if reference:
+        return f"--variant {variant} --reference {os.path.dirname(input.reference)}"
+    return "" if variant == "full" else f"--variant {variant}"
+
+
+def get_structure_imp(wildcards):
+    """The IMP run whose rounds a structure run structures: Structure-LTH's own, one rewound elsewhere or one of
+    another mask source (pipeline.structure_source); a transfer structures the source dataset's tickets."""
+    kind, source = structure_source(wildcards.method)
+    folder = source if kind == "imp" else STRUCTURE_IMP
+    return cell("imp", folder, "metrics.json").format(**wildcards)
+
+
+def get_structure_transfer(wildcards):
+    """<method>-transfer-<dataset>: the <method> run of the same backbone and seed on that dataset."""
+    kind, source = structure_source(wildcards.method)
+    if kind != "transfer":
+        return []
+    method = structure_run(wildcards.method)[0]
+    return cell("structure", method, "metrics.json").format(dataset=source, backbone=wildcards.backbone,
+                                                            seed=wildcards.seed)
+
+
+# What a structure folder changes (an ablation of experiments.structure_ablations).
+STRUCTURE_ABLATION = folder_changes("structure", "method")
+
+
+def structure_overrides(wildcards):
+    """The recipe's flags and, for a transfer, where its masks come from: a flag of its own in the shell command
+    would change every structure job's command, which Snakemake reruns on."""
+    flags = get_recipe_flags(wildcards, ("structure", "train"), paper="structure_lth", run=STRUCTURE_ABLATION)
+    source = get_structure_transfer(wildcards)
+    return f"{flags} --transfer-from {os.path.dirname(source)}".strip() if source else flags
 
 
 def get_final_output():

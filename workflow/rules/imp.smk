@@ -8,9 +8,9 @@ rule imp:
     params:
         out=lambda wc, output: os.path.dirname(output.metrics),
         configs=config_flags(),
-        recipe=recipe("imp", "train", paper=imp_paper),
+        recipe=recipe("imp", "train", paper=imp_paper, run=imp_changes),
         root=data_root,
-        overrides=recipe_flags("imp", "train", paper=imp_paper),
+        overrides=recipe_flags("imp", "train", paper=imp_paper, run=imp_changes),
         extra=imp_flags,
     log:
         "logs/imp/{dataset}/{backbone}/seed{seed}/{variant}.log",

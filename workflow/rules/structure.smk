@@ -1,10 +1,8 @@
-ABLATION = folder_changes("structure", "method")
-
-
 rule structure:
     input:
         pretrain=dense("structure_lth"),
-        imp=cell("imp", STRUCTURE_IMP, "metrics.json"),
+        imp=get_structure_imp,
+        transfer=get_structure_transfer,
     output:
         metrics=cell("structure", "{method}", "metrics.json"),
     params:
@@ -12,9 +10,9 @@ rule structure:
         configs=config_flags(),
         # an ablation folder (experiments.structure_ablations) names its method and what it changes
         method=lambda wc: structure_run(wc.method)[0],
-        recipe=recipe("structure", "imp", "train", paper="structure_lth", run=ABLATION),
+        recipe=recipe("structure", "imp", "train", paper="structure_lth", run=STRUCTURE_ABLATION),
         root=data_root,
-        overrides=recipe_flags("structure", "train", paper="structure_lth", run=ABLATION),
+        overrides=structure_overrides,
     log:
         "logs/structure/{dataset}/{backbone}/seed{seed}/{method}.log",
     benchmark:

@@ -16,7 +16,7 @@ from .claims import evaluate as evaluate_claims
 from .deviations import DEVIATIONS, deviations_table
 from .grid import grid_tables
 from .matching import rules_text
-from .needs import PaperOnly
+from .needs import PaperOnly, Reading
 from .paper import PaperTable, load_tables, needs_of, ours
 from .render import NOT_RUN, PAGE, PAPER_ONLY, Table, csv_text, fmt, html_table, latex, markdown
 from .results import Results
@@ -51,6 +51,10 @@ def paper_table(t: PaperTable, res: Results) -> tuple[Table, int]:
         ". Units: " + ", ".join(f"{t.headers.get(k, k)} in {u}" for k, u in t.units.items() if u not in ("text",)) + \
         ". Ours: mean ± 95% t-interval over n seeds; test ± = Wilson interval over test examples."
     notes = [t.notes] if t.notes else []
+    # Where our column stands on our reading of something the paper leaves open, the table says which.
+    readings = sorted({n.deviation for row in t.rows for n in needs_of(t, row).values() if isinstance(n, Reading)})
+    for d in (d for d in DEVIATIONS if d.key in readings):
+        notes.append(f"Ours rests on our reading of the {d.topic} (Deviations: {d.key}): {d.ours}")
     return Table(t.id, f"{t.paper} {t.source}: {t.title}", columns, rows, caption, notes), with_results
 
 

@@ -4,7 +4,8 @@ Dry and torch-free: it needs no results, only the config, merged as `snakemake -
 cell needs are the report's own declaration (:func:`.paper.needs_of`); the runs a config plans are the workflow's
 own targets (:func:`ticketbench.pipeline.planned_runs`). A cell is
 
-* mapped: every run it needs is planned, with the settings the paper's column assumes;
+* mapped: every run it needs is planned, with the settings the paper's column assumes (where the cell stands on our
+  reading of an undefined term, the detail says so and names the deviation that states it);
 * recipe/config: a fact of the paper with nothing to run (a model size, where a claim is stated);
 * unmapped: anything else, with the reason.
 """
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..pipeline import dense_run, planned_runs, recipe_of, resolve_recipe, run_changes
-from .needs import PaperOnly, PaperTable, Run, Unmapped, load_tables
+from .needs import PaperOnly, PaperTable, Reading, Run, Unmapped, load_tables
 from .paper import needs_of
 
 MAPPED, PAPER_ONLY, UNMAPPED = "mapped", "recipe/config", "unmapped"
@@ -60,7 +61,7 @@ class Planner:
         if run.settings:
             d, b = run.cell
             recipe = resolve_recipe(self.config, recipe_of(run.phase, run.folder), d, b)
-            for block, changes in run_changes(run.phase, run.folder).items():
+            for block, changes in run_changes(run.phase, run.folder, recipe).items():
                 recipe[block] = {**recipe.get(block, {}), **changes}
             for block, key, value in run.settings:
                 got = recipe.get(block, {}).get(key)
@@ -77,18 +78,24 @@ class Planner:
     def _hint(self, run: Run) -> str:
         d, b = run.cell
         grid = self.config["grid"]
+        folder = run.folder
+        transfer = run.phase == "structure" and "-transfer-" in folder
+        if transfer and d in grid["datasets"] and b in grid["backbones"]:  # its cells may lie outside grid.only
+            return f"experiments.structure_transfers.{folder} does not list {d}/{b}"
         cells = {(dd, bb) for dd in grid["datasets"] for bb in grid["backbones"]
                  if bb in (grid.get("only") or {}).get(dd, [bb])}
         if (d, b) not in cells:
             return f"{d}/{b} is not a cell of the grid (grid.datasets, grid.backbones, grid.only)"
-        folder = run.folder
         if run.phase == "prac":
             return ("experiments.prac is off" if not folder else
                     f"experiments.prac_settings.{folder} or experiments.prac_ablations.{folder} does not list {d}/{b}")
         if run.phase == "imp":
             if folder.startswith("full-"):
                 return f"experiments.prac_settings.{folder[5:]} does not list {d}/{b}"
-            return f"experiments.imp_baselines, imp_variants or structure_methods does not run {folder}"
+            if folder.startswith("structure_lth-"):
+                return f"experiments.imp_runs or a structure ablation of it does not run {folder} on {d}/{b}"
+            return (f"experiments.imp_baselines, imp_variants, imp_runs or structure_methods does not run {folder} "
+                    f"on {d}/{b}")
         if run.phase == "structure":
             if folder == "timing":
                 return "experiments.structure_methods lacks refill or regroup"
@@ -122,9 +129,15 @@ def coverage(config: dict[str, Any], tables_dir: str | Path) -> list[CellCoverag
                     out.append(CellCoverage(t.id, row_key(t, row), column, UNMAPPED, need.why))
                 else:
                     why = next((w for r in need if (w := planner.check(r))), None)
-                    out.append(CellCoverage(t.id, row_key(t, row), column, UNMAPPED if why else MAPPED,
-                                            why or "; ".join(planner.job(r) for r in need)))
+                    jobs = "; ".join(planner.job(r) for r in need)
+                    if isinstance(need, Reading):
+                        jobs = f"{reading(need)}: {jobs}"
+                    out.append(CellCoverage(t.id, row_key(t, row), column, UNMAPPED if why else MAPPED, why or jobs))
     return out
+
+
+def reading(need: Reading) -> str:
+    return f"our reading (see Deviations: {need.deviation})"
 
 
 def summary(cells: list[CellCoverage]) -> str:

@@ -94,6 +94,23 @@ DEVIATIONS: list[Deviation] = [
         "The target's IMP trains round r on the source run's round-r PrAC set (imp --subsets), and each ticket is "
         "retrained on the full data (--evaluate-tickets).",
         "The per-round sets are what the source run trained on; the released checkpoints store that sequence."),
+    Deviation(
+        "prac-random-subsets", "PrAC", "random subsets (A2.4)",
+        "Paper (A2.4): random subsets must hold about 70% of the training data for their tickets to match PrAC's, "
+        "whose sets hold 37-54%; the sizes tried and the procedure are not given.",
+        "One run: PrAC-IMP whose every round trains on a random subset of that round's PrAC-set size "
+        "(experiments.prac_ablations random_subset, prac.random_subset); the claim reads its savings and tickets "
+        "against PrAC's.",
+        "It tests the claim's point, that a subset of PrAC's size only works when it is the PrAC set, with one run "
+        "instead of a sweep of subset sizes, each an IMP run of its own."),
+    Deviation(
+        "prac-pruning-at-init", "PrAC", "pruning-at-init baselines (§4.3)",
+        "Paper (§1, §4.3): PrAC beats SynFlow, SNIP and GraSP at 93.13% sparsity 'iterative, same budget'; how the "
+        "baselines were iterated and trained is not given.",
+        "IMP variants snip, grasp and synflow (experiments.imp_runs): each round scores afresh to full IMP's kept "
+        "count of that round, on the weights of PrAC's rewind point, and trains from there like an IMP round.",
+        "Scoring where the IMP tickets start keeps the comparison about the mask; imp.rewind: init scores at "
+        "initialisation proper."),
     # --- Structure-LTH (Chen et al., ICML 2022) -------------------------------------------------------------------
     Deviation(
         "slth-rewind", "Structure-LTH", "rewind point",
@@ -156,6 +173,25 @@ DEVIATIONS: list[Deviation] = [
         "tickets physically slimmed, regroup tickets through ticketbench.methods.structure.blocksparse.",
         "The released kernels target CUDA 10.2 and sm_52-75 only. Our savings are for our kernels and hardware and "
         "are not comparable in size with the paper's."),
+    Deviation(
+        "slth-a2-network", "Structure-LTH", "Table A2: the transferred network",
+        "Paper (Table A2): tickets found on ImageNet, retrained on CIFAR-10 (dense 95.37%); the caption says "
+        "ResNet-50, the text ResNet-18. How the tickets meet CIFAR-10 is not described.",
+        "ResNet-50 with its ImageNet stem (the caption's network): round r's structured conv masks of the ImageNet "
+        "refill or regroup run, on a CIFAR-10 ResNet-50 trained with the base CIFAR recipe and rewound to its own "
+        "epoch 8 (experiments.structure_transfers, structure --transfer-from); layers of another shape and the "
+        "classifier stay dense. Each row is read at our round nearest its remaining weight (within 2.5 points).",
+        "The grid's ImageNet network is ResNet-50; a ResNet-18 on ImageNet would be a network no other table "
+        "runs. Rows are given by remaining weight, not round."),
+    Deviation(
+        "slth-mask-sources", "Structure-LTH", "mask sources of regrouped tickets (§5)",
+        "Paper (§5): regrouped tickets from IMP, OMP, random pruning, SNIP, GraSP, SynFlow and ADMM masks; their "
+        "sparsities and settings are not given.",
+        "Each source is an IMP variant that follows Structure-LTH's own IMP run (experiments.structure_ablations "
+        "regroup-from-<variant>): its kept count per round, its layers and its rewind point; OMP prunes the dense "
+        "final weights once, ADMM trains imp.admm_epochs with imp.admm_rho first.",
+        "At equal sparsity and rewind point the tickets differ in the mask alone, which is what the ablation "
+        "compares."),
     Deviation(
         "slth-validation-split", "Structure-LTH", "model selection on CIFAR-100",
         "Released code: the CIFAR-100 loader uses the test set as the validation set.",

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from typing import Iterable
 
+from ..pipeline import recipe_of
 from .matching import AT_LEAST_DENSE, WITHIN_1_OF_DENSE, Rule, mean_extreme
 from .render import Table, fmt
 from .results import Cell, Results, overlap_init
 from .stats import LEVEL, accuracy_cell, value_cell
 
-STRUCTURE_IMPS = ("structure_lth", "group_aware")  # Structure-LTH's IMP runs (its Alg. 1 and Alg. 4)
 INTERVALS = (f"Each cell: mean ± {LEVEL:.0%} t-interval over n seeds; test ± = {LEVEL:.0%} Wilson interval over test "
              f"examples; 'not run' = no seed ran it.")
 
@@ -75,7 +75,7 @@ def imp_table(res: Results, cell: Cell) -> Table | None:
         f"{imp_hp.get('policy')}, rewind {imp_hp.get('rewind')})" + ("" if rate == 0.2 else
                                                                       "; the papers prune 20% per round") + ".")
     # PrAC's rule for PrAC's comparisons; Structure-LTH's own IMP runs are read with its rule in the structure table.
-    runs = {"IMP": ("imp", "full"), **{v: ("imp", v) for v in others if v not in STRUCTURE_IMPS},
+    runs = {"IMP": ("imp", "full"), **{v: ("imp", v) for v in others if recipe_of("imp", v) != "structure_lth"},
             **({"PrAC ticket": ("prac", "")} if prac else {})}
     note = extremes_note(res, cell, runs, WITHIN_1_OF_DENSE)
     return Table(f"grid_imp_{cell[0]}_{cell[1]}", f"IMP, PrAC-IMP and baselines: {cell[0]} x {cell[1]}", cols, rows,

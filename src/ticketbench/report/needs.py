@@ -5,6 +5,8 @@ A value column of a paper row needs one of three things:
 * :class:`Run` s: runs of the grid, each ``results/<phase>/<dataset>/<backbone>/seed<k>/<folder>/<file>`` over
   the seeds. The report's resolver reads the cell from exactly these runs (:mod:`.paper`), and
   ``ticketbench report --coverage`` (:mod:`.coverage`) checks that a config plans them, so the two cannot disagree.
+* :class:`Reading`: runs, as above, that fill a cell only under our reading of something the paper leaves
+  undefined; the reading is a deviation of :mod:`.deviations`, which the coverage names.
 * :class:`PaperOnly`: a fact of the paper that no run can give (a model size, a section reference).
 * :class:`Unmapped`: a cell no run of ticketbench can fill, and why.
 """
@@ -128,6 +130,19 @@ class Run:
         if self.dense:
             return res.dense_settings(self.phase, self.cell, self.folder)
         return res.settings(self.phase, self.cell, self.folder)
+
+
+class Reading(tuple):
+    """Runs that fill a cell under our reading of an undefined term: ``Reading(runs, deviation)``, where
+    ``deviation`` is the key of the entry of :data:`.deviations.DEVIATIONS` that states the reading. A tuple of
+    its runs, so that whatever reads a cell's runs reads these."""
+
+    deviation: str
+
+    def __new__(cls, runs, deviation: str) -> "Reading":
+        obj = super().__new__(cls, runs)
+        obj.deviation = deviation
+        return obj
 
 
 @dataclass(frozen=True)

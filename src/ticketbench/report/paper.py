@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from .matching import AT_LEAST_DENSE, WITHIN_1_OF_DENSE, Rule, mean_extreme, round_by_seed, seed_extremes
-from .needs import DATASETS, NETWORKS, Need, PaperOnly, PaperTable, Run, Unmapped, cell_named, cell_of, load_tables
+from .needs import (DATASETS, NETWORKS, Need, PaperOnly, PaperTable, Reading, Run, Unmapped, cell_named, cell_of,
+                    load_tables)
 from .results import Cell, Results, mean
 from .stats import Estimate, seed_interval, test_interval_of, value_cell
 
@@ -76,6 +77,11 @@ def _shared(values, scale: float = 100.0) -> float | SeedMean | None:
 def _nearest_round(rows: list[dict], sparsity_pct: float, tol: float = 0.5) -> dict | None:
     best = min(rows, key=lambda r: abs(100 * r["sparsity"] - sparsity_pct), default=None)
     return best if best is not None and abs(100 * best["sparsity"] - sparsity_pct) <= tol else None
+
+
+def _mean_sparsities(per_round: dict[int, list[dict]]) -> list[dict]:
+    """Each round of a run with its sparsity averaged over seeds, for finding the round nearest a sparsity."""
+    return [{"round": r, "sparsity": statistics.fmean(x["sparsity"] for x in rows)} for r, rows in per_round.items()]
 
 
 def _pct(x: float) -> str:
@@ -454,29 +460,81 @@ def _beats_at_top(row: dict, res: Results, runs: tuple[Run, ...]) -> str | None:
     return "; ".join(parts) or None
 
 
+def _round_mean_gaps(a: dict[int, dict], b: dict[int, dict], rounds: Callable[[dict], bool] = lambda row: True,
+                     key: str = "test_acc") -> list[float]:
+    """Per seed that ran both runs (``by_seed`` of each), the mean over their common rounds of a minus b; ``rounds``
+    picks the rounds (by a's row)."""
+    gaps = []
+    for s in sorted(set(a) & set(b)):
+        x = {r["round"]: r for r in a[s].get("rounds", []) if rounds(r)}
+        y = {r["round"]: r[key] for r in b[s].get("rounds", [])}
+        common = sorted(set(x) & set(y))
+        if common:
+            gaps.append(statistics.fmean(x[r][key] - y[r] for r in common))
+    return gaps
+
+
 @claim_row("prac_claims", "Without CEP", _rn20_c10(("prac", ""), ("prac", "no_cep")))
 def _without_cep(row: dict, res: Results, runs: tuple[Run, ...]) -> str | None:
     """CET-only tickets minus PrAC's, averaged over the rounds both ran, per seed."""
     cell = runs[0].cell
-    a, b = res.by_seed("prac", cell, "no_cep"), res.by_seed("prac", cell)
-    diffs = []
-    for s in sorted(set(a) & set(b)):
-        x = {r["round"]: r["test_acc"] for r in a[s].get("rounds", [])}
-        y = {r["round"]: r["test_acc"] for r in b[s].get("rounds", [])}
-        common = sorted(set(x) & set(y))
-        if common:
-            diffs.append(statistics.fmean(x[r] - y[r] for r in common))
+    diffs = _round_mean_gaps(res.by_seed("prac", cell, "no_cep"), res.by_seed("prac", cell))
     if not diffs:
         return None
     return f"{_label(cell, runs)}: without CEP minus PrAC {value_cell(diffs, unit=' points')} (mean over rounds)"
 
 
-unmapped_claim("prac_claims", "vs pruning-at-init",
-               "needs iterative SNIP, GraSP and SynFlow tickets at PrAC's budget: ticketbench has no pruning-at-init "
-               "IMP variant (its SNIP, GraSP and SynFlow scores serve the jackpot overlap study only)")
-unmapped_claim("prac_claims", "Random subsets needed to match PrAC",
-               "needs IMP on random subsets of the training data of several sizes: ticketbench has no random-subset "
-               "data selector")
+# The pruning-at-init baselines of §4.3, as the claim orders them, and their IMP variants (experiments.imp_runs).
+PAI_BASELINES = {"SynFlow": "synflow", "SNIP": "snip", "GraSP": "grasp"}
+
+
+@claim_row("prac_claims", "vs pruning-at-init", _rn20_c10(("prac", ""), *(("imp", v) for v in PAI_BASELINES.values())))
+def _vs_pruning_at_init(row: dict, res: Results, runs: tuple[Run, ...]) -> str | None:
+    """PrAC's ticket minus each pruning-at-init ticket at the round nearest the claim's sparsity, paired by seed: the
+    variants prune to full IMP's kept count of each round, which PrAC's rounds share."""
+    cell = runs[0].cell
+    per_round = res.per_round("prac", cell)
+    averaged = _mean_sparsities(per_round)
+    near = _nearest_round(averaged, float((row.get("numbers") or {}).get("sparsity", 0)))
+    if near is None:
+        return None
+    prac = round_by_seed(res, "prac", cell, "", near["round"])
+    parts = []
+    for label, variant in PAI_BASELINES.items():
+        other = round_by_seed(res, "imp", cell, variant, near["round"])
+        seeds = sorted(set(prac) & set(other))
+        if seeds:
+            gap = value_cell([prac[s]["test_acc"] - other[s]["test_acc"] for s in seeds], unit=" points")
+            scored = {other[s].get("scored_at") for s in seeds} - {None}
+            parts.append(f"{label} {gap}" + (f" (scored at {', '.join(sorted(scored))})" if scored else ""))
+    if not parts:
+        return None
+    return f"{_label(cell, runs)} at {_pct(near['sparsity'])}: PrAC minus " + "; ".join(parts)
+
+
+def _random_subset_runs(row: dict) -> Need:
+    need = _rn20_c10(("imp", "full"), ("prac", ""), ("prac", "random_subset"))(row)
+    return Reading(need, "prac-random-subsets") if isinstance(need, tuple) else need
+
+
+@claim_row("prac_claims", "Random subsets needed to match PrAC", _random_subset_runs)
+def _random_subsets(row: dict, res: Results, runs: tuple[Run, ...]) -> str | None:
+    """PrAC-IMP on a random subset of each round's PrAC-set size: what it saves against full-data IMP with PrAC's
+    rule, and its tickets against PrAC's."""
+    cell = runs[0].cell
+    drawn = res.get("prac", cell, "random_subset")
+    if not drawn:
+        return None
+    share = value_cell((mean(x.get("prac_trained_fraction") for x in m.get("rounds", [])) for m in drawn), unit="%")
+    parts = [f"random subsets of the PrAC sets' size ({share} of the data, mean over rounds)"]
+    for label, folder in (("random subsets", "random_subset"), ("PrAC", "")):
+        text = _saving_text(res, cell, folder)
+        if text:
+            parts.append(f"{label} save {text}")
+    gaps = _round_mean_gaps(res.by_seed("prac", cell, "random_subset"), res.by_seed("prac", cell))
+    if gaps:
+        parts.append(f"random-subset tickets minus PrAC's {value_cell(gaps, unit=' points')} (mean over rounds)")
+    return f"{_label(cell, runs)}: " + "; ".join(parts)
 
 
 # --- Structure-LTH ---------------------------------------------------------------------------------------------
@@ -515,16 +573,37 @@ def _lr(tr: dict) -> str:
     return f"{tr['lr']:g}; {tr['schedule']} over {tr['epochs']} epochs{warm}"
 
 
+# Table A2's network is ResNet-50 in the caption and ResNet-18 in the text; we read the caption's (Deviations:
+# slth-a2-network). Its rows are read at our round whose remaining weight is nearest the paper's, within this many
+# points: under half the smallest step between the paper's rows (5.2 points), so two rows never share a round.
+TRANSFER_NETWORK = "ResNet-50"
+TRANSFER_TOLERANCE = 2.5
+TRANSFER_METHODS = {"IMP-Refill": "refill", "IMP-Regroup": "regroup"}
+
+
 @_every_column
 def _transfer_needs(t: PaperTable, row: dict) -> Need:
-    return Unmapped("tickets found on ImageNet and retrained on CIFAR-10: ticketbench has no cross-dataset ticket "
-                    "transfer (its transfer replays PrAC sets between backbones), and the paper leaves the network "
-                    "unclear (ResNet-50 in the caption, ResNet-18 in the text)")
+    cell = cell_named(t.fixed["dataset"], TRANSFER_NETWORK)
+    source = DATASETS.get(t.fixed["source_dataset"])
+    method = TRANSFER_METHODS.get(row["method"])
+    if cell is None or source is None or method is None:
+        return Unmapped(f"{row['method']} from {t.fixed['source_dataset']}: no structure method or dataset of "
+                        f"ticketbench stands for it")
+    return Reading((Run("structure", cell, f"{method}-transfer-{source}"),), "slth-a2-network")
 
 
 @table("slth_a2", needs=_transfer_needs)
 def _transfer(t: PaperTable, row: dict, res: Results, needs: dict[str, Need]) -> dict:
-    return {}
+    """The transferred tickets' accuracy and time saving at our round nearest the row's remaining weight."""
+    runs = _runs(needs["transfer_acc"])
+    per_round = runs[0].per_round(res) if runs else {}
+    averaged = _mean_sparsities(per_round)
+    near = _nearest_round(averaged, 100 - float(row["remaining"]), tol=TRANSFER_TOLERANCE)
+    if near is None:
+        return {}
+    seeds = per_round[near["round"]]
+    return {"transfer_acc": _ours((x["test_acc"] for x in seeds), runs=seeds),
+            "time_saving": _ours(x.get("time_saving") for x in seeds)}
 
 
 def _vs_random_needs(t: PaperTable, row: dict) -> dict[str, Need]:
@@ -756,12 +835,81 @@ def _acc_near(row: dict, res: Results, runs: tuple[Run, ...]) -> str | None:
 
 claim_row("slth_claims", "vs ABC pruner", _rn18_c10(("refill",)))(_acc_near)
 claim_row("slth_claims", "vs SCOP", _rn18_c10(("refill", "regroup")))(_acc_near)
-unmapped_claim("slth_claims", "Rewinding ablation",
-               "needs Structure-LTH's IMP rewound to 5, 10, 20, 50 and 100% of training, each with structured tickets: "
-               "the grid runs one rewind point (imp.structure_rewind), and 100% is no rewind point of the imp stage")
-unmapped_claim("slth_claims", "Mask-source ablation",
-               "needs OMP, random, SNIP, GraSP, SynFlow and ADMM masks as sources of regrouped tickets: ticketbench "
-               "regroups IMP masks only")
+
+
+def _seed_means(res: Results, cell: Cell, folder: str, rounds: set[int]) -> list[float]:
+    """Each seed's test accuracy of a structure run, averaged over ``rounds``."""
+    out = []
+    for m in res.get("structure", cell, folder):
+        accs = [x["test_acc"] for x in m.get("rounds", []) if x["round"] in rounds]
+        if accs:
+            out.append(statistics.fmean(accs))
+    return out
+
+
+def _common_rounds(res: Results, cell: Cell, folders: list[str]) -> set[int]:
+    """The rounds every seed of every listed structure run that ran has: a mean over them compares like with like."""
+    found = [set(x["round"] for x in m.get("rounds", [])) for f in folders for m in res.get("structure", cell, f)]
+    return set.intersection(*found) if found else set()
+
+
+def _ranked(res: Results, cell: Cell, runs: dict[str, str]) -> list[tuple[str, list[float]]]:
+    """(label, per-seed means over the rounds all of them ran) of the runs that ran, best mean first."""
+    ran = {label: f for label, f in runs.items() if res.seeds("structure", cell, f)}
+    rounds = _common_rounds(res, cell, list(ran.values()))
+    means = [(label, _seed_means(res, cell, f, rounds)) for label, f in ran.items()]
+    return sorted(((label, m) for label, m in means if m), key=lambda lm: -statistics.fmean(lm[1]))
+
+
+# §5's rewind points, in percent of training: 5% is the recipe's own rewind point (epoch 8 of 160, the paper's),
+# the others Structure-LTH's IMP run rewound there (experiments.structure_ablations <method>-rw<p>).
+SLTH_REWINDS = {5: "", 10: "-rw10", 20: "-rw20", 50: "-rw50", 100: "-rw100"}
+REWIND_METHODS = ("refill", "regroup")
+REINIT_BEYOND = 0.30  # "all beat random re-init beyond 30% sparsity"
+
+
+@claim_row("slth_claims", "Rewinding ablation",
+           lambda row: _cells_or_unmapped([(" ".join(RN18_C10), cell_named(*RN18_C10))], lambda cell: [
+               Run("structure", cell, f"{m}{suffix}") for m in REWIND_METHODS
+               for suffix in (*SLTH_REWINDS.values(), "-reinit")]))
+def _rewind_points(row: dict, res: Results, runs: tuple[Run, ...]) -> str | None:
+    """Per method, each rewind point's tickets (mean accuracy over the rounds all points ran), best first, and each
+    minus the random re-initialisation of the same round on the rounds beyond 30% sparsity."""
+    cell = runs[0].cell
+    parts = []
+    for m in REWIND_METHODS:
+        points = {f"{p}%": f"{m}{suffix}" for p, suffix in SLTH_REWINDS.items()}
+        ranked = _ranked(res, cell, points)
+        if not ranked:
+            continue
+        text = ", ".join(f"{label} {value_cell(means, unit='%')}" for label, means in ranked)
+        reinit = res.by_seed("structure", cell, f"{m}-reinit")
+        gaps = [(label, _round_mean_gaps(res.by_seed("structure", cell, points[label]), reinit,
+                                         lambda x: x["sparsity"] > REINIT_BEYOND)) for label, _ in ranked]
+        shown = ", ".join(f"{label} {value_cell(g, unit=' points')}" for label, g in gaps if g)
+        parts.append(f"{m}: best {ranked[0][0]}; {text} (test accuracy, mean over rounds)" +
+                     (f"; minus random re-init beyond {REINIT_BEYOND:.0%} sparsity: {shown}" if shown else ""))
+    return f"{_label(cell, runs)}: " + "; ".join(parts) if parts else None
+
+
+# §5's mask sources of regrouped tickets, as the claim names them; IMP's are the recipe's own regroup run, the others
+# the regrouped rounds of an IMP variant that follows Structure-LTH's IMP (experiments.structure_ablations).
+MASK_SOURCES = {"IMP": "regroup", "OMP": "regroup-from-omp", "RP": "regroup-from-random_prune",
+                "SNIP": "regroup-from-snip", "GraSP": "regroup-from-grasp", "SynFlow": "regroup-from-synflow",
+                "ADMM": "regroup-from-admm"}
+
+
+@claim_row("slth_claims", "Mask-source ablation",
+           lambda row: _cells_or_unmapped([(" ".join(RN18_C10), cell_named(*RN18_C10))],
+                                          lambda cell: [Run("structure", cell, f) for f in MASK_SOURCES.values()]))
+def _mask_sources(row: dict, res: Results, runs: tuple[Run, ...]) -> str | None:
+    """Regrouped tickets of each mask source, best first by accuracy over the rounds all sources ran."""
+    ranked = _ranked(res, runs[0].cell, MASK_SOURCES)
+    if not ranked:
+        return None
+    text = ", ".join(f"{label} {value_cell(means, unit='%')}" for label, means in ranked)
+    return f"{_label(runs[0].cell, runs)}: regrouped tickets by mask source, best first: {text} (test accuracy, " \
+           f"mean over rounds)"
 
 
 # --- Lottery jackpots ----------------------------------------------------------------------------------------
@@ -773,7 +921,7 @@ JP_CIFAR = [(d, n) for n in ("VGGNet-19", "ResNet-32") for d in ("CIFAR-10", "CI
 def _search(cell: Cell, sparsity: float, suffix: str = "") -> Run:
     """A magnitude-initialised search; without a suffix, the recipe's own, which must search 30 epochs."""
     folder = f"magnitude-s{sparsity:g}" + (f"-{suffix}" if suffix else "")
-    needs_30 = not suffix or suffix.startswith("t")
+    needs_30 = not suffix or suffix.startswith(("t", "r"))
     return Run("jackpot", cell, folder, settings=(("jackpot", "epochs", JP_SEARCH_EPOCHS),) if needs_30 else ())
 
 
@@ -873,9 +1021,38 @@ def _short_search(row: dict, res: Results, runs: tuple[Run, ...]) -> str | None:
     return f"{_label(runs[0].cell, runs)} at 90%: " + "; ".join(parts) if parts else None
 
 
-unmapped_claim("jp_claims", "short restriction",
-               "the paper does not define the short restriction (methods.md §1.4, §6): our swap update with a rate "
-               "below 1 is a reading of it, with no rate of the paper's to test")
+# Our reading of the undefined short restriction: swaps restricted to a rate r < 1 (experiments.jackpot_searches
+# <init>-s<sparsity>-r<r>), beside the recipe's rate 1, on the abstract's VGGNet-19 CIFAR-10 cell at 90%.
+RESTRICTION_RATES = (0.5, 0.1)
+RESTRICTION_CELL = ("CIFAR-10", "VGGNet-19")
+
+
+def _restriction_runs(row: dict) -> Need:
+    need = _cells_or_unmapped([(" ".join(RESTRICTION_CELL), cell_named(*RESTRICTION_CELL))], lambda cell: [
+        _search(cell, 0.9), *(_search(cell, 0.9, f"r{r:g}") for r in RESTRICTION_RATES)])
+    return Reading(need, "jp-short-restriction") if isinstance(need, tuple) else need
+
+
+def _oscillation(m: dict) -> float | None:
+    """Mean absolute change of the validation accuracy from one search epoch to the next."""
+    vals = [e["val_acc"] for e in m.get("epochs") or [] if e.get("val_acc") is not None]
+    return statistics.fmean(abs(b - a) for a, b in zip(vals, vals[1:])) if len(vals) > 1 else None
+
+
+@claim_row("jp_claims", "short restriction", _restriction_runs)
+def _short_restriction(row: dict, res: Results, runs: tuple[Run, ...]) -> str | None:
+    """Each restriction rate's search: accuracy, the epoch of its best validation accuracy (convergence) and its
+    epoch-to-epoch validation swing (oscillation), the claim's two effects."""
+    parts = []
+    for r in runs:
+        found = r.get(res)
+        if not found:
+            continue
+        rate = found[0].get("rate", 1.0)
+        parts.append(f"rate {rate:g}: {value_cell((m['test_acc'] for m in found), unit='%')}, best epoch "
+                     f"{value_cell((m.get('best_epoch') for m in found), 1, 1)}, validation swing "
+                     f"{value_cell((_oscillation(m) for m in found), unit=' points')}")
+    return f"{_label(runs[0].cell, runs)} at 90%: " + "; ".join(parts) if parts else None
 
 
 # --- Reference IMP (OpenLTH) -----------------------------------------------------------------------------------
