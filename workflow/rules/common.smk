@@ -126,6 +126,15 @@ def _dense_run(paper, dataset, backbone):
     return dense_run(config, paper, dataset, backbone)
 
 
+def overlap_imp(wildcards):
+    """The full IMP run whose mask joins the jackpot's overlap table, only when it pruned the same dense network
+    (PrAC's recipe may train another); masks of different weights cannot be compared weight by weight."""
+    if _dense_run("jackpot", wildcards.dataset, wildcards.backbone) != _dense_run("prac", wildcards.dataset,
+                                                                                   wildcards.backbone):
+        return []
+    return cell("imp", "full", "metrics.json").format(**wildcards)
+
+
 def dense(paper):
     """Input function: the dense run a paper's stage starts from, the base one or the paper's own (README)."""
 

@@ -57,13 +57,14 @@ rule jackpot_overlap:
     input:
         pretrain=dense("jackpot"),
         jackpot=cell("jackpot", "{init}-s{sparsity}", "metrics.json"),
-        imp=cell("imp", "full", "metrics.json"),
+        imp=overlap_imp,
     output:
         # One study per search initialisation: a magnitude-initialised search starts from the magnitude mask, so
         # only the random-initialised one can show which criterion the search itself agrees with.
         table=cell("jackpot", "overlap-{init}-s{sparsity}", "overlap.csv"),
     params:
         out=lambda wc, output: os.path.dirname(output.table),
+        imp=lambda wc, input: f"--imp {os.path.dirname(input.imp)}" if input.imp else "",
     log:
         "logs/jackpot/{dataset}/{backbone}/seed{seed}/overlap-{init}-s{sparsity}.log",
     benchmark:
@@ -76,4 +77,4 @@ rule jackpot_overlap:
         "../../environment.yml"
     shell:
         "ticketbench jackpot-overlap --pretrain $(dirname {input.pretrain}) --jackpot $(dirname {input.jackpot}) "
-        "--imp $(dirname {input.imp}) --threads {threads} --out {params.out} > {log} 2>&1"
+        "{params.imp} --threads {threads} --out {params.out} > {log} 2>&1"
