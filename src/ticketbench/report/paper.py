@@ -615,19 +615,24 @@ def _vs_random_needs(t: PaperTable, row: dict) -> dict[str, Need]:
     return {"remaining": ours_run, "acc_ours": ours_run, "acc_random": (Run("structure", cell, f"{method}-reinit"),)}
 
 
-@table("slth_a3", "slth_a4", needs=_vs_random_needs)
-def _structure_vs_random(t: PaperTable, row: dict, res: Results, needs: dict[str, Need]) -> dict:
+def _round_cells(row: dict, res: Results, needs: dict[str, Need], is_remaining) -> dict:
+    """Each column at the paper row's round: the share of weights left (shared by the seeds) or our accuracy."""
     out = {}
     for col, need in needs.items():
         runs = _runs(need)
         seeds = runs[0].per_round(res).get(int(row["round"])) if runs else None
         if not seeds:
             continue
-        if col == "remaining":
+        if is_remaining(col):
             out[col] = _shared(1 - x["sparsity"] for x in seeds)
         else:
             out[col] = _ours((x["test_acc"] for x in seeds), runs=seeds)
     return out
+
+
+@table("slth_a3", "slth_a4", needs=_vs_random_needs)
+def _structure_vs_random(t: PaperTable, row: dict, res: Results, needs: dict[str, Need]) -> dict:
+    return _round_cells(row, res, needs, lambda col: col == "remaining")
 
 
 def _rounds_needs(t: PaperTable, row: dict) -> dict[str, Need]:
@@ -642,17 +647,7 @@ def _rounds_needs(t: PaperTable, row: dict) -> dict[str, Need]:
 
 @table("slth_a5", "slth_a6", "slth_a7", needs=_rounds_needs)
 def _structure_rounds(t: PaperTable, row: dict, res: Results, needs: dict[str, Need]) -> dict:
-    out = {}
-    for col, need in needs.items():
-        runs = _runs(need)
-        seeds = runs[0].per_round(res).get(int(row["round"])) if runs else None
-        if not seeds:
-            continue
-        if col.endswith("_remaining"):
-            out[col] = _shared(1 - x["sparsity"] for x in seeds)
-        else:
-            out[col] = _ours((x["test_acc"] for x in seeds), runs=seeds)
-    return out
+    return _round_cells(row, res, needs, lambda col: col.endswith("_remaining"))
 
 
 def _structure_cells(pairs: list[tuple[str, str]], methods: tuple[str, ...]) -> Need:
