@@ -59,10 +59,13 @@ def test_round_zero_is_the_pretrain_run_when_the_stop_cannot_fire(pre):
     assert dense is loaded and not facts["round0"]["trained"] and "cannot fire in 3 epochs" in facts["round0"]["why"]
 
 
-def test_round_zero_refuses_a_recipe_other_than_the_pretrain_runs(pre, tmp_path, capsys):
-    """An early-stopped round 0 replays the pretrain run; with another lr it would silently be another run."""
+def test_round_zero_replays_the_pretrain_recipe_whatever_the_rounds_use(pre, tmp_path, monkeypatch):
+    """Round 0 is the dense run: with rounds retraining at another lr it still replays the pretrain run."""
+    monkeypatch.setattr(EarlyStop, "update", lambda self, d: False)
     out = tmp_path / "prac"
     assert main(["prac", "--pretrain", str(pre), "--out", str(out), "--rounds", "1", "--patience", "1",
-                 "--lr", "0.3", "--no-progress"]) == 2
-    err = capsys.readouterr().err
-    assert "train.lr=0.3" in err and "replays" in err and not out.exists()
+                 "--lr", "0.3", "--skip-ticket-eval", "--no-progress"]) == 0
+    m = read_metrics(paths.metrics(out))
+    dense = read_metrics(paths.metrics(pre))
+    assert m["round0"]["trained"] and m["round0"]["iterations"] == dense["train_iterations"]
+    assert m["round0"]["test_acc"] == dense["test_acc"]  # the same run, replayed bit for bit

@@ -156,20 +156,15 @@ class Prac(MethodStage):
     @classmethod
     def check_inputs(cls, pre, hp, args):
         check_inputs(pre, hp["imp"], train_hp=hp["train"])
-        if not hp["prac"].no_early_stop and can_stop_early(hp["train"].epochs, hp["prac"].patience):
+        if not hp["prac"].no_early_stop and can_stop_early(pre.train_hp.epochs, hp["prac"].patience):
             pre.rewind_path("init")  # round 0 replays the pretrain run from its initial weights
-            # A replay with another recipe would not be the run whose snapshots and dynamics the rounds reuse.
-            ours, theirs = hp["train"].to_dict(), pre.train_hp.to_dict()
-            changed = sorted(k for k in ours if not k.startswith("rewind_") and ours[k] != theirs.get(k))
-            if changed:
-                raise ConfigError(f"train.{changed[0]}", ours[changed[0]],
-                                  f"the pretrain run's {theirs.get(changed[0])!r}: PrAC's early-stopped round 0 "
-                                  f"replays that run (or pass --no-early-stop)")
 
     @classmethod
     def execute(cls, run: Run) -> int:
         imp, prac, train_hp = run.hp["imp"], run.hp["prac"], run.hp["train"]
-        dense_pre, dynamics, round0 = round_zero(run.pre, imp, prac, train_hp, device=run.device, progress=run.progress)
+        # Round 0 is the dense run: it replays the pretrain run's own recipe, whatever recipe the later rounds retrain with.
+        dense_pre, dynamics, round0 = round_zero(run.pre, imp, prac, run.pre.train_hp, device=run.device,
+                                                 progress=run.progress)
         selector = PracSelector(dense_pre, prac, run.args.out, run.device, dynamics=dynamics)
 
         def early(mask, *, weights_of, rate):
