@@ -704,14 +704,18 @@ def _summary(row: dict, res: Results, runs: tuple[Run, ...]) -> str | None:
             f"{_pct(max(sparsities))} sparsity ({len(found)} runs at their extreme sparsity)")
 
 
+def _structure_extremes(res: Results, runs: tuple[Run, ...]):
+    """Each structure run with its extreme sparsity under Structure-LTH's 'at least dense accuracy' rule."""
+    for r in runs:
+        if r.phase == "structure":
+            found = mean_extreme(res, r.cell, "structure", r.folder, AT_LEAST_DENSE)
+            if found is not None:
+                yield r, found
+
+
 def _per_method(res: Results, runs: tuple[Run, ...]) -> str | None:
     parts = []
-    for r in runs:
-        if r.phase != "structure":
-            continue
-        found = mean_extreme(res, r.cell, "structure", r.folder, AT_LEAST_DENSE)
-        if found is None:
-            continue
+    for r, found in _structure_extremes(res, runs):
         saving = _extreme_saving(res, r.cell, r.folder)
         parts.append(f"{r.folder}: extreme sparsity {found.extreme.describe()}" +
                      (f", {_pct(saving[1])} time saving" if saving else ""))
@@ -749,12 +753,7 @@ claim_row("slth_claims", "CIFAR extreme group-wise", _named_structure(("regroup"
 @claim_row("slth_claims", "Group-wise time savings at undamaged accuracy", _named_structure(("regroup", "refill")))
 def _group_savings(row: dict, res: Results, runs: tuple[Run, ...]) -> str | None:
     parts = []
-    for r in runs:
-        if r.phase != "structure":
-            continue
-        found = mean_extreme(res, r.cell, "structure", r.folder, AT_LEAST_DENSE)
-        if found is None:
-            continue
+    for r, found in _structure_extremes(res, runs):
         ext = found.extreme
         if ext.point is None:
             parts.append(f"{_label(r.cell, runs)} {r.folder}: no round at dense accuracy")

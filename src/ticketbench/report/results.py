@@ -33,6 +33,7 @@ class Results:
     root: Path
     runs: dict[tuple[str, str, str, int, str], dict] = field(default_factory=dict)  # (phase, d, b, seed, variant)
     extras: dict[tuple[str, str, str, int, str], dict] = field(default_factory=dict)  # savings, cost, overlap
+    _settings: dict[tuple, dict | None] = field(default_factory=dict, repr=False)  # hparams.json, read once
 
     @classmethod
     def scan(cls, root: str | Path) -> "Results":
@@ -90,28 +91,31 @@ class Results:
     def variants(self, phase: str, cell: Cell) -> list[str]:
         return sorted({v for (p, d, b, _, v) in self.runs if p == phase and (d, b) == cell})
 
+    def run_settings(self, phase: str, cell: Cell, seed: int, variant: str = "") -> dict | None:
+        """The resolved settings (hparams.json) of one seed of a run; read once per run and kept."""
+        key = (phase, *cell, seed, variant)
+        if key not in self._settings:
+            path = self.root.joinpath(phase, *cell, f"seed{seed}", *([variant] if variant else []), "hparams.json")
+            self._settings[key] = ((_load(path) or {}).get("settings")) or None
+        return self._settings[key]
+
     def settings(self, phase: str, cell: Cell, variant: str = "") -> dict | None:
         """The resolved settings (hparams.json) of the first seed of a run."""
         seeds = self.seeds(phase, cell, variant)
-        if not seeds:
-            return None
-        path = self.root.joinpath(phase, *cell, f"seed{seeds[0]}", *([variant] if variant else []), "hparams.json")
-        data = _load(path)
-        return data.get("settings") if data else None
+        return self.run_settings(phase, cell, seeds[0], variant) if seeds else None
+
+    def _dense_variant(self, phase: str, cell: Cell, seed: int, variant: str) -> str | None:
+        """The folder of the pretrain run whose best weights hash to the method run's recorded ``pretrain``: the
+        paper's own dense run or the base one; None when the run records none or no such run exists."""
+        source = (self.run_settings(phase, cell, seed, variant) or {}).get("pretrain")
+        return next((v for v in self.variants("pretrain", cell) if source and
+                     self.runs.get(("pretrain", *cell, seed, v), {}).get("state_hash") == source), None)
 
     def dense_settings(self, phase: str, cell: Cell, variant: str = "") -> dict | None:
-        """The settings of the dense run that a method run started from: the pretrain run of the cell whose best
-        weights hash to the run's recorded ``pretrain`` (the paper's own dense run or the base one)."""
+        """The settings of the dense run that a method run started from (its first seed)."""
         seeds = self.seeds(phase, cell, variant)
-        source = (self.settings(phase, cell, variant) or {}).get("pretrain")
-        if not seeds or not source:
-            return None
-        for v in self.variants("pretrain", cell):
-            if self.runs.get(("pretrain", *cell, seeds[0], v), {}).get("state_hash") == source:
-                path = self.root.joinpath("pretrain", *cell, f"seed{seeds[0]}", *([v] if v else []), "hparams.json")
-                data = _load(path)
-                return data.get("settings") if data else None
-        return None
+        found = self._dense_variant(phase, cell, seeds[0], variant) if seeds else None
+        return None if found is None else self.run_settings("pretrain", cell, seeds[0], found)
 
     def dense(self, cell: Cell) -> float | None:
         return mean(m["test_acc"] for m in self.get("pretrain", cell))
@@ -123,12 +127,9 @@ class Results:
         base = self.by_seed("pretrain", cell)
         out = {}
         for seed in self.seeds(phase, cell, variant):
-            path = self.root.joinpath(phase, *cell, f"seed{seed}", *([variant] if variant else []), "hparams.json")
-            source = ((_load(path) or {}).get("settings") or {}).get("pretrain")
-            found = [self.runs[k] for k in self.runs if k[0] == "pretrain" and k[1:3] == cell and k[3] == seed
-                     and source and self.runs[k].get("state_hash") == source]
-            if found:
-                out[seed] = found[0]
+            found = self._dense_variant(phase, cell, seed, variant)
+            if found is not None:
+                out[seed] = self.runs[("pretrain", *cell, seed, found)]
             elif seed in base:
                 out[seed] = base[seed]
         return out
