@@ -337,16 +337,29 @@ from snakemake.api import SnakemakeApi
 from snakemake.settings.types import ConfigSettings, OutputSettings, ResourceSettings
 
 with SnakemakeApi(OutputSettings(quiet={"all"})) as api:
-    workflow = api.workflow(resource_settings=ResourceSettings(), config_settings=ConfigSettings(config={"gpu": 3}),
+    cluster = {"partition": "gpu", "account": "lab", "gpu_model": "a100", "rules": {"imp": {"runtime": 999}}}
+    workflow = api.workflow(resource_settings=ResourceSettings(),
+                            config_settings=ConfigSettings(config={"gpu": 3, "cluster": cluster}),
                             snakefile=Path("Snakefile"), workdir=Path("."))._workflow
+    def res(r):  # the values the rule sets; Snakemake's defaults (tmpdir, disk) evaluate only inside a job
+        out = {}
+        for k, v in r.resources.items():
+            try:
+                out[k] = v.value
+            except ValueError:
+                pass
+        return out
     json.dump([{"name": r.name, "norun": r.norun, "benchmark": str(r.benchmark) if r.benchmark else None,
                 "gpu": r.resources["gpu"].value if "gpu" in r.resources else None, "shell": r.shellcmd,
-                "wildcards": sorted(r.wildcard_names)} for r in workflow.rules], sys.stdout)
+                "resources": {k: v for k, v in res(r).items() if isinstance(v, (int, str))},
+                "local": r.name in workflow._localrules, "wildcards": sorted(r.wildcard_names)} for r in workflow.rules],
+              sys.stdout)
 """
 
 
 def _rules() -> dict[str, dict]:
-    """Every rule as Snakemake parsed it, with the config's gpu set to 3 (the default config says 0)."""
+    """Every rule as Snakemake parsed it, with the config's gpu set to 3 (the default config says 0) and a cluster
+    partition, account, GPU model and one rule's runtime set."""
     r = subprocess.run([sys.executable, "-c", _RULES_SCRIPT], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     return {rule["name"]: rule for rule in json.loads(r.stdout)}
@@ -372,6 +385,25 @@ def test_every_job_has_a_benchmark_and_device_jobs_declare_the_configs_gpus():
         if stage in on_device:
             needs_gpu.add(name)
             assert rule["gpu"] == 3, (name, rule["gpu"])
+            assert not rule["local"], name
         else:  # a job that never touches the device must not hold a cluster GPU while it runs
             assert rule["gpu"] is None, (name, rule["gpu"])
+            assert rule["local"], f"{name} reads files only: it runs beside Snakemake, not as a cluster job"
     assert {"pretrain", "imp", "prac", "jackpot", "structure"} <= needs_gpu
+
+
+def test_cluster_jobs_ask_for_the_configs_resources():
+    rules = _rules()
+    for name in ("pretrain", "pretrain_paper", "prac", "prac_ablation", "imp", "jackpot", "jackpot_search",
+                 "jackpot_overlap", "structure", "timing"):
+        res = rules[name]["resources"]
+        # the SLURM plugin's names; CPUs come from threads (cpus_per_task)
+        assert res["slurm_partition"] == "gpu" and res["slurm_account"] == "lab", (name, res)
+        assert res["gpu"] == 3 and res["gpu_model"] == "a100", (name, res)
+        assert res["mem_mb"] == 4000, (name, res)
+        assert res["runtime"] == (999 if name == "imp" else 60), (name, res)
+        # timing alone asks for a whole node: latency on a shared one measures the neighbours
+        assert ("--exclusive" in res.get("slurm_extra", "")) == (name == "timing"), (name, res)
+    # an empty partition or account is left to the cluster, never passed as -p ''
+    from ticketbench.pipeline import cluster_resources
+    assert cluster_resources({"cluster": {"partition": "", "account": "", "gpu_model": "a100"}}, "imp") == {"gpu": 0}

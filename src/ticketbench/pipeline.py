@@ -680,6 +680,55 @@ def _field_schema(f) -> dict:
     return out
 
 
+# The rules that run a model and so ask a cluster for resources; the rest (collect, report, cost) are localrules.
+CLUSTER_RULES = ("pretrain", "prac", "imp", "jackpot", "jackpot_overlap", "structure", "timing")
+
+
+def cluster_schema() -> dict[str, Any]:
+    """What a job asks a cluster executor for (the SLURM profile in workflow/profiles/slurm)."""
+    sizes = {"mem_mb": {"type": "integer", "minimum": 1, "description": "memory per job in MB"},
+             "runtime": {"type": "integer", "minimum": 1, "description": "wall-time limit per job in minutes"},
+             "gpu": {"type": "integer", "minimum": 0, "description": "GPUs per job (default: the top-level gpu)"},
+             "exclusive": {"type": "boolean", "description": "ask for a whole node (timing: numbers taken on a "
+                           "shared node are meaningless)"},
+             "extra": {"type": "string", "description": "more sbatch flags, e.g. --qos=long"}}
+    names = {"partition": {"type": "string", "description": "SLURM partition (empty: the cluster's default)"},
+             "account": {"type": "string", "description": "SLURM account (empty: the plugin's guess from sacctmgr)"},
+             # the SLURM plugin refuses anything else in --gpus=<model>:<n>
+             "gpu_model": {"type": "string", "pattern": r"^[A-Za-z0-9_.]*$",
+                           "description": "GPU model, e.g. a100 (empty: any GPU)"}}
+    return {"type": "object", "additionalProperties": False,
+            "description": "resources each model-running job asks a cluster for; the local executor reads only gpu",
+            "properties": {**names, **sizes, "rules": {
+                "type": "object", "additionalProperties": False,
+                "description": "rule -> its own sizes, over the block's",
+                "properties": {r: {"type": "object", "additionalProperties": False, "properties": sizes}
+                               for r in CLUSTER_RULES}}}}
+
+
+def cluster_resources(config: dict[str, Any], rule: str) -> dict[str, Any]:
+    """One rule's Snakemake resources from the config's ``cluster:`` block, in the SLURM plugin's names.
+
+    Empty names are left out, so the plugin falls back to the cluster's defaults instead of passing ``-p ''``.
+    CPUs follow the rule's ``threads:`` (the plugin's ``cpus_per_task``), which the recipe fixes.
+    """
+    block = config.get("cluster") or {}
+    sizes = {**{k: v for k, v in block.items() if k != "rules"}, **(block.get("rules") or {}).get(rule, {})}
+    res: dict[str, Any] = {"gpu": int(sizes.get("gpu", config.get("gpu", 0)))}
+    for key in ("mem_mb", "runtime"):
+        if key in sizes:
+            res[key] = int(sizes[key])
+    for key, name in (("partition", "slurm_partition"), ("account", "slurm_account")):
+        if sizes.get(key):
+            res[name] = str(sizes[key])
+    if sizes.get("gpu_model") and res["gpu"]:
+        res["gpu_model"] = str(sizes["gpu_model"])
+    extra = " ".join(x for x in ("--exclusive" if sizes.get("exclusive") else "", sizes.get("extra", "")) if x)
+    if extra:
+        res["slurm_extra"] = extra
+    return res
+
+
 def schema() -> dict[str, Any]:
     """The JSON schema of the workflow config (written to workflow/schemas/config.schema.yaml)."""
     classes = block_classes()
@@ -714,6 +763,7 @@ def schema() -> dict[str, Any]:
             "threads": {"type": "integer", "minimum": 1,
                         "description": "CPU threads per job; part of the recipe, bitwise reproducible per count (1)"},
             "gpu": {"type": "integer", "minimum": 0, "description": "GPUs each training job declares (default 0)"},
+            "cluster": cluster_schema(),
             "data_roots": {"type": "object", "additionalProperties": {"type": "string"},
                            "description": "dataset name -> folder that holds its files"},
             "overrides": {"type": "object", "description": "dataset name -> {block: {key: value}}: per-dataset recipe "

@@ -4,7 +4,7 @@ import re
 import sys
 
 from ticketbench.pipeline import (CHANNEL_CRITERION, IMP_VARIANT, PRAC_SETTINGS, RECIPES, STRUCTURE_IMP,
-                                  STRUCTURE_METHOD, dense_run, imp_run, planned_runs, recipe_changes, recipe_of,
+                                  STRUCTURE_METHOD, cluster_resources, dense_run, imp_run, planned_runs, recipe_changes, recipe_of,
                                   resolve_recipe, run_changes, structure_run, structure_source)
 
 
@@ -18,7 +18,19 @@ os.environ["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), os.enviro
 GRID = config["grid"]
 RESULTS = config.get("results", "results")
 THREADS = config.get("threads", 1)
-GPU = config.get("gpu", 0)
+
+# On a cluster only the jobs that run a model are submitted; these read files and write tables.
+localrules:
+    all,
+    evaluate,
+    report,
+    jackpot_cost,
+    prac_savings,
+
+
+def resources_of(rule):
+    """A rule's cluster resources (config ``cluster:``): GPUs, memory, runtime, partition, account, sbatch flags."""
+    return cluster_resources(config, rule)
 
 
 wildcard_constraints:

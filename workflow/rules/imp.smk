@@ -18,7 +18,7 @@ rule imp:
         "benchmarks/imp/{dataset}/{backbone}/seed{seed}/{variant}.tsv"
     threads: THREADS
     resources:
-        gpu=GPU,
+        **resources_of("imp"),
     conda:
         "../../environment.yml"
     shell:

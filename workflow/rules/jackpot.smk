@@ -15,7 +15,7 @@ rule jackpot:
         "benchmarks/jackpot/{dataset}/{backbone}/seed{seed}/{init}-s{sparsity}.tsv"
     threads: THREADS
     resources:
-        gpu=GPU,
+        **resources_of("jackpot"),
     conda:
         "../../environment.yml"
     shell:
@@ -72,7 +72,7 @@ rule jackpot_overlap:
     threads: THREADS
     # SNIP, GraSP and SynFlow scores take gradients on the device, like training.
     resources:
-        gpu=GPU,
+        **resources_of("jackpot_overlap"),
     conda:
         "../../environment.yml"
     shell:

@@ -15,7 +15,7 @@ rule prac:
         "benchmarks/prac/{dataset}/{backbone}/seed{seed}.tsv"
     threads: THREADS
     resources:
-        gpu=GPU,
+        **resources_of("prac"),
     conda:
         "../../environment.yml"
     shell:

@@ -16,7 +16,7 @@ rule pretrain:
         "benchmarks/pretrain/{dataset}/{backbone}/seed{seed}.tsv"
     threads: THREADS
     resources:
-        gpu=GPU,
+        **resources_of("pretrain"),
     conda:
         "../../environment.yml"
     shell:

@@ -19,7 +19,7 @@ rule structure:
         "benchmarks/structure/{dataset}/{backbone}/seed{seed}/{method}.tsv"
     threads: THREADS
     resources:
-        gpu=GPU,
+        **resources_of("structure"),
     conda:
         "../../environment.yml"
     shell:
@@ -42,9 +42,10 @@ rule timing:
     benchmark:
         "benchmarks/structure/{dataset}/{backbone}/seed{seed}/timing.tsv"
     threads: THREADS
-    # Timed on the job's device (auto): asking for the training jobs' GPU makes these GPU speedups on a cluster.
+    # Timed on the job's device (auto): asking for the training jobs' GPU makes these GPU speedups on a cluster, and
+    # config cluster.rules.timing.exclusive asks for a whole node (a neighbour's load would be in the numbers).
     resources:
-        gpu=GPU,
+        **resources_of("timing"),
     conda:
         "../../environment.yml"
     shell:
