@@ -38,17 +38,27 @@ smoke: install
 	$(RUN) $(BIN)/ticketbench check-config --config config/config.yaml --config config/smoke.yaml
 	$(RUN) $(BIN)/snakemake --cores $(CORES) --rerun-incomplete --configfile config/smoke.yaml
 
-# Share artifacts: record what Snakemake produced (no re-run) and upload it to the DVC remote.
-push: install
-	$(RUN) $(BIN)/dvc commit --force grid
-	$(RUN) $(BIN)/dvc push
+# Share artifacts through the DVC remote (README "Sharing artifacts"). push records what Snakemake produced (no
+# re-run) and uploads it: every grid whose results exist, or GRID=<stage of dvc.yaml> alone. pull fetches one grid
+# (GRID=grid: the default or paper grid in results/; GRID=smoke), marks it up to date for Snakemake (checkout gives
+# the files new timestamps) and rebuilds its summary and report without a single training job.
+# REMOTE=<name> picks a remote other than the default; a failed transfer is one line and leaves the cache as it was.
+# CONFIG=config/paper.yaml: the grid in results/ is the paper grid.
+GRID ?= grid
+REMOTE ?=
+CONFIG ?=
+GRID_CONFIG_grid :=
+GRID_CONFIG_smoke := --configfile config/smoke.yaml
+PULL_CONFIG := $(if $(CONFIG),--configfile $(CONFIG),$(GRID_CONFIG_$(GRID)))
+SHARE_FLAGS := $(if $(REMOTE),--remote $(REMOTE))
 
-# Fetch artifacts, then mark them up to date for Snakemake (checkout gives them new timestamps),
-# so the tables regenerate without a single training job.
+push: install
+	$(RUN) $(BIN)/ticketbench share push $(if $(filter command line,$(origin GRID)),--stage $(GRID)) $(SHARE_FLAGS)
+
 pull: install
-	$(RUN) $(BIN)/dvc pull
-	$(RUN) $(BIN)/snakemake --cores 1 --touch
-	$(RUN) $(BIN)/snakemake --cores 1
+	$(RUN) $(BIN)/ticketbench share pull --stage $(GRID) $(SHARE_FLAGS)
+	$(RUN) $(BIN)/snakemake --cores 1 --touch $(PULL_CONFIG)
+	$(RUN) $(BIN)/snakemake --cores 1 --forcerun evaluate $(PULL_CONFIG)
 
 # Speed and memory targets: ratios against a dense baseline timed in the same run.
 bench: install

@@ -45,6 +45,9 @@ STAGE_MODULES: dict[str, tuple[str, str]] = {
                "regenerate every paper table (paper vs ours), this grid's tables, seaborn figures and the claims"),
     "schema": ("ticketbench.pipeline",
                "write the workflow config's JSON schema (generated from the hparams dataclasses)"),
+    "share": ("ticketbench.share",
+              "share a grid's checkpoints and masks through the DVC remote: push records what Snakemake produced and "
+              "uploads it, pull downloads it (one line on failure)"),
     "structure": ("ticketbench.methods.structure.stage",
                   "IMP-Refill, Refill+ or IMP-Regroup tickets from an IMP run, retrained and timed against dense"),
     "timing": ("ticketbench.methods.structure.stage",
