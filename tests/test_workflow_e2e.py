@@ -1,9 +1,15 @@
-"""The smoke grid end to end in a fresh clone: a killed job resumes to the same result, the accuracy baselines
-hold, and a DVC push/pull round trip regenerates the report byte for byte without a single training job."""
+"""The smoke grid end to end in a fresh clone, as a user runs it: a killed job resumes to the same result, `make
+smoke` meets the accuracy baselines, `make push` shares its artifacts through a local folder, a real S3 server and a
+real SSH server and `make pull` in another clone rebuilds the report byte for byte without a single training job, a
+failed transfer is one line that leaves the cache alone, and the grid runs through the SLURM profile on a real
+cluster (`.ci/run` starts the servers and the cluster on loopback; without them those tests skip, unless
+TICKETBENCH_REQUIRE_SERVERS=1 makes that a failure)."""
 
 import hashlib
 import json
 import os
+import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -14,15 +20,22 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-SMOKE = ["--configfile", "config/smoke.yaml", "--config", "results=results"]
+SMOKE = ["--configfile", "config/smoke.yaml"]
 ENV = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "HF_HUB_OFFLINE": "1",
        "GIT_AUTHOR_NAME": "ci", "GIT_AUTHOR_EMAIL": "ci@example.invalid", "GIT_COMMITTER_NAME": "ci",
        "GIT_COMMITTER_EMAIL": "ci@example.invalid", "DVC_NO_ANALYTICS": "1"}
-PRETRAIN = Path("results/pretrain/digits/test_resnet/seed0")
+PRETRAIN = Path("results/smoke/pretrain/digits/test_resnet/seed0")
+# The Makefile's targets on this suite's own environment: `-o install` skips the install (it would point the
+# environment's editable install at the throwaway clone).
+MAKE = ["make", "--no-print-directory", "-o", "install", f"VENV={sys.prefix}", "CORES=2"]
+REQUIRE_SERVERS = os.environ.get("TICKETBENCH_REQUIRE_SERVERS") == "1"
+TRAINING_RULES = {"pretrain", "pretrain_paper", "prac", "prac_ablation", "imp", "jackpot", "jackpot_search",
+                  "jackpot_overlap", "structure", "timing"}
 
 
-def sh(*cmd, cwd, check=True, timeout=900):
-    r = subprocess.run([str(c) for c in cmd], cwd=cwd, env=ENV, capture_output=True, text=True, timeout=timeout)
+def sh(*cmd, cwd, check=True, timeout=900, env=None):
+    r = subprocess.run([str(c) for c in cmd], cwd=cwd, env={**ENV, **(env or {})}, capture_output=True, text=True,
+                       timeout=timeout)
     if check and r.returncode != 0:
         raise AssertionError(f"{' '.join(map(str, cmd))} failed ({r.returncode}):\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}")
     return r
@@ -32,11 +45,48 @@ def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def _tree(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): _sha(p) for p in sorted(root.rglob("*")) if p.is_file()}
+
+
 def _stable(metrics: dict) -> dict:
     """Everything but the clock: wall times differ between runs, results must not."""
     out = {k: v for k, v in metrics.items() if k not in ("wall_seconds", "versions")}
     out["epochs"] = [{k: v for k, v in e.items() if k != "seconds"} for e in out.get("epochs", [])]
     return out
+
+
+def _jobs_run(log: str) -> dict[str, int]:
+    """The rules of the last Job stats table Snakemake printed (the jobs it ran) and their counts."""
+    table = log.rsplit("Job stats:", 1)[-1]
+    jobs = {}
+    for line in table.splitlines()[3:]:
+        parts = line.split()
+        if len(parts) != 2 or not parts[1].isdigit() or parts[0] == "total":
+            break
+        jobs[parts[0]] = int(parts[1])
+    return jobs
+
+
+def _missing(what: str) -> None:
+    if REQUIRE_SERVERS:
+        pytest.fail(f"{what} is not running, and TICKETBENCH_REQUIRE_SERVERS=1 (.ci/run starts it)")
+    pytest.skip(f"{what} is not running (.ci/run starts it)")
+
+
+@pytest.fixture(scope="module")
+def servers() -> dict[str, str]:
+    """The loopback S3 and SSH servers of `.ci/remotes.sh start`: their addresses and throwaway credentials."""
+    env_file = Path(os.environ.get("TICKETBENCH_REMOTES_ENV",
+                                   Path(os.environ.get("TMPDIR", "/tmp")) / "ticketbench-remotes" / "remotes.env"))
+    if not env_file.is_file():
+        _missing(f"the S3 and SSH test servers ({env_file})")
+    values = {}
+    for line in env_file.read_text().splitlines():
+        if line.startswith("export "):
+            key, _, value = line[len("export "):].partition("=")
+            values[key] = shlex.split(value)[0] if value else ""
+    return values
 
 
 @pytest.fixture(scope="module")
@@ -81,49 +131,180 @@ def _check(a: Path, results: str) -> subprocess.CompletedProcess:
     return check
 
 
+@pytest.fixture(scope="module")
+def smoke(work) -> Path:
+    """Clone A after `make smoke`: the smoke grid in results/smoke/."""
+    a = work / "a"
+    run = sh(*MAKE, "smoke", cwd=a, timeout=1800)
+    assert (a / "results/smoke/report/README.md").exists(), run.stdout[-2000:]
+    return a
+
+
 @pytest.mark.slow
-def test_smoke_grid_meets_baselines_and_round_trips_through_dvc(work):
-    a, b, remote = work / "a", work / "b", work / "remote"
-    run = sh(BIN / "snakemake", "--cores", "2", "--rerun-incomplete", *SMOKE, cwd=a)
-    assert (a / "results/report/README.md").exists(), run.stdout[-2000:]
-    check = _check(a, "results")
+def test_smoke_grid_meets_baselines(smoke):
+    check = _check(smoke, "results/smoke")
     assert check.returncode == 0, check.stdout[-4000:]
     assert "MAIN CELL TOO NOISY" not in check.stdout
 
-    sh(BIN / "dvc", "remote", "add", "--local", "-d", "e2e", remote, cwd=a)
-    sh(BIN / "dvc", "commit", "--force", "grid", cwd=a)
-    sh(BIN / "dvc", "push", cwd=a)
-    sh("git", "add", "-A", cwd=a)
-    sh("git", "commit", "--quiet", "-m", "smoke results", cwd=a)
-    report_bytes = {p.relative_to(a): p.read_bytes() for p in (a / "results/report").rglob("*") if p.is_file()}
+
+def _add_remote(repo: Path, kind: str, name: str, work: Path, servers: dict, **change) -> None:
+    """A DVC remote of one kind in a clone's local config (never committed: it may hold credentials)."""
+    s = {**servers, **change}
+    dvc = [BIN / "dvc", "remote"]
+    if kind == "local":
+        sh(*dvc, "add", "--local", "--force", name, work / "remote-folder", cwd=repo)
+    elif kind == "s3":
+        sh(*dvc, "add", "--local", "--force", name, f"s3://{s['TICKETBENCH_S3_BUCKET']}/{name}", cwd=repo)
+        sh(*dvc, "modify", "--local", name, "endpointurl", s["TICKETBENCH_S3_ENDPOINT"], cwd=repo)
+    else:
+        sh(*dvc, "add", "--local", "--force", name,
+           f"ssh://{s['TICKETBENCH_SSH_HOST']}{s['TICKETBENCH_SSH_PATH']}/{name}", cwd=repo)
+        for key, value in (("port", s["TICKETBENCH_SSH_PORT"]), ("user", s["TICKETBENCH_SSH_USER"]),
+                           ("keyfile", s["TICKETBENCH_SSH_KEY"]), ("timeout", "20")):
+            sh(*dvc, "modify", "--local", name, key, value, cwd=repo)
+
+
+def _s3_env(servers: dict) -> dict:
+    """S3 credentials come from the environment, as a user's would."""
+    return {k: servers[k] for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION") if k in servers}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["local", "s3", "ssh"])
+def test_make_pull_in_a_fresh_clone_rebuilds_the_report_from_a_remote(kind, smoke, work, request):
+    servers = request.getfixturevalue("servers") if kind != "local" else {}
+    env = _s3_env(servers) if kind == "s3" else {}
+    a, b, name = smoke, work / f"b-{kind}", f"e2e-{kind}"
+    _add_remote(a, kind, name, work, servers)
+    # Only the smoke grid exists in A: make push picks its stage alone (the default grid's folders are absent).
+    push = sh(*MAKE, "push", f"REMOTE={name}", cwd=a, env=env)
+    assert f"pushed smoke to remote '{name}'" in push.stdout, push.stdout + push.stderr
+    sh("git", "add", "-A", cwd=a)  # dvc.lock's smoke stage and DVC's .gitignore entries
+    sh("git", "commit", "--quiet", "--allow-empty", "-m", "smoke results", cwd=a)
 
     sh("git", "clone", "--quiet", a, b, cwd=work)
     assert not (b / PRETRAIN / "model.safetensors").exists(), "artifacts must come from DVC, not git"
-    sh(BIN / "dvc", "remote", "add", "--local", "-d", "e2e", remote, cwd=b)
-    sh(BIN / "dvc", "pull", cwd=b)
-    assert _sha(b / PRETRAIN / "model.safetensors") == _sha(a / PRETRAIN / "model.safetensors")
-    sh(BIN / "snakemake", "--cores", "1", "--touch", *SMOKE, cwd=b)
-    dry = sh(BIN / "snakemake", "-n", *SMOKE, cwd=b)
-    assert "Nothing to be done" in dry.stdout + dry.stderr, dry.stdout[-2000:]
-    regen = sh(BIN / "snakemake", "--cores", "1", "--forcerun", "report", *SMOKE, cwd=b)
-    log = regen.stdout + regen.stderr  # Snakemake prints its job table to stderr
-    ran = [l.split()[0] for l in log.splitlines() if l.strip() and l.split()[-1].isdigit()
-           and l.split()[0] in ("pretrain", "imp", "prac", "jackpot", "structure", "timing", "report")]
-    assert ran == ["report"], log[-3000:]
-    for rel, data in report_bytes.items():
-        assert (b / rel).read_bytes() == data, f"{rel} differs after the round trip"
+    assert not (b / ".dvc/config.local").exists(), "remote settings and credentials stay out of git"
+    _add_remote(b, kind, name, work, servers)
+    pull = sh(*MAKE, "pull", "GRID=smoke", f"REMOTE={name}", cwd=b, env=env)
+    log = pull.stdout + pull.stderr  # Snakemake prints its job table to stderr
+    assert _jobs_run(log) == {"evaluate": 1, "report": 1, "all": 1}, log[-3000:]
+    # Every artifact, the summary and the report, byte for byte.
+    got, want = _tree(b / "results/smoke"), _tree(a / "results/smoke")
+    assert got == want, sorted(set(got.items()) ^ set(want.items()))[:5]
+
+
+def _one_error_line(r: subprocess.CompletedProcess, verb: str, name: str) -> str:
+    assert r.returncode != 0
+    lines = [l for l in r.stderr.splitlines() if l.strip() and not l.startswith("make: ***")]
+    assert len(lines) == 1, r.stderr
+    assert lines[0].startswith(f"ticketbench share: error: dvc {verb} ") and f"remote '{name}'" in lines[0], lines[0]
+    return lines[0]
+
+
+@pytest.mark.slow
+def test_a_failed_push_or_pull_is_one_line_and_leaves_the_cache_alone(smoke, work, servers):
+    a = smoke
+    cache = _tree(a / ".dvc/cache")
+    fast = {"AWS_MAX_ATTEMPTS": "1"}  # one try: the SDK's retries only delay the same answer
+    _add_remote(a, "s3", "s3-wrong-key", work, servers)
+    r = sh(*MAKE, "push", "REMOTE=s3-wrong-key", cwd=a, check=False,
+           env={**_s3_env(servers), **fast, "AWS_SECRET_ACCESS_KEY": "not-the-key"})
+    assert "403" in _one_error_line(r, "push", "s3-wrong-key")
+    _add_remote(a, "s3", "s3-down", work, servers, TICKETBENCH_S3_ENDPOINT="http://127.0.0.1:9")
+    r = sh(*MAKE, "push", "REMOTE=s3-down", cwd=a, check=False, env={**_s3_env(servers), **fast})
+    assert "Could not connect" in _one_error_line(r, "push", "s3-down")
+    _add_remote(a, "ssh", "ssh-down", work, servers, TICKETBENCH_SSH_PORT="9")
+    r = sh(*MAKE, "push", "REMOTE=ssh-down", cwd=a, check=False)
+    assert "Connect call failed" in _one_error_line(r, "push", "ssh-down")
+    assert _tree(a / ".dvc/cache") == cache
+    assert (a / PRETRAIN / "model.safetensors").exists()
+
+    # A pull with a key the server does not know, into a clone that has half the cache already.
+    c = work / "c-wrong-key"
+    sh("git", "clone", "--quiet", a, c, cwd=work)
+    (c / ".dvc/cache").mkdir(parents=True, exist_ok=True)
+    some = sorted((a / ".dvc/cache").rglob("*"))[: len(cache) // 2]
+    for p in (p for p in some if p.is_file()):
+        (c / p.relative_to(a)).parent.mkdir(parents=True, exist_ok=True)
+        (c / p.relative_to(a)).write_bytes(p.read_bytes())
+    before = _tree(c / ".dvc/cache")
+    sh("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", work / "not-authorised", cwd=work)
+    _add_remote(c, "ssh", "ssh-wrong-key", work, servers, TICKETBENCH_SSH_KEY=str(work / "not-authorised"))
+    r = sh(*MAKE, "pull", "GRID=smoke", "REMOTE=ssh-wrong-key", cwd=c, check=False)
+    assert "Permission denied" in _one_error_line(r, "pull", "ssh-wrong-key")
+    assert _tree(c / ".dvc/cache") == before
+
+
+AVX2 = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
+
+
+def _slurm_up() -> bool:
+    """A SLURM controller answers and has a node that can run jobs (`.ci/slurm.sh start`)."""
+    try:
+        r = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return r.returncode == 0 and bool(re.search(r"^(idle|mixed|allocated)", r.stdout, re.M))
 
 
 @pytest.mark.slow
 def test_smoke_grid_meets_baselines_on_an_emulated_older_cpu(work):
     """Another machine, emulated: ATen and oneDNN stepped down to AVX2 give other bits and other models."""
+    if _slurm_up():
+        pytest.skip("the SLURM test below runs this grid under the same kernel path")
     a = work / "a"
-    env = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
     r = subprocess.run([str(BIN / "snakemake"), "evaluate", "--cores", "2", "--rerun-incomplete", "--configfile",
-                        "config/smoke.yaml", "--config", "results=results-avx2"], cwd=a, env={**ENV, **env},
+                        "config/smoke.yaml", "--config", "results=results-avx2"], cwd=a, env={**ENV, **AVX2},
                        capture_output=True, text=True, timeout=1800)
     assert r.returncode == 0, r.stderr[-3000:]
     check = _check(a, "results-avx2")
+    assert check.returncode == 0, check.stdout[-4000:]
+
+
+def _sacct(ids: list[str]) -> dict[str, dict[str, str]]:
+    fields = ["JobID", "JobName", "State", "ExitCode", "AllocTRES", "Account", "Partition"]
+    r = subprocess.run(["sacct", "-n", "-X", "-P", "-j", ",".join(ids), "-o", ",".join(fields)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    rows = [dict(zip(fields, line.split("|"))) for line in r.stdout.splitlines() if line.strip()]
+    return {row["JobID"]: row for row in rows}
+
+
+@pytest.mark.slow
+def test_smoke_grid_through_the_slurm_profile_on_an_emulated_older_cpu(work):
+    """The smoke grid through workflow/profiles/slurm on a real (single-node) cluster: every job that runs a
+    model goes through sbatch with the config's resources and finishes COMPLETED in sacct; the results pass the
+    same gate as a local run's, here under the AVX2 kernel path (the environment reaches the jobs)."""
+    if not _slurm_up():
+        _missing("the SLURM test cluster")
+    a = work / "a"
+    # The test cluster's account, its fake GPU (so the GPU request path runs) and sizes that fit its one node.
+    (a / "slurm-test.yaml").write_text(
+        "gpu: 1\ncluster: {account: ticketbench, partition: debug, mem_mb: 2000, runtime: 30}\n")
+    deadline = 1800
+    r = subprocess.run([str(BIN / "snakemake"), "--profile", "workflow/profiles/slurm",
+                        # the profile polls for a real cluster's minute-long jobs; this one's take seconds
+                        "--slurm-init-seconds-before-status-checks", "1",
+                        "--latency-wait", "5", "--configfile", "config/smoke.yaml", "slurm-test.yaml",
+                        "--config", "results=results/smoke-slurm"],
+                       cwd=a, env={**ENV, **AVX2}, capture_output=True, text=True, timeout=deadline)
+    log = r.stdout + r.stderr
+    assert r.returncode == 0, log[-4000:]
+    stats = _jobs_run(log)
+    model_jobs = sum(n for rule, n in stats.items() if rule in TRAINING_RULES)
+    submitted = dict(re.findall(r"Job (\d+) has been submitted with SLURM jobid (\d+)", log))
+    assert model_jobs > 0 and len(submitted) == model_jobs, (stats, len(submitted))
+    assert re.findall(r"^localrule (\w+):", log, re.M), "collecting and the report run beside Snakemake"
+    assert not set(re.findall(r"^localrule (\w+):", log, re.M)) & TRAINING_RULES
+    acct = _sacct(list(submitted.values()))
+    assert set(acct) == set(submitted.values()), sorted(set(submitted.values()) - set(acct))
+    for jobid, row in acct.items():
+        assert row["State"] == "COMPLETED" and row["ExitCode"] == "0:0", row
+        assert row["Account"] == "ticketbench" and row["Partition"] == "debug", row
+        assert "gres/gpu=1" in row["AllocTRES"], row  # the config's gpu: 1 reached sbatch
+    print("\n".join(" ".join(row.values()) for row in acct.values()))
+    check = _check(a, "results/smoke-slurm")
     assert check.returncode == 0, check.stdout[-4000:]
 
 
@@ -137,7 +318,7 @@ def test_the_gate_catches_what_it_promises_on_the_smoke_results(work, tmp_path, 
     from ticketbench.cli import main
     from ticketbench.report.results import Results
 
-    src = work / "a" / "results"
+    src = work / "a" / "results/smoke"
     if not (src / "imp").exists():
         pytest.skip("needs the smoke results of the test above")
     baselines = str(work / "a" / "tests/baselines/smoke.json")

@@ -1,0 +1,505 @@
+#!/usr/bin/env bash
+# Single-node SLURM cluster on localhost for CI tests (Debian 12, slurm 22.05, no systemd).
+#
+#   .ci/slurm.sh install   # apt-get the daemons (skipped when already installed)
+#   .ci/slurm.sh start     # write config, start munged, mariadb, slurmdbd, slurmctld, slurmd,
+#                          # register cluster/account/user, wait until usable (no-op when up)
+#   .ci/slurm.sh stop      # stop every daemon started here (fine when nothing runs)
+#   .ci/slurm.sh status    # print sinfo; exit 0 if usable, 1 if not
+#   .ci/slurm.sh restart   # stop + start (e.g. after a config change)
+#
+# Cluster: ClusterName=ticketbench, one node (hostname -s, NodeAddr=127.0.0.1), partition
+# `debug` (default), fake `gpu:fake:<nproc>` GRES, accounting in mariadb via slurmdbd, account
+# `ticketbench` with user root. Jobs run as root.
+#
+# Environment knobs: SLURM_CI_TIMEOUT (seconds per daemon, default 60).
+set -euo pipefail
+
+CLUSTER=ticketbench
+ACCOUNT=ticketbench
+PARTITION=debug
+TIMEOUT=${SLURM_CI_TIMEOUT:-60}
+
+ETC=/etc/slurm
+LOGDIR=/var/log/slurm
+RUNDIR=/run/slurm              # pid files
+CTLD_SPOOL=/var/spool/slurmctld
+SLURMD_SPOOL=/var/spool/slurmd
+MYSQL_SOCK=/run/mysqld/mysqld.sock
+DB_NAME=slurm_acct_db
+DB_USER=slurm
+DB_PASS=ticketbench-ci         # localhost-only throwaway DB, not a secret
+
+PACKAGES=(slurm-wlm slurmctld slurmd slurm-client slurmdbd munge mariadb-server)
+
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH
+
+log() { echo "[slurm.sh] $*" >&2; }
+
+# die MESSAGE [LOGFILE]: one-line reason, then the tail of the daemon log that explains it.
+die() {
+    echo "[slurm.sh] ERROR: $1" >&2
+    if [[ -n "${2:-}" && -r "$2" ]]; then
+        echo "----- tail of $2 -----" >&2
+        tail -n 25 "$2" >&2 || true
+    fi
+    exit 1
+}
+
+need_root() { [[ $(id -u) -eq 0 ]] || die "must run as root"; }
+
+# wait_for SECONDS DESCRIPTION LOGFILE CMD...: poll CMD every 0.2 s until it succeeds.
+# With WAIT_PIDFILE set, give up early once that daemon has died (e.g. a `fatal:` at start).
+WAIT_PIDFILE=
+wait_for() {
+    local secs=$1 what=$2 logf=$3; shift 3
+    local start=$SECONDS deadline=$((SECONDS + secs))
+    until "$@" >/dev/null 2>&1; do
+        if ((SECONDS >= deadline)); then
+            die "$what did not come up within ${secs}s" "$logf"
+        fi
+        if [[ -n $WAIT_PIDFILE ]] && ((SECONDS - start >= 3)) && ! pid_alive "$WAIT_PIDFILE"; then
+            die "$what exited during start-up" "$logf"
+        fi
+        sleep 0.2
+    done
+}
+
+# pid_of PIDFILE: the pid in PIDFILE if that process still runs the program the file is named
+# after (a pid file left by a killed daemon may name a pid that now belongs to someone else).
+pid_of() {
+    local f=$1 pid name
+    [[ -r $f ]] || return 1
+    pid=$(cat "$f" 2>/dev/null) || return 1
+    [[ $pid =~ ^[0-9]+$ ]] || return 1
+    name=$(basename "$f" .pid)
+    [[ $name == mysqld ]] && name=mariadbd
+    [[ $(cat "/proc/$pid/comm" 2>/dev/null) == "$name" ]] || return 1
+    echo "$pid"
+}
+pid_alive() { pid_of "$1" >/dev/null; }
+
+# ---------------------------------------------------------------------------------- install
+installed() {
+    local p
+    for p in "${PACKAGES[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$' || return 1
+    done
+}
+
+cmd_install() {
+    need_root
+    if installed; then
+        log "packages already installed"
+        return 0
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    # No init system here: keep the postinst scripts from trying to start daemons
+    # (invoke-rc.d honours policy-rc.d exit 101 = "action not allowed"); `start` does it by hand.
+    local policy=/usr/sbin/policy-rc.d had_policy=0
+    [[ -e $policy ]] && had_policy=1
+    if ((had_policy == 0)); then
+        printf '#!/bin/sh\nexit 101\n' >"$policy"
+        chmod +x "$policy"
+        trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+    fi
+    log "apt-get update"
+    apt-get update -qq
+    log "apt-get install ${PACKAGES[*]}"
+    apt-get install -y -qq --no-install-recommends \
+        -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
+        "${PACKAGES[@]}" >/dev/null
+    if ((had_policy == 0)); then
+        rm -f "$policy"
+        trap - EXIT
+    fi
+    installed || die "packages still missing after apt-get install"
+    log "installed: $(dpkg-query -W -f='${Version}' slurmctld) slurm, $(dpkg-query -W -f='${Version}' mariadb-server) mariadb"
+}
+
+# ---------------------------------------------------------------------------------- config
+# write_configs DIR: render slurm.conf, gres.conf, cgroup.conf, slurmdbd.conf into DIR.
+write_configs() {
+    local dir=$1 host cpus mem_total real_mem
+    host=$(hostname -s)
+    cpus=$(nproc)
+    mem_total=$(free -m | awk '/^Mem:/ {print $2}')
+    # Leave headroom so slurmd never finds less memory than configured (node would DRAIN).
+    real_mem=$((mem_total * 95 / 100))
+
+    cat >"$dir/slurm.conf" <<CONF
+# Generated by .ci/slurm.sh -- single-node CI cluster, do not edit by hand.
+ClusterName=$CLUSTER
+SlurmctldHost=$host(127.0.0.1)
+# Everything runs as root: no permission juggling on spool/log dirs, jobs run as root anyway.
+SlurmUser=root
+SlurmdUser=root
+AuthType=auth/munge
+CredType=cred/munge
+StateSaveLocation=$CTLD_SPOOL
+SlurmdSpoolDir=$SLURMD_SPOOL
+SlurmctldPidFile=$RUNDIR/slurmctld.pid
+SlurmdPidFile=$RUNDIR/slurmd.pid
+SlurmctldLogFile=$LOGDIR/slurmctld.log
+SlurmdLogFile=$LOGDIR/slurmd.log
+SlurmctldDebug=info
+SlurmdDebug=info
+MpiDefault=none
+SwitchType=switch/none
+# No mail on this box (silences "Configured MailProg is invalid").
+MailProg=/bin/true
+
+# Container/VM without a delegated cgroup tree: track processes via /proc, no task binding,
+# so no job step creates or joins a cgroup (see cgroup.conf below).
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+JobAcctGatherType=jobacct_gather/linux
+JobAcctGatherFrequency=30
+# Precaution: don't copy the submitter's rlimits into jobs (raising e.g. MEMLOCK may be refused
+# in a sandbox); jobs simply get slurmd's limits.
+PropagateResourceLimits=NONE
+
+# Node comes back by itself after a restart instead of staying DOWN.
+ReturnToService=2
+# Use the configured CPUs/RealMemory even if the hardware probe says otherwise (no DRAIN).
+SlurmdParameters=config_overrides
+
+# Low latency for tests: jobs are scheduled on submit/completion events anyway; the periodic
+# passes (default sched 60 s, backfill 30 s) are shortened so a missed event costs ~1 s.
+SchedulerType=sched/backfill
+SchedulerParameters=sched_interval=1,bf_interval=1,batch_sched_delay=0,sched_min_interval=0
+MessageTimeout=10
+KillWait=5
+Waittime=0
+InactiveLimit=0
+SlurmctldTimeout=30
+SlurmdTimeout=60
+MinJobAge=300
+
+# Two 1-CPU jobs share the node; memory is a consumable too. DefMemPerCPU matters: without
+# it a job with no --mem gets the whole node's memory and jobs could never run side by side.
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core_Memory
+DefMemPerCPU=1000
+
+# Accounting through slurmdbd (mariadb), so sacct works; record the fake GPU as TRES and
+# keep job comments (Snakemake puts the rule name there).
+AccountingStorageType=accounting_storage/slurmdbd
+AccountingStorageHost=localhost
+AccountingStorageTRES=gres/gpu
+AccountingStoreFlags=job_comment
+JobCompType=jobcomp/none
+
+# Fake GPUs (gres.conf: links to /dev/null), so --gres=gpu:1 / --gpus=1 / --gpus=fake:1 schedule
+# through the normal gres/gpu path on a machine without any GPU; jobs see CUDA_VISIBLE_DEVICES=0.
+GresTypes=gpu
+
+NodeName=$host NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$real_mem Gres=gpu:fake:$cpus State=UNKNOWN
+PartitionName=$PARTITION Nodes=$host Default=YES MaxTime=INFINITE State=UP
+CONF
+
+    cat >"$dir/gres.conf" <<CONF
+# Generated by .ci/slurm.sh. Fake GPU. slurm 22.05 counts a gpu GRES without File= as 0
+# ("gres/gpu count reported lower than configured", node INVAL/DRAIN), so point it at
+# /dev/null (through one link per fake GPU, made by make_dirs): a device that always exists; with
+# task/none nothing is constrained or bound. One fake GPU per CPU, so GPU jobs run as many at
+# once as CPU jobs do.
+AutoDetect=off
+NodeName=$host Name=gpu Type=fake File=$RUNDIR/fakegpu[0-$((cpus - 1))]
+CONF
+
+    # slurmd 22.05 loads a cgroup plugin at start whatever the plugins above (autodetect picks
+    # v1 on this hybrid-mount VM) but needs no cgroup.conf; this one only says: constrain nothing.
+    cat >"$dir/cgroup.conf" <<CONF
+# Generated by .ci/slurm.sh. Unused: proctrack/linuxproc + task/none need no cgroups.
+CgroupPlugin=autodetect
+ConstrainCores=no
+ConstrainRAMSpace=no
+ConstrainDevices=no
+CONF
+
+    cat >"$dir/slurmdbd.conf" <<CONF
+# Generated by .ci/slurm.sh.
+AuthType=auth/munge
+DbdHost=localhost
+DbdAddr=127.0.0.1
+SlurmUser=root
+DebugLevel=info
+LogFile=$LOGDIR/slurmdbd.log
+PidFile=$RUNDIR/slurmdbd.pid
+StorageType=accounting_storage/mysql
+# "localhost" makes the MariaDB client use the unix socket (mariadb runs without TCP).
+StorageHost=localhost
+StorageLoc=$DB_NAME
+StorageUser=$DB_USER
+StoragePass=$DB_PASS
+CONF
+}
+
+# install_configs: write configs to /etc/slurm; returns 0 if anything changed.
+install_configs() {
+    local tmp changed=1 f
+    tmp=$(mktemp -d)
+    write_configs "$tmp"
+    install -d -m 0755 "$ETC"
+    for f in slurm.conf gres.conf cgroup.conf slurmdbd.conf; do
+        if ! cmp -s "$tmp/$f" "$ETC/$f"; then
+            changed=0
+            install -m 0644 "$tmp/$f" "$ETC/$f"
+        fi
+    done
+    # slurmdbd refuses a config readable by others (it holds the DB password).
+    chown root:root "$ETC/slurmdbd.conf"
+    chmod 0600 "$ETC/slurmdbd.conf"
+    rm -rf "$tmp"
+    return $changed
+}
+
+make_dirs() {
+    local i
+    install -d -m 0755 "$RUNDIR"
+    for ((i = 0; i < $(nproc); i++)); do ln -sfn /dev/null "$RUNDIR/fakegpu$i"; done
+    install -d -m 0755 "$RUNDIR" "$LOGDIR" "$CTLD_SPOOL" "$SLURMD_SPOOL"
+    install -d -m 0755 -o munge -g munge /run/munge /var/log/munge /var/lib/munge
+    install -d -m 0755 -o mysql -g mysql /run/mysqld /var/log/mysql
+}
+
+# ---------------------------------------------------------------------------------- daemons
+munge_ok() { munge -n </dev/null 2>/dev/null | unmunge >/dev/null 2>&1; }
+mysql_ok() { mariadb-admin --socket="$MYSQL_SOCK" ping >/dev/null 2>&1; }
+dbd_ok() { sacctmgr -n list cluster format=cluster >/dev/null 2>&1; }
+ctld_ok() { scontrol ping 2>/dev/null | grep -q 'is UP'; }
+node_state() { sinfo -h -n "$(hostname -s)" -o %T 2>/dev/null | head -n1; }
+node_ok() { [[ $(node_state) =~ ^(idle|mixed|allocated|completing)$ ]]; }
+# A DRAIN/DOWN left over from an earlier run (bad registration, unclean stop) survives in
+# slurmctld's state files; ReturnToService=2 does not clear DRAIN, so resume the node.
+node_ready() {
+    node_ok && return 0
+    if [[ $(node_state) =~ ^(drained|draining|down|inval)$ ]]; then
+        scontrol update NodeName="$(hostname -s)" State=RESUME >/dev/null 2>&1 || true
+    fi
+    return 1
+}
+sacct_ok() { sacct -n -X -S now -o JobID >/dev/null 2>&1; }
+
+start_munge() {
+    if munge_ok; then return 0; fi
+    if [[ ! -s /etc/munge/munge.key ]]; then
+        log "creating munge key"
+        mungekey --create --keyfile=/etc/munge/munge.key
+    fi
+    chown munge:munge /etc/munge/munge.key
+    chmod 0600 /etc/munge/munge.key
+    log "starting munged"
+    rm -f /run/munge/munged.pid
+    # --force: tolerate a stale socket left by an unclean stop.
+    runuser -u munge -- munged --force --num-threads=2
+    touch "$RUNDIR/started.munged"
+    wait_for "$TIMEOUT" munged /var/log/munge/munged.log munge_ok
+}
+
+start_mariadb() {
+    if mysql_ok; then return 0; fi
+    if [[ ! -d /var/lib/mysql/mysql ]]; then
+        log "initialising mariadb data dir"
+        mariadb-install-db --user=mysql --datadir=/var/lib/mysql >/dev/null
+    fi
+    log "starting mariadb"
+    # No TCP (nothing can clash on 3306). Buffer pool 1G only because slurmdbd logs an error
+    # below that (InnoDB commits memory lazily, a few jobs use a few MB).
+    # innodb_lock_wait_timeout=900 is what slurmdbd asks for (it warns otherwise).
+    setsid nohup mariadbd --user=mysql --skip-networking --socket="$MYSQL_SOCK" \
+        --pid-file=/run/mysqld/mysqld.pid --log-error=/var/log/mysql/error.log \
+        --innodb-buffer-pool-size=1G --innodb-lock-wait-timeout=900 \
+        </dev/null >/dev/null 2>&1 &
+    touch "$RUNDIR/started.mariadb"
+    wait_for "$TIMEOUT" mariadb /var/log/mysql/error.log mysql_ok
+}
+
+setup_db_user() {
+    mariadb --socket="$MYSQL_SOCK" -u root <<SQL
+CREATE USER IF NOT EXISTS '$DB_USER'@'localhost' IDENTIFIED BY '$DB_PASS';
+ALTER USER '$DB_USER'@'localhost' IDENTIFIED BY '$DB_PASS';
+GRANT ALL ON \`$DB_NAME\`.* TO '$DB_USER'@'localhost';
+SQL
+}
+
+start_slurmdbd() {
+    if pid_alive "$RUNDIR/slurmdbd.pid" && dbd_ok; then return 0; fi
+    log "starting slurmdbd"
+    slurmdbd
+    WAIT_PIDFILE=$RUNDIR/slurmdbd.pid wait_for "$TIMEOUT" slurmdbd "$LOGDIR/slurmdbd.log" dbd_ok
+}
+
+register_accounts() {
+    # sacctmgr -i "add" fails when the entity exists, so look first.
+    if [[ -z $(sacctmgr -n -P list cluster "$CLUSTER" format=cluster) ]]; then
+        sacctmgr -i add cluster "$CLUSTER" >/dev/null
+    fi
+    if [[ -z $(sacctmgr -n -P list account "$ACCOUNT" format=account) ]]; then
+        sacctmgr -i add account "$ACCOUNT" Cluster="$CLUSTER" \
+            Description="ticketbench CI" Organization=ticketbench >/dev/null
+    fi
+    if ! sacctmgr -n -P -s list user root format=account | grep -qx "$ACCOUNT"; then
+        sacctmgr -i add user root Account="$ACCOUNT" Cluster="$CLUSTER" >/dev/null
+    fi
+    # Jobs submitted without --account land in ticketbench too.
+    if [[ $(sacctmgr -n -P list user root format=defaultaccount) != "$ACCOUNT" ]]; then
+        sacctmgr -i modify user root set DefaultAccount="$ACCOUNT" >/dev/null
+    fi
+}
+
+start_slurmctld() {
+    if pid_alive "$RUNDIR/slurmctld.pid" && ctld_ok; then return 0; fi
+    log "starting slurmctld"
+    slurmctld
+    WAIT_PIDFILE=$RUNDIR/slurmctld.pid wait_for "$TIMEOUT" slurmctld "$LOGDIR/slurmctld.log" ctld_ok
+}
+
+start_slurmd() {
+    if ! pid_alive "$RUNDIR/slurmd.pid"; then
+        log "starting slurmd"
+        slurmd
+    fi
+    local deadline=$((SECONDS + TIMEOUT))
+    until node_ready; do
+        if ((SECONDS >= deadline)); then
+            die "node $(hostname -s) not idle within ${TIMEOUT}s (state: $(node_state), reason: $(sinfo -h -o %E | head -n1))" "$LOGDIR/slurmd.log"
+        fi
+        sleep 0.2
+    done
+}
+
+slurm_running() {
+    local d
+    for d in slurmd slurmctld slurmdbd; do
+        pid_alive "$RUNDIR/$d.pid" && return 0
+    done
+    return 1
+}
+
+cmd_start() {
+    need_root
+    installed || cmd_install
+    make_dirs
+    if install_configs && slurm_running; then
+        log "configuration changed: restarting slurm daemons"
+        stop_slurm
+    fi
+    start_munge
+    start_mariadb
+    setup_db_user
+    start_slurmdbd
+    register_accounts
+    start_slurmctld
+    start_slurmd
+    wait_for "$TIMEOUT" sacct "$LOGDIR/slurmdbd.log" sacct_ok
+    log "cluster $CLUSTER up: $(sinfo -h -o '%P %a %D %T %c cpus %m MB %G')"
+}
+
+# ---------------------------------------------------------------------------------- stop
+# stop_pids PIDFILE...: TERM all at once (each daemon takes ~2 s to exit), wait up to 20 s,
+# then KILL what is left.
+stop_pids() {
+    local f pid pids=() i alive
+    for f in "$@"; do
+        if pid=$(pid_of "$f"); then
+            log "stopping $(basename "$f" .pid) ($pid)"
+            kill -TERM "$pid" 2>/dev/null || true
+            pids+=("$pid")
+        fi
+        rm -f "$f"
+    done
+    ((${#pids[@]})) || return 0
+    for ((i = 0; i < 100; i++)); do
+        alive=0
+        for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+        ((alive)) || return 0
+        sleep 0.2
+    done
+    log "killing ${pids[*]} (did not exit on TERM)"
+    kill -KILL "${pids[@]}" 2>/dev/null || true
+}
+
+# Kill leftovers of a program by exact name (a lost pid file, a job's slurmstepd).
+kill_stray() {
+    local name=$1 pids
+    pids=$(pgrep -x "$name" || true)
+    [[ -z $pids ]] && return 0
+    log "killing stray $name: $pids"
+    # shellcheck disable=SC2086
+    kill -TERM $pids 2>/dev/null || true
+    sleep 1
+    pids=$(pgrep -x "$name" || true)
+    if [[ -n $pids ]]; then
+        # shellcheck disable=SC2086
+        kill -KILL $pids 2>/dev/null || true
+    fi
+}
+
+stop_slurm() {
+    if ctld_ok; then
+        # Cancel whatever still runs so no job (slurmstepd + its children) outlives slurmd.
+        local jobs i
+        jobs=$(squeue -h -o %A 2>/dev/null | tr '\n' ' ' || true)
+        if [[ -n $jobs ]]; then
+            log "cancelling jobs: $jobs"
+            # shellcheck disable=SC2086
+            scancel $jobs 2>/dev/null || true
+            for ((i = 0; i < 50; i++)); do
+                [[ -z $(squeue -h -o %A 2>/dev/null) ]] && break
+                sleep 0.2
+            done
+        fi
+    fi
+    stop_pids "$RUNDIR/slurmd.pid" "$RUNDIR/slurmctld.pid"
+    # slurmdbd after slurmctld, so the controller can flush its last job records.
+    stop_pids "$RUNDIR/slurmdbd.pid"
+    kill_stray slurmstepd
+    kill_stray slurmd
+    kill_stray slurmctld
+    kill_stray slurmdbd
+}
+
+cmd_stop() {
+    need_root
+    stop_slurm
+    # munged and mariadb only if this script started them (they may serve something else).
+    local pidfiles=()
+    [[ -e $RUNDIR/started.mariadb ]] && pidfiles+=(/run/mysqld/mysqld.pid)
+    [[ -e $RUNDIR/started.munged ]] && pidfiles+=(/run/munge/munged.pid)
+    stop_pids "${pidfiles[@]}"
+    rm -f "$RUNDIR/started.mariadb" "$RUNDIR/started.munged"
+    log "stopped"
+}
+
+# ---------------------------------------------------------------------------------- status
+cmd_status() {
+    local ok=0
+    munge_ok || { echo "munged: down"; ok=1; }
+    mysql_ok || { echo "mariadb: down"; ok=1; }
+    dbd_ok || { echo "slurmdbd: down"; ok=1; }
+    if ctld_ok; then
+        sinfo
+        node_ok || { echo "node $(hostname -s): $(node_state)"; ok=1; }
+    else
+        echo "slurmctld: down"
+        ok=1
+    fi
+    if ((ok == 0)) && sacct_ok; then
+        echo "slurm: up (cluster $CLUSTER, account $ACCOUNT)"
+    else
+        echo "slurm: NOT usable"
+        ok=1
+    fi
+    return $ok
+}
+
+case "${1:-}" in
+    install) cmd_install ;;
+    start) cmd_start ;;
+    stop) cmd_stop ;;
+    restart) cmd_stop; cmd_start ;;
+    status) cmd_status ;;
+    *) echo "usage: $0 {install|start|stop|restart|status}" >&2; exit 2 ;;
+esac
