@@ -223,6 +223,8 @@ BAD = [
      "experiments.structure_ablations"),
     ({"experiments": {"structure_transfers": {"regroup-transfer-digits": ["digits/test_resnet"]}}},
      "experiments.structure_transfers.regroup-transfer-digits"),
+    ({"cluster": {"rules": {"pretrian": {"runtime": 5}}}}, "cluster.rules.pretrian"),
+    ({"cluster": {"gpu_model": "a100:2"}}, "cluster.gpu_model"),
 ]
 
 

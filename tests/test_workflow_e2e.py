@@ -263,7 +263,7 @@ def test_smoke_grid_meets_baselines_on_an_emulated_older_cpu(work):
 
 
 def _sacct(ids: list[str]) -> dict[str, dict[str, str]]:
-    fields = ["JobID", "JobName", "State", "ExitCode", "AllocTRES", "Account", "Partition"]
+    fields = ["JobID", "Comment", "State", "ExitCode", "Elapsed", "AllocTRES", "Account", "Partition"]
     r = subprocess.run(["sacct", "-n", "-X", "-P", "-j", ",".join(ids), "-o", ",".join(fields)],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
@@ -298,12 +298,18 @@ def test_smoke_grid_through_the_slurm_profile_on_an_emulated_older_cpu(work):
     assert re.findall(r"^localrule (\w+):", log, re.M), "collecting and the report run beside Snakemake"
     assert not set(re.findall(r"^localrule (\w+):", log, re.M)) & TRAINING_RULES
     acct = _sacct(list(submitted.values()))
+    print("\n".join(" ".join(row.values()) for row in acct.values()))
     assert set(acct) == set(submitted.values()), sorted(set(submitted.values()) - set(acct))
+    node_cpus = os.cpu_count()
     for jobid, row in acct.items():
         assert row["State"] == "COMPLETED" and row["ExitCode"] == "0:0", row
         assert row["Account"] == "ticketbench" and row["Partition"] == "debug", row
-        assert "gres/gpu=1" in row["AllocTRES"], row  # the config's gpu: 1 reached sbatch
-    print("\n".join(" ".join(row.values()) for row in acct.values()))
+        tres = dict(item.split("=", 1) for item in row["AllocTRES"].split(","))
+        if row["Comment"].startswith("rule_timing"):  # a whole node: every CPU and GPU of it
+            assert int(tres["cpu"]) == node_cpus, row
+        else:  # the config's gpu: 1 reached sbatch as a GPU request, and threads: 1 as one CPU
+            assert tres.get("gres/gpu") == "1" and tres["cpu"] == "1", row
+    assert sum(row["Comment"].startswith("rule_timing") for row in acct.values()) == stats["timing"]
     check = _check(a, "results/smoke-slurm")
     assert check.returncode == 0, check.stdout[-4000:]
 
