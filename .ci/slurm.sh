@@ -324,11 +324,13 @@ GRANT ALL ON \`$DB_NAME\`.* TO '$DB_USER'@'localhost';
 SQL
 }
 
-start_slurmdbd() {
-    if pid_alive "$RUNDIR/slurmdbd.pid" && dbd_ok; then return 0; fi
-    log "starting slurmdbd"
-    slurmdbd
-    WAIT_PIDFILE=$RUNDIR/slurmdbd.pid wait_for "$TIMEOUT" slurmdbd "$LOGDIR/slurmdbd.log" dbd_ok
+# start_daemon NAME CHECK: start a SLURM daemon unless it runs and CHECK passes, then wait for CHECK.
+start_daemon() {
+    local name=$1 check=$2
+    if pid_alive "$RUNDIR/$name.pid" && "$check"; then return 0; fi
+    log "starting $name"
+    "$name"
+    WAIT_PIDFILE=$RUNDIR/$name.pid wait_for "$TIMEOUT" "$name" "$LOGDIR/$name.log" "$check"
 }
 
 register_accounts() {
@@ -347,13 +349,6 @@ register_accounts() {
     if [[ $(sacctmgr -n -P list user root format=defaultaccount) != "$ACCOUNT" ]]; then
         sacctmgr -i modify user root set DefaultAccount="$ACCOUNT" >/dev/null
     fi
-}
-
-start_slurmctld() {
-    if pid_alive "$RUNDIR/slurmctld.pid" && ctld_ok; then return 0; fi
-    log "starting slurmctld"
-    slurmctld
-    WAIT_PIDFILE=$RUNDIR/slurmctld.pid wait_for "$TIMEOUT" slurmctld "$LOGDIR/slurmctld.log" ctld_ok
 }
 
 start_slurmd() {
@@ -389,9 +384,9 @@ cmd_start() {
     start_munge
     start_mariadb
     setup_db_user
-    start_slurmdbd
+    start_daemon slurmdbd dbd_ok
     register_accounts
-    start_slurmctld
+    start_daemon slurmctld ctld_ok
     start_slurmd
     wait_for "$TIMEOUT" sacct "$LOGDIR/slurmdbd.log" sacct_ok
     log "cluster $CLUSTER up: $(sinfo -h -o '%P %a %D %T %c cpus %m MB %G')"
