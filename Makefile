@@ -29,14 +29,23 @@ test: install
 
 RUN := HF_HUB_OFFLINE=1 PATH="$(abspath $(BIN)):$$PATH"
 
+# Where and how the grids run (README "On a SLURM cluster"): PROFILE=slurm submits every model job through
+# workflow/profiles/slurm, CONFIGS="my-site.yaml ..." layers config files last (partition, account, data roots),
+# SNAKEMAKE_FLAGS passes anything else to Snakemake.
+PROFILE ?=
+CONFIGS ?=
+SNAKEMAKE_FLAGS ?=
+SNAKEMAKE := $(RUN) $(BIN)/snakemake --cores $(CORES) --rerun-incomplete $(if $(PROFILE),--profile workflow/profiles/$(PROFILE))
+CHECK_CONFIG := $(RUN) $(BIN)/ticketbench check-config --config config/config.yaml
+
 # check-config first: Snakemake reports a malformed --configfile without naming it; this names file and line.
 reproduce: install
-	$(RUN) $(BIN)/ticketbench check-config --config config/config.yaml
-	$(RUN) $(BIN)/snakemake --cores $(CORES) --rerun-incomplete
+	$(CHECK_CONFIG) $(foreach f,$(CONFIGS),--config $(f))
+	$(SNAKEMAKE) $(if $(CONFIGS),--configfile $(CONFIGS)) $(SNAKEMAKE_FLAGS)
 
 smoke: install
-	$(RUN) $(BIN)/ticketbench check-config --config config/config.yaml --config config/smoke.yaml
-	$(RUN) $(BIN)/snakemake --cores $(CORES) --rerun-incomplete --configfile config/smoke.yaml
+	$(CHECK_CONFIG) --config config/smoke.yaml $(foreach f,$(CONFIGS),--config $(f))
+	$(SNAKEMAKE) --configfile config/smoke.yaml $(CONFIGS) $(SNAKEMAKE_FLAGS)
 
 # Share artifacts through the DVC remote (README "Sharing artifacts"). push records what Snakemake produced (no
 # re-run) and uploads it: every grid whose results exist, or GRID=<stage of dvc.yaml> alone. pull fetches one grid
