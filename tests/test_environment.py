@@ -13,7 +13,8 @@ ALSO = ["scikit-learn", "safetensors", "kahypar", "torch-pruning", "tqdm", "pyte
 
 
 def _norm(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
+    """A distribution's canonical name: case and -_. folded, extras (`moto[server]`) dropped."""
+    return re.sub(r"[-_.]+", "-", name.split("[")[0]).lower()
 
 
 def _lock() -> dict[str, str]:
