@@ -225,6 +225,7 @@ BAD = [
      "experiments.structure_transfers.regroup-transfer-digits"),
     ({"cluster": {"rules": {"pretrian": {"runtime": 5}}}}, "cluster.rules.pretrian"),
     ({"cluster": {"gpu_model": "a100:2"}}, "cluster.gpu_model"),
+    ({"cluster": {"rules": {"timing": {"extra": "--qos=long"}}}}, "cluster.rules.timing.extra"),
 ]
 
 

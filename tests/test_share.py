@@ -77,3 +77,10 @@ def test_a_repo_without_a_remote_says_how_to_add_one(tmp_path, capsys):
     code = main(["share", "pull", "--root", str(repo), "--stage", "smoke"])
     err = capsys.readouterr().err.strip()
     assert code == 2 and err.startswith("ticketbench share: error: no DVC remote is set: `dvc remote add -d"), err
+
+
+def test_a_remote_url_is_logged_without_its_password():
+    from ticketbench.share import _without_userinfo
+
+    assert _without_userinfo("https://alice:s3cret@dav.lab.example/tickets") == "https://dav.lab.example/tickets"
+    assert _without_userinfo("s3://bucket/path") == "s3://bucket/path"

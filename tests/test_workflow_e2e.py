@@ -221,7 +221,9 @@ def _one_error_line(r: subprocess.CompletedProcess, verb: str, name: str) -> str
 @pytest.mark.slow
 def test_a_failed_push_or_pull_is_one_line_and_leaves_the_cache_alone(smoke, work, servers):
     a = smoke[0]
-    cache = _tree(a / ".dvc/cache")
+    # make push commits before it uploads; what a failed upload must leave alone is that commit
+    sh(BIN / "dvc", "commit", "--force", "smoke", cwd=a)
+    cache, lock = _tree(a / ".dvc/cache"), (a / "dvc.lock").read_bytes()
     fast = {"AWS_MAX_ATTEMPTS": "1"}  # one try: the SDK's retries only delay the same answer
     _add_remote(a, "s3", "s3-wrong-key", work, servers)
     r = sh(*MAKE, "push", "REMOTE=s3-wrong-key", cwd=a, check=False,
@@ -233,7 +235,7 @@ def test_a_failed_push_or_pull_is_one_line_and_leaves_the_cache_alone(smoke, wor
     _add_remote(a, "ssh", "ssh-down", work, servers, TICKETBENCH_SSH_PORT="9")
     r = sh(*MAKE, "push", "REMOTE=ssh-down", cwd=a, check=False)
     assert "Connect call failed" in _one_error_line(r, "push", "ssh-down")
-    assert _tree(a / ".dvc/cache") == cache
+    assert _tree(a / ".dvc/cache") == cache and (a / "dvc.lock").read_bytes() == lock
     assert (a / PRETRAIN / "model.safetensors").exists()
 
     # A pull with a key the server does not know, into a clone that has half the cache already.

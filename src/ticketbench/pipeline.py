@@ -148,6 +148,7 @@ def _check_meaning(config: dict[str, Any]) -> None:
             if pair[role] not in grid["backbones"]:
                 raise ConfigError(f"experiments.transfer.{role}", pair[role], "a backbone of grid.backbones")
     _check_extra_runs(config)
+    _check_cluster(config)
 
 
 def _check_extra_runs(config: dict[str, Any]) -> None:
@@ -691,8 +692,11 @@ def cluster_schema() -> dict[str, Any]:
              "gpu": {"type": "integer", "minimum": 0, "description": "GPUs per job (default: the top-level gpu)"},
              "exclusive": {"type": "boolean", "description": "ask for a whole node (timing: numbers taken on a "
                            "shared node are meaningless)"},
-             "extra": {"type": "string", "description": "more sbatch flags, e.g. --qos=long"}}
+             "extra": {"type": "string", "description": "more sbatch flags, e.g. --mail-type=FAIL (not those the "
+                       "plugin sets from the other keys: partition, account, qos, memory, time, GPUs, CPUs)"}}
     names = {"partition": {"type": "string", "description": "SLURM partition (empty: the cluster's default)"},
+             "qos": {"type": "string", "description": "SLURM quality of service (empty: the cluster's default)"},
+             "constraint": {"type": "string", "description": "SLURM node constraint, e.g. a100|h100 (empty: none)"},
              "account": {"type": "string", "description": "SLURM account (empty: the plugin's guess from sacctmgr)"},
              # the SLURM plugin refuses anything else in --gpus=<model>:<n>
              "gpu_model": {"type": "string", "pattern": r"^[A-Za-z0-9_.]*$",
@@ -718,7 +722,8 @@ def cluster_resources(config: dict[str, Any], rule: str) -> dict[str, Any]:
     for key in ("mem_mb", "runtime"):
         if key in sizes:
             res[key] = int(sizes[key])
-    for key, name in (("partition", "slurm_partition"), ("account", "slurm_account")):
+    for key, name in (("partition", "slurm_partition"), ("account", "slurm_account"), ("qos", "qos"),
+                      ("constraint", "constraint")):
         if sizes.get(key):
             res[name] = str(sizes[key])
     if sizes.get("gpu_model") and res["gpu"]:
@@ -727,6 +732,22 @@ def cluster_resources(config: dict[str, Any], rule: str) -> dict[str, Any]:
     if extra:
         res["slurm_extra"] = extra
     return res
+
+
+def _check_cluster(config: dict[str, Any]) -> None:
+    """sbatch flags in `extra` that the SLURM plugin sets itself would fail every submission, after the grid
+    started; refuse them here, naming the key that sets them."""
+    from snakemake_executor_plugin_slurm.validation import get_forbidden_slurm_options
+
+    block = config.get("cluster") or {}
+    places = {"cluster.extra": block.get("extra", "")}
+    places.update({f"cluster.rules.{r}.extra": sizes.get("extra", "") for r, sizes in (block.get("rules") or {}).items()})
+    for key, extra in places.items():
+        for pattern, what in get_forbidden_slurm_options().items():
+            if extra and re.search(pattern, extra + " "):
+                raise ConfigError(key, extra, f"sbatch flags other than the {what}, which the SLURM plugin sets "
+                                  "from cluster's own keys (partition, account, qos, constraint, mem_mb, runtime, "
+                                  "gpu, gpu_model) and threads")
 
 
 def schema() -> dict[str, Any]:

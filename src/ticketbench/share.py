@@ -2,8 +2,9 @@
 `make push` and `make pull`).
 
 DVC does the work; this picks the stages whose results are there to share, and turns a failed transfer into one
-line that names the remote and the reason instead of DVC's multi-line report. DVC writes nothing to the local cache
-on a failed push and only adds to it on a pull, so the line can say the cache is untouched.
+line that names the remote and the reason instead of DVC's multi-line report. A push commits before it uploads, so a
+failed one leaves the commit (dvc.lock and the cache hold what Snakemake produced) and the next push resumes; a
+failed pull keeps what the cache held and adds only objects that arrived whole.
 """
 
 from __future__ import annotations
@@ -58,16 +59,29 @@ def stages_to_push(root: Path, named: list[str]) -> list[str]:
 
 def remote_of(root: Path, name: str | None) -> tuple[str, str]:
     """The remote a transfer uses (the named one or the default) and its URL, from DVC's merged config."""
-    from dvc.config import Config
+    from dvc.config import Config, ConfigError as DvcConfigError
 
-    conf = Config(dvc_dir=str(root / ".dvc"))  # repo, local (credentials), global and system levels, merged
+    try:
+        conf = Config(dvc_dir=str(root / ".dvc"))  # repo, local (credentials), global and system levels, merged
+    except DvcConfigError as e:
+        raise ShareError(f"DVC's config cannot be read: {str(e).splitlines()[0]}") from None
     remote = name or conf["core"].get("remote")
     remotes = conf.get("remote", {})
     if not remote:
         raise ShareError("no DVC remote is set: `dvc remote add -d <name> <url>` (README, \"Sharing artifacts\")")
     if remote not in remotes:
         raise ConfigError("remote", remote, f"a remote of .dvc/config: {', '.join(remotes) or 'none is defined'}")
-    return remote, remotes[remote]["url"]
+    return remote, _without_userinfo(remotes[remote]["url"])
+
+
+def _without_userinfo(url: str) -> str:
+    """A URL fit for a log: a password or token in it (https://user:token@host) is left out."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
 
 
 # DVC's last words on a failure are a support link and a blank line; the reason is the first ERROR line.
@@ -87,13 +101,15 @@ def reason(output: str) -> str:
     return text or "the remote did not answer (timed out)"
 
 
-def transfer(root: Path, verb: str, stages: list[str], remote: str | None, jobs: int | None) -> str:
-    name, url = remote_of(root, remote)
+def transfer(root: Path, verb: str, stages: list[str], remote: tuple[str, str], jobs: int | None) -> str:
+    name, url = remote
     cmd = [sys.executable, "-m", "dvc", verb, "--remote", name, *(["--jobs", str(jobs)] if jobs else []), *stages]
     r = subprocess.run(cmd, cwd=root, capture_output=True, text=True,
                        env={**os.environ, "DVC_NO_ANALYTICS": "1"})
     if r.returncode != 0:
-        cache = "nothing was changed locally" if verb == "push" else "the files already fetched stay in the cache"
+        # a push commits first (dvc.lock and the cache record what Snakemake produced); only the upload failed
+        cache = ("the commit stays in dvc.lock and .dvc/cache" if verb == "push" else
+                 "the files already fetched stay in the cache")
         raise ShareError(f"dvc {verb} {'to' if verb == 'push' else 'from'} remote {name!r} ({url}) failed: "
                          f"{reason(r.stdout + r.stderr)}; {cache}; fix the remote and run it again")
     return f"{verb}ed {', '.join(stages)} {'to' if verb == 'push' else 'from'} remote {name!r} ({url})"
@@ -128,12 +144,14 @@ class Share(Stage):
         root = Path(args.root).resolve()
         if args.action == "push":
             stages = stages_to_push(root, args.stages)
-            commit(root, stages)
         else:
             known = stage_outputs(root / "dvc.yaml")
             for name in args.stages:
                 if name not in known:
                     raise ConfigError("--stage", name, f"a stage of dvc.yaml: {', '.join(known)}")
             stages = args.stages or ["grid"]
-        print(transfer(root, args.action, stages, args.remote, args.jobs))
+        remote = remote_of(root, args.remote)  # before anything is committed: a missing remote changes nothing
+        if args.action == "push":
+            commit(root, stages)
+        print(transfer(root, args.action, stages, remote, args.jobs))
         return 0
