@@ -37,13 +37,24 @@ def stage_outputs(dvc_yaml: Path) -> dict[str, list[str]]:
             for name, stage in (doc.get("stages") or {}).items()}
 
 
-def stages_to_push(root: Path, named: list[str]) -> list[str]:
-    """The named stages, or every stage whose artifact folders all exist; a stage with only some of them is an
-    error (committing it would fail on the missing ones, and pushing the rest would share half a grid)."""
+def known_stages(root: Path, named: list[str]) -> dict[str, list[str]]:
+    """dvc.yaml's stages, once every named one is checked to be among them."""
     stages = stage_outputs(root / "dvc.yaml")
     for name in named:
         if name not in stages:
             raise ConfigError("--stage", name, f"a stage of dvc.yaml: {', '.join(stages)}")
+    return stages
+
+
+def _dvc(root: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "dvc", *args], cwd=root, capture_output=True, text=True,
+                          env={**os.environ, "DVC_NO_ANALYTICS": "1"})
+
+
+def stages_to_push(root: Path, named: list[str]) -> list[str]:
+    """The named stages, or every stage whose artifact folders all exist; a stage with only some of them is an
+    error (committing it would fail on the missing ones, and pushing the rest would share half a grid)."""
+    stages = known_stages(root, named)
     chosen = []
     for name in named or stages:
         missing = [p for p in stages[name] if not (root / p).exists()]
@@ -103,9 +114,7 @@ def reason(output: str) -> str:
 
 def transfer(root: Path, verb: str, stages: list[str], remote: tuple[str, str], jobs: int | None) -> str:
     name, url = remote
-    cmd = [sys.executable, "-m", "dvc", verb, "--remote", name, *(["--jobs", str(jobs)] if jobs else []), *stages]
-    r = subprocess.run(cmd, cwd=root, capture_output=True, text=True,
-                       env={**os.environ, "DVC_NO_ANALYTICS": "1"})
+    r = _dvc(root, verb, "--remote", name, *(["--jobs", str(jobs)] if jobs else []), *stages)
     if r.returncode != 0:
         # a push commits first (dvc.lock and the cache record what Snakemake produced); only the upload failed
         cache = ("the commit stays in dvc.lock and .dvc/cache" if verb == "push" else
@@ -116,8 +125,7 @@ def transfer(root: Path, verb: str, stages: list[str], remote: tuple[str, str], 
 
 
 def commit(root: Path, stages: list[str]) -> None:
-    r = subprocess.run([sys.executable, "-m", "dvc", "commit", "--force", *stages], cwd=root, capture_output=True,
-                       text=True, env={**os.environ, "DVC_NO_ANALYTICS": "1"})
+    r = _dvc(root, "commit", "--force", *stages)
     if r.returncode != 0:
         raise ShareError(f"dvc commit {' '.join(stages)} failed: {reason(r.stdout + r.stderr)}")
 
@@ -145,10 +153,7 @@ class Share(Stage):
         if args.action == "push":
             stages = stages_to_push(root, args.stages)
         else:
-            known = stage_outputs(root / "dvc.yaml")
-            for name in args.stages:
-                if name not in known:
-                    raise ConfigError("--stage", name, f"a stage of dvc.yaml: {', '.join(known)}")
+            known_stages(root, args.stages)
             stages = args.stages or ["grid"]
         remote = remote_of(root, args.remote)  # before anything is committed: a missing remote changes nothing
         if args.action == "push":
