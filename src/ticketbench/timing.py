@@ -7,13 +7,16 @@ in alternation (A, B, A, B, ...) cancels most of that drift, so every target is 
 from __future__ import annotations
 
 import ctypes
+import math
 import platform
 import statistics
 import time
 from dataclasses import dataclass
 from typing import Callable
 
+import numpy as np
 import torch
+from scipy import stats
 
 
 def _sync(device: torch.device | str | None) -> None:
@@ -54,6 +57,89 @@ def paired(base: Callable[[], object], test: Callable[[], object], *, rounds: in
             _sync(device)
             sink.append(time.perf_counter() - t0)
     return PairedTiming(statistics.median(tb), statistics.median(tt), rounds)
+
+
+TIGHT, NOISY = "tight", "noisy"
+
+
+@dataclass(frozen=True)
+class TimedRatio:
+    """Paired timing with a 95% interval of the time ratio test/base, timed until that interval is tight."""
+
+    base_s: float  # median seconds per call of the baseline
+    test_s: float  # median seconds per call of the function under test
+    rounds: int
+    ratio: float  # median of the per-round ratios test/base: each round's pair shares the machine's state
+    ratio_low: float  # nan when too few rounds ran for an interval
+    ratio_high: float
+    verdict: str  # TIGHT: the interval is narrower than asked; NOISY: a limit stopped timing first
+
+    @property
+    def saving(self) -> float:
+        return 1.0 - self.ratio
+
+    @property
+    def saving_low(self) -> float:
+        return 1.0 - self.ratio_high
+
+    @property
+    def saving_high(self) -> float:
+        return 1.0 - self.ratio_low
+
+
+def ratio_interval(ratios: list[float], level: float = 0.95) -> tuple[float, float]:
+    """Distribution-free interval of the median ratio, from order statistics (scipy's quantile test).
+
+    The median, as ``paired`` reports, because a stall of the machine (another process, a page-fault storm) puts
+    an outlier in a timing series that would widen a t-interval of the mean and move its centre; order statistics
+    need no normality, cover at least ``level`` exactly, and cost one binomial quantile, so they can be recomputed
+    after every batch. Fewer than 6 rounds give no 95% interval: (nan, nan).
+    """
+    ci = stats.quantile_test(np.asarray(ratios, dtype=float), p=0.5).confidence_interval(level)
+    return float(ci.low), float(ci.high)
+
+
+def paired_until_tight(base: Callable[[], object], test: Callable[[], object], *, rounds: int = 10,
+                       max_rounds: int = 200, max_seconds: float = 30.0, width: float = 0.05, warmup: int = 2,
+                       device: torch.device | str | None = None,
+                       clock: Callable[[], float] = time.perf_counter) -> TimedRatio:
+    """``base`` and ``test`` called alternately, in batches of ``rounds``, until the 95% interval of the ratio
+    test/base is narrower than ``width`` (5 points of time saving by default), or ``max_rounds`` rounds or
+    ``max_seconds`` (warm-up included) have run, in which case the verdict is NOISY."""
+    if rounds < 1 or max_rounds < 1:
+        raise ValueError(f"paired_until_tight needs a round per batch and in all, got {rounds}, {max_rounds}")
+    start = clock()
+    for _ in range(warmup):
+        base(), test()
+    _sync(device)
+    tb: list[float] = []
+    tt: list[float] = []
+    while True:
+        for _ in range(min(rounds, max_rounds - len(tb))):
+            # Alternate which one goes first so neither always runs on a warmer cache.
+            order = ((base, tb), (test, tt)) if len(tb) % 2 == 0 else ((test, tt), (base, tb))
+            for fn, sink in order:
+                _sync(device)
+                t0 = clock()
+                fn()
+                _sync(device)
+                sink.append(clock() - t0)
+        ratios = [t / b for b, t in zip(tb, tt)]
+        lo, hi = ratio_interval(ratios)
+        tight = hi - lo < width  # False while nan
+        if tight or len(tb) >= max_rounds or clock() - start >= max_seconds:
+            break
+    return TimedRatio(statistics.median(tb), statistics.median(tt), len(tb), statistics.median(ratios), lo, hi,
+                      TIGHT if tight else NOISY)
+
+
+def saving_metrics(t: TimedRatio) -> dict:
+    """The metrics.json keys of a timed saving; an interval that could not be formed is None (JSON has no nan)."""
+    def num(x: float) -> float | None:
+        return None if math.isnan(x) else x
+
+    return {"time_saving": t.saving, "time_saving_low": num(t.saving_low), "time_saving_high": num(t.saving_high),
+            "timing_rounds_used": t.rounds, "timing_verdict": t.verdict}
 
 
 def tune_allocator() -> None:

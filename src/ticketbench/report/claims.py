@@ -13,6 +13,7 @@ from typing import Callable
 
 from ..artifacts import unpack_bits
 from . import stats
+from .grid import NO_STRUCTURE, saving_cell, timed_rows
 from .matching import (AT_LEAST_DENSE, CAPPED, WITHIN_1_OF_DENSE, Extreme, capped_verdict, mean_extreme,
                        round_by_seed, seed_extremes)
 from .results import Cell, Results, overlap_init
@@ -283,12 +284,20 @@ def _regroup_time(res: Results, cell: Cell) -> Finding | None:
     if ext.point is None:
         return Finding(f"no regroup round reaches dense accuracy on average (up to {_pct(ext.top)}): no ticket at "
                        f"undamaged accuracy to time", INCONCLUSIVE, test, len(found.seeds))
-    rows = round_by_seed(res, "structure", cell, "regroup", ext.point.round)
-    est = stats.seed_interval(rows[s].get("time_saving") for s in found.seeds if s in rows)
+    by_seed = round_by_seed(res, "structure", cell, "regroup", ext.point.round)
+    rows = [by_seed[s] for s in found.seeds if s in by_seed]
+    counted, none = timed_rows(rows)
+    if not counted and none:
+        # A model that kept every FLOP and parameter cannot save time for a reason of its own: nothing to judge.
+        why = "; ".join(sorted({r["no_structure_reason"] for r in none if r.get("no_structure_reason")}))
+        return Finding(f"{NO_STRUCTURE} at the extreme sparsity {ext.describe()}" + (f": {why}" if why else ""),
+                       INCONCLUSIVE, test, len(none))
+    # Over seeds only: one run's timing interval measures the timer's noise, not the spread a claim is about.
+    est = stats.seed_interval(r["time_saving"] for r in counted)
     if est is None:
         return Finding(f"round {ext.point.round}, the extreme one, has no time saving recorded", INCONCLUSIVE, test, 0)
     note = f"; {CAPPED}" if ext.capped else ""
-    return Finding(f"{est.fmt(unit='%')} saved at the extreme sparsity {ext.describe()}{note}",
+    return Finding(f"{saving_cell(rows, unit='%')} saved at the extreme sparsity {ext.describe()}{note}",
                    capped_verdict(decide(est, 0.0), claimant_capped=ext.capped), test, est.n)
 
 

@@ -12,7 +12,7 @@ from ..pipeline import recipe_of
 from .matching import AT_LEAST_DENSE, WITHIN_1_OF_DENSE, Rule, mean_extreme
 from .render import Table, fmt
 from .results import Cell, Results, overlap_init
-from .stats import LEVEL, accuracy_cell, value_cell
+from .stats import LEVEL, Estimate, accuracy_cell, seed_interval, value_cell
 
 INTERVALS = (f"Each cell: mean ± {LEVEL:.0%} t-interval over n seeds; test ± = {LEVEL:.0%} Wilson interval over test "
              f"examples; 'not run' = no seed ran it.")
@@ -33,6 +33,74 @@ def _fixed(values: Iterable[float | None], scale: float = 100, digits: int = 2) 
     vals = [v for v in values if v is not None]
     shown = {f"{scale * v:.{digits}f}" for v in vals}
     return shown.pop() if len(shown) == 1 else _val(vals, scale, digits)
+
+
+def _covered(rows: Iterable[dict]) -> str:
+    """The share of all conv and linear weights the run's pruning policy covers; runs written before it was
+    recorded say n/a."""
+    vals = [r.get("policy_coverage") for r in rows]
+    return _fixed(vals) if any(v is not None for v in vals) else "n/a"
+
+
+# --- time savings of structured tickets -----------------------------------------------------------------------------
+# A saving is one only where the ticket lost FLOPs or parameters (``structure_removed``); rows written before that
+# key existed count as before. A run whose timing interval never got tight says so beside the number.
+
+NO_STRUCTURE = "no structure removed"
+COVERED = ("Covered = share of the body's conv and linear weights (the classifier's left out) that the run's pruning "
+           "policy may prune; n/a: not recorded.")
+TIMING_INTERVAL = "timing interval"  # an Estimate's test: one seed's run's own interval, not one over seeds
+NOISY_NOTE = ("'noisy': the run's 95% interval of the time ratio was still wider than 5 points when timing stopped; "
+              "'timing interval': one seed, shown with its own run's 95% interval of the saving.")
+
+
+def timed_rows(rows: Iterable[dict]) -> tuple[list[dict], list[dict]]:
+    """(rows whose time saving counts, rows whose model lost no structure)."""
+    rows = list(rows)
+    none = [r for r in rows if r.get("structure_removed") is False]
+    return [r for r in rows if r.get("time_saving") is not None and r.get("structure_removed") is not False], none
+
+
+def saving_estimate(counted: list[dict]) -> Estimate | None:
+    """The mean saving over seeds with its t interval; one seed has none, so its run's timing interval stands in."""
+    est = seed_interval(r["time_saving"] for r in counted)
+    if est is not None and est.n == 1 and counted[0].get("time_saving_low") is not None:
+        return Estimate(est.mean, counted[0]["time_saving_low"], counted[0]["time_saving_high"], 1, TIMING_INTERVAL)
+    return est
+
+
+def saving_marks(counted: list[dict], none: list[dict]) -> str:
+    """`` (noisy on 1/3 seeds; no structure removed on 1/4 seeds)``, or empty."""
+    parts = []
+    noisy = sum(r.get("timing_verdict") == "noisy" for r in counted)
+    if noisy:
+        parts.append("noisy" if noisy == len(counted) else f"noisy on {noisy}/{len(counted)} seeds")
+    if none and counted:
+        parts.append(f"{NO_STRUCTURE} on {len(none)}/{len(none) + len(counted)} seeds")
+    return f" ({'; '.join(parts)})" if parts else ""
+
+
+def saving_cell(rows: Iterable[dict], unit: str = "", missing: str = fmt(None)) -> str:
+    """A time-saving cell over seeds: ``21.00 ± 1.20 (n=3)``, ``21.00 [19.80, 22.10] (n=1, timing interval)``,
+    marked noisy where a run's timing was, or ``no structure removed``."""
+    counted, none = timed_rows(rows)
+    if not counted:
+        return NO_STRUCTURE if none else missing
+    est = saving_estimate(counted)
+    if est.test == TIMING_INTERVAL:
+        text = f"{100 * est.mean:.2f}{unit} {est.range()} (n=1, timing interval)"
+    else:
+        text = est.fmt(unit=unit)
+    return text + saving_marks(counted, none)
+
+
+def no_structure_notes(per: dict[str, list[dict]]) -> list[str]:
+    """Why each method's tickets lost no structure, once per distinct reason."""
+    out = []
+    for name, rows in per.items():
+        for reason in sorted({r.get("no_structure_reason") or "no reason recorded" for r in timed_rows(rows)[1]}):
+            out.append(f"{name}: {NO_STRUCTURE}: {reason}")
+    return out
 
 
 def _seeds_with(rows: list[dict], key: str) -> str:
@@ -59,12 +127,13 @@ def imp_table(res: Results, cell: Cell) -> Table | None:
         return None
     prac = res.per_round("prac", cell)
     others = {v: res.per_round("imp", cell, v) for v in res.variants("imp", cell) if v != "full"}
-    cols = ["round", "sparsity (%)", "IMP acc (%)", *(f"{v} acc (%)" for v in others), "PrAC ticket acc (%)",
-            "PrAC set (%)", "IMP iterations to find", "PrAC iterations to find"]
+    cols = ["round", "sparsity (%)", "covered (%)", "IMP acc (%)", *(f"{v} acc (%)" for v in others),
+            "PrAC ticket acc (%)", "PrAC set (%)", "IMP iterations to find", "PrAC iterations to find"]
     rows = []
     for r, imp in full.items():
         p = prac.get(r, [])
-        rows.append([r, _fixed(x["sparsity"] for x in imp), _acc(imp), *(_acc(o.get(r, [])) for o in others.values()),
+        rows.append([r, _fixed(x["sparsity"] for x in imp), _covered(imp), _acc(imp),
+                     *(_acc(o.get(r, [])) for o in others.values()),
                      _acc(p), _val(x.get("prac_trained_fraction") for x in p),
                      _fixed((x.get("find_iterations") for x in imp), 1, 0),
                      _fixed((x.get("find_iterations") for x in p), 1, 0)])
@@ -80,7 +149,8 @@ def imp_table(res: Results, cell: Cell) -> Table | None:
     note = extremes_note(res, cell, runs, WITHIN_1_OF_DENSE)
     return Table(f"grid_imp_{cell[0]}_{cell[1]}", f"IMP, PrAC-IMP and baselines: {cell[0]} x {cell[1]}", cols, rows,
                  f"Dense test accuracy (%): {_acc(res.dense_runs(cell))}.{schedule} Iterations to find a round's "
-                 f"ticket count every training step before it, the shared dense run included.",
+                 f"ticket count every training step before it, the shared dense run included. {COVERED} "
+                 f"(full-data IMP's policy).",
                  [*([note] if note else []), INTERVALS])
 
 
@@ -129,26 +199,31 @@ def structure_table(res: Results, cell: Cell) -> Table | None:
     source = res.structure_imp(cell)
     imp = res.per_round("imp", cell, source)
     per = {m: res.per_round("structure", cell, m) for m in methods}
-    cols = ["round", "IMP remaining (%)", "IMP acc (%)"]
+    # Each group's covered share follows its accuracy so that the IMP columns keep their places.
+    cols = ["round", "IMP remaining (%)", "IMP acc (%)", "IMP covered (%)"]
     for m in methods:
-        cols += [f"{m} remaining (%)", f"{m} acc (%)", f"{m} time saving (%)"]
+        cols += [f"{m} remaining (%)", f"{m} acc (%)", f"{m} covered (%)", f"{m} time saving (%)"]
     rows = []
     for r in sorted({r for m in methods for r in per[m]}):
         i = imp.get(r, [])
-        row = [r, _fixed(1 - x["sparsity"] for x in i), _acc(i)]
+        row = [r, _fixed(1 - x["sparsity"] for x in i), _acc(i), _covered(i) if i else fmt(None)]
         for m in methods:
             s = per[m].get(r, [])
-            row += [_fixed(1 - x["sparsity"] for x in s), _acc(s), _val(x.get("time_saving") for x in s)] if s \
-                else [fmt(None)] * 3
+            row += [_fixed(1 - x["sparsity"] for x in s), _acc(s), _covered(s), saving_cell(s)] if s \
+                else [fmt(None)] * 4
         rows.append(row)
+    by_method = {m: [x for xs in per[m].values() for x in xs] for m in methods}
+    timing_notes = no_structure_notes(by_method) + \
+        ([NOISY_NOTE] if any("timing_verdict" in x for xs in by_method.values() for x in xs) else [])
     note = extremes_note(res, cell, {"IMP": ("imp", source), **{m: ("structure", m) for m in methods}},
                          AT_LEAST_DENSE)
     return Table(f"grid_structure_{cell[0]}_{cell[1]}", f"Structured tickets (as Structure-LTH Tables A5-A7): "
                  f"{cell[0]} x {cell[1]}", cols, rows,
                  f"Dense test accuracy (%): {_acc(res.dense_runs(cell))}. IMP = the IMP run the structured tickets "
                  f"come from ({source}). Time saving = 1 - T/T_dense, end-to-end CPU latency at batch 64: refill "
-                 f"tickets physically slimmed, regroup tickets run block-sparse.",
-                 [*([note] if note else []), INTERVALS])
+                 f"tickets physically slimmed, regroup tickets run block-sparse; '{NO_STRUCTURE}': the slimmed model "
+                 f"has as many FLOPs and parameters as dense, so no saving is reported. {COVERED}",
+                 [*([note] if note else []), *timing_notes, INTERVALS])
 
 
 def jackpot_table(res: Results, cell: Cell) -> Table | None:
@@ -161,16 +236,16 @@ def jackpot_table(res: Results, cell: Cell) -> Table | None:
         # Seed k's jackpot is searched in seed k's dense model, so the gap to dense is paired by seed.
         gaps = [m["test_acc"] - dense[s]["test_acc"] for s, m in zip(seeds, ms)
                 if s in dense and m.get("test_acc") is not None and dense[s].get("test_acc") is not None]
-        rows.append([ms[0]["init"], _fixed(m["sparsity"] for m in ms),
+        rows.append([ms[0]["init"], _fixed(m["sparsity"] for m in ms), _covered(ms),
                      _fixed((len(m.get("epochs", [])) for m in ms), 1, 0), _acc(ms), _val(gaps),
                      _val(m.get("magnitude_overlap") for m in ms), fmt(all(x.get("weights_unchanged") for x in ms))])
     if not rows:
         return None
     return Table(f"grid_jackpot_{cell[0]}_{cell[1]}", f"Lottery jackpots: {cell[0]} x {cell[1]}",
-                 ["init", "sparsity (%)", "search epochs", "test acc (%)", "Δ vs dense (points)",
+                 ["init", "sparsity (%)", "covered (%)", "search epochs", "test acc (%)", "Δ vs dense (points)",
                   "overlap with magnitude mask (%)", "weights unchanged"], rows,
                  f"Dense test accuracy (%): {_acc(res.dense_runs(cell))}. Δ vs dense pairs each seed's jackpot with "
-                 f"the same seed's dense model.", [INTERVALS])
+                 f"the same seed's dense model. {COVERED}", [INTERVALS])
 
 
 def overlap_table(res: Results) -> Table | None:
@@ -203,11 +278,22 @@ def timing_table(res: Results) -> Table | None:
     if not groups:
         return None
     rows = [[*key, _val((e["dense_ms"] for e in es), 1), _val((e["ms"] for e in es), 1),
-             _val(e["time_saving"] for e in es), "; ".join(sorted(settings[key]))] for key, es in groups.items()]
+             saving_cell(es), "; ".join(sorted(settings[key]))] for key, es in groups.items()]
     return Table("grid_timing", "End-to-end inference latency against dense",
                  ["cell", "round", "model", "dense (ms)", "model (ms)", "time saving (%)", "setting"], rows,
                  "Per seed, the median of alternating timed calls. An unstructured mask runs the dense kernels, so it "
-                 "saves nothing.", [INTERVALS])
+                 "saves nothing.",
+                 [*no_structure_notes(_by_model(groups)),
+                  *([NOISY_NOTE] if any("timing_verdict" in e for es in groups.values() for e in es) else []),
+                  INTERVALS])
+
+
+def _by_model(groups: dict[tuple, list]) -> dict[str, list]:
+    """Every cell's rows of each timed model together, so that no cell's reason is lost."""
+    out: dict[str, list] = {}
+    for (_, _, model), es in groups.items():
+        out.setdefault(model, []).extend(es)
+    return out
 
 
 def numerics_table(res: Results) -> Table | None:

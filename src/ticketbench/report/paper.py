@@ -13,7 +13,8 @@ import statistics
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from .matching import AT_LEAST_DENSE, WITHIN_1_OF_DENSE, Rule, mean_extreme, round_by_seed, seed_extremes
+from .grid import NO_STRUCTURE, TIMING_INTERVAL, saving_cell, saving_estimate, saving_marks, timed_rows
+from .matching import AT_LEAST_DENSE, WITHIN_1_OF_DENSE, Extreme, Rule, mean_extreme, round_by_seed, seed_extremes
 from .needs import (DATASETS, NETWORKS, Need, PaperOnly, PaperTable, Reading, Run, Unmapped, cell_named, cell_of,
                     load_tables)
 from .results import Cell, Results, mean
@@ -72,6 +73,35 @@ def _shared(values, scale: float = 100.0) -> float | SeedMean | None:
     if vals and max(vals) - min(vals) < 1e-9:
         return scale * vals[0]
     return _ours(vals, scale)
+
+
+class _Saving(SeedMean):
+    """A time saving over seeds, written as the grid's time-saving cells are: one seed with its run's timing
+    interval, and noisy timings or seeds whose model lost no structure said after the number."""
+
+    interval: tuple[float, float] | None
+    marks: str
+
+    def __format__(self, spec: str) -> str:
+        if self.interval is None:
+            return super().__format__(spec) + self.marks
+        lo, hi = self.interval
+        return f"{format(float(self), spec)} [{format(lo, spec)}, {format(hi, spec)}] (n=1, timing interval)" + \
+            self.marks
+
+
+def _saving(rows: list[dict], scale: float = 100.0) -> SeedMean | str | None:
+    """Our time saving from one round's seeds: ``no structure removed`` where no seed's model lost any."""
+    counted, none = timed_rows(rows)
+    if not counted:
+        return NO_STRUCTURE if none else None
+    est = saving_estimate(counted)
+    one = est.test == TIMING_INTERVAL
+    # The seed interval of one seed is none; its timing interval is shown beside it, never as a seed interval.
+    obj = _Saving(Estimate(est.mean, None, None, 1, est.test) if one else est, scale)
+    obj.interval = (est.lo * scale, est.hi * scale) if one else None
+    obj.marks = saving_marks(counted, none)
+    return obj if one or obj.marks else SeedMean(est, scale)
 
 
 def _nearest_round(rows: list[dict], sparsity_pct: float, tol: float = 0.5) -> dict | None:
@@ -603,7 +633,7 @@ def _transfer(t: PaperTable, row: dict, res: Results, needs: dict[str, Need]) ->
         return {}
     seeds = per_round[near["round"]]
     return {"transfer_acc": _ours((x["test_acc"] for x in seeds), runs=seeds),
-            "time_saving": _ours(x.get("time_saving") for x in seeds)}
+            "time_saving": _saving(seeds)}
 
 
 def _vs_random_needs(t: PaperTable, row: dict) -> dict[str, Need]:
@@ -657,20 +687,38 @@ def _structure_cells(pairs: list[tuple[str, str]], methods: tuple[str, ...]) -> 
                                                    *(Run("structure", cell, m) for m in methods)])
 
 
-def _extreme_saving(res: Results, cell: Cell, method: str) -> tuple[float, float, bool] | None:
-    """(sparsity, mean time saving, capped) at the extreme sparsity by Structure-LTH's rule on the seed-mean curve;
-    None when the run is missing or no round reaches dense accuracy."""
+def _extreme_rows(res: Results, cell: Cell, method: str) -> tuple[Extreme, list[dict]] | None:
+    """The extreme sparsity by Structure-LTH's rule on the seed-mean curve and its round's rows of the seeds it
+    rests on; None when the run is missing or no round reaches dense accuracy."""
     found = mean_extreme(res, cell, "structure", method, AT_LEAST_DENSE)
     if found is None or found.extreme.point is None:
         return None
     rows = round_by_seed(res, "structure", cell, method, found.extreme.point.round)
-    saving = mean(rows[s].get("time_saving") for s in found.seeds if s in rows)
-    return None if saving is None else (found.extreme.sparsity, saving, found.extreme.capped)
+    return found.extreme, [rows[s] for s in found.seeds if s in rows]
 
 
-def _best_savings(res: Results, runs: tuple[Run, ...]) -> dict[str, tuple[float, float, bool, str]]:
+def _extreme_saving(res: Results, cell: Cell, method: str) -> tuple[float, float, bool, str] | None:
+    """(sparsity, mean time saving, capped, marks) at the extreme sparsity; None when there is none, or when no
+    seed's ticket lost structure there (``_removed_nothing``). ``marks`` says which savings were noisy."""
+    at = _extreme_rows(res, cell, method)
+    if at is None:
+        return None
+    ext, rows = at
+    counted, none = timed_rows(rows)
+    saving = mean(r["time_saving"] for r in counted)
+    return None if saving is None else (ext.sparsity, saving, ext.capped, saving_marks(counted, none))
+
+
+def _removed_nothing(res: Results, cell: Cell, method: str) -> bool:
+    """No seed's ticket at the extreme sparsity lost FLOPs or parameters: a time saving there would not be one."""
+    at = _extreme_rows(res, cell, method)
+    counted, none = timed_rows(at[1]) if at else ([], [])
+    return not counted and bool(none)
+
+
+def _best_savings(res: Results, runs: tuple[Run, ...]) -> dict[str, tuple[float, float, bool, str, str]]:
     """Per dataset, the largest time saving at an extreme sparsity over the structure runs listed."""
-    best: dict[str, tuple[float, float, bool, str]] = {}
+    best: dict[str, tuple[float, float, bool, str, str]] = {}
     for r in runs:
         if r.phase != "structure":
             continue
@@ -680,9 +728,9 @@ def _best_savings(res: Results, runs: tuple[Run, ...]) -> dict[str, tuple[float,
     return best
 
 
-def _saving_at(found: tuple[float, float, bool, str]) -> str:
-    sparsity, saving, capped, where = found
-    return f"{_pct(saving)} at {_pct(sparsity)}{' (capped)' if capped else ''} ({where})"
+def _saving_at(found: tuple[float, float, bool, str, str]) -> str:
+    sparsity, saving, capped, marks, where = found
+    return f"{_pct(saving)}{marks} at {_pct(sparsity)}{' (capped)' if capped else ''} ({where})"
 
 
 ALL_SLTH = [p for pairs in SLTH_CELLS.values() for p in pairs]
@@ -696,12 +744,17 @@ def _headline(row: dict, res: Results, runs: tuple[Run, ...]) -> str | None:
 
 @claim_row("slth_claims", "Contribution summary", lambda row: _structure_cells(ALL_SLTH, ("refill", "regroup")))
 def _summary(row: dict, res: Results, runs: tuple[Run, ...]) -> str | None:
-    found = [f for r in runs if r.phase == "structure" and (f := _extreme_saving(res, r.cell, r.folder))]
+    structure = [r for r in runs if r.phase == "structure"]
+    found = [f for r in structure if (f := _extreme_saving(res, r.cell, r.folder))]
     if not found:
         return None
     savings, sparsities = [f[1] for f in found], [f[0] for f in found]
+    noisy = sum("noisy" in f[3] for f in found)
+    empty = sum(_removed_nothing(res, r.cell, r.folder) for r in structure)
     return (f"{_pct(min(savings))}-{_pct(max(savings))} time savings at {_pct(min(sparsities))}-"
-            f"{_pct(max(sparsities))} sparsity ({len(found)} runs at their extreme sparsity)")
+            f"{_pct(max(sparsities))} sparsity ({len(found)} runs at their extreme sparsity"
+            + (f"; timing noisy in {noisy}" if noisy else "")
+            + (f"; {empty} more with {NO_STRUCTURE}" if empty else "") + ")")
 
 
 def _structure_extremes(res: Results, runs: tuple[Run, ...]):
@@ -718,7 +771,8 @@ def _per_method(res: Results, runs: tuple[Run, ...]) -> str | None:
     for r, found in _structure_extremes(res, runs):
         saving = _extreme_saving(res, r.cell, r.folder)
         parts.append(f"{r.folder}: extreme sparsity {found.extreme.describe()}" +
-                     (f", {_pct(saving[1])} time saving" if saving else ""))
+                     (f", {_pct(saving[1])}{saving[3]} time saving" if saving else
+                      f", {NO_STRUCTURE}" if _removed_nothing(res, r.cell, r.folder) else ""))
     return f"{_label(runs[0].cell, runs)}: " + "; ".join(parts) if parts else None
 
 
@@ -759,7 +813,7 @@ def _group_savings(row: dict, res: Results, runs: tuple[Run, ...]) -> str | None
             parts.append(f"{_label(r.cell, runs)} {r.folder}: no round at dense accuracy")
             continue
         rows = round_by_seed(res, "structure", r.cell, r.folder, ext.point.round)
-        saving = value_cell((rows[s].get("time_saving") for s in found.seeds if s in rows), unit="%")
+        saving = saving_cell((rows[s] for s in found.seeds if s in rows), unit="%", missing="-")
         parts.append(f"{_label(r.cell, runs)} {r.folder}: {saving} at sparsity {ext.describe()}")
     return "; ".join(parts) or None
 
