@@ -337,7 +337,8 @@ def test_structure_lth_models_prunable_names(name):
     stem, head = (f"{n}.weight" for n in STRUCTURE_LTH_MODELS[name])
     convs = {f"{n}.weight" for n, m in model.named_modules() if isinstance(m, nn.Conv2d)}
     # Neither net has a linear layer besides the classifier, so jackpot reduces to the convs.
-    expected = {"prac": convs, "structure_lth": convs - {stem}, "openlth": convs | {head}, "jackpot": convs}
+    expected = {"prac": convs, "structure_lth": convs - {stem}, "openlth": convs | {head}, "jackpot": convs,
+                "convs_only": convs}
     assert set(expected) == set(POLICIES.names())
     for policy, names in expected.items():
         assert set(prunable_names(model, policy)) == names, policy

@@ -18,6 +18,9 @@ from .stage import STAGES, load_config
 # Stage name -> (module that registers it, its one-line help), so the top-level help lists every stage without
 # importing it; tests/test_cli_startup.py checks that this table matches what the modules register.
 STAGE_MODULES: dict[str, tuple[str, str]] = {
+    "backbones": ("ticketbench.backbones",
+                  "what each pruning policy covers on a timm backbone, and which channel groups refill and regroup "
+                  "can structure"),
     "bench-summary": ("ticketbench.collect",
                       "turn a pytest-benchmark JSON into a short Markdown table of the measured ratios"),
     "check": ("ticketbench.check",

@@ -20,27 +20,48 @@ from .registry import Registry
 
 @dataclass(frozen=True)
 class LayerPolicy:
-    """Which weight tensors a method may prune."""
+    """Which weight tensors a method may prune.
+
+    ``linear`` covers the linear layers of the feature extractor: attention (qkv, projection) and MLP blocks of
+    transformers and ConvNeXts. The papers only pruned CNNs, whose bodies hold no linear layer, so on their
+    networks a policy means what the paper says; on a transformer it is what makes "36% sparsity" mean 36% of
+    the model's weights. ``narrow`` marks a policy that may knowingly cover little of a backbone: the user asks for
+    it by name, and no coverage check refuses it.
+    """
 
     conv: bool
     linear: bool
     stem: bool
     classifier: bool
     description: str
+    narrow: bool = False
 
 
 POLICIES: Registry[LayerPolicy] = Registry("prune_policy")
-POLICIES.add("prac", LayerPolicy(True, False, True, False, "every conv including the stem; classifier and linears kept (PrAC)"))
-POLICIES.add("structure_lth", LayerPolicy(True, False, False, False, "every conv except the stem; classifier kept (Structure-LTH)"))
+POLICIES.add("prac", LayerPolicy(True, True, True, False, "every conv (stem included) and every linear of the body "
+                                 "(attention, MLP); classifier kept (PrAC)"))
+POLICIES.add("structure_lth", LayerPolicy(True, True, False, False, "every conv and body linear except the stem; "
+                                          "classifier kept (Structure-LTH)"))
 POLICIES.add("openlth", LayerPolicy(True, True, True, True, "every conv and linear layer, stem and classifier included (OpenLTH)"))
 POLICIES.add("jackpot", LayerPolicy(True, True, True, False, "every conv and linear except the classifier (lottery jackpots)"))
+POLICIES.add("convs_only", LayerPolicy(True, False, True, False, "every conv, stem included, and nothing else: on a "
+                                       "transformer only the patch embedding (asked for by name; no coverage check)",
+                                       narrow=True))
+
+#: A policy that covers less than this share of a backbone's body (conv and linear weights but the classifier's) is
+#: refused, unless it is narrow.
+MIN_COVERAGE = 0.8
+
+
+def _policy(policy: str | LayerPolicy) -> LayerPolicy:
+    return POLICIES.get(policy) if isinstance(policy, str) else policy
 
 
 def prunable_names(model: nn.Module, policy: str | LayerPolicy) -> list[str]:
     """Parameter names (``<module>.weight``) that ``policy`` allows to prune, in module order."""
     from .models import classifier_names, conv_linear_layers, stem_name
 
-    pol = POLICIES.get(policy) if isinstance(policy, str) else policy
+    pol = _policy(policy)
     stem, heads = stem_name(model), set(classifier_names(model))
     names = []
     for name, module in conv_linear_layers(model).items():
@@ -56,6 +77,39 @@ def prunable_names(model: nn.Module, policy: str | LayerPolicy) -> list[str]:
         raise ConfigError("prune_policy", policy if isinstance(policy, str) else pol.description,
                           f"a policy that leaves at least one prunable layer in {type(model).__name__}")
     return names
+
+
+def coverage(model: nn.Module, names: Iterable[str]) -> float:
+    """Share of the body's conv and linear weights that the named parameters hold.
+
+    The classifier is left out of both sides: each paper's rule decides it, and a 1000-class head (a fifth of an
+    EfficientNet-B0) would otherwise refuse the papers' own policies on ImageNet.
+    """
+    from .models import classifier_names, conv_linear_layers
+
+    heads = {f"{n}.weight" for n in classifier_names(model)}
+    params = dict(model.named_parameters())
+    body = {f"{n}.weight": m.weight.numel() for n, m in conv_linear_layers(model).items()}
+    body = {n: k for n, k in body.items() if n not in heads}
+    total = sum(body.values())
+    return sum(body[n] for n in names if n in body) / total if total else 0.0
+
+
+def policy_names(model: nn.Module, policy: str, key: str = "policy", backbone: str = "") -> tuple[list[str], float]:
+    """The layers ``policy`` prunes in ``model`` and their coverage, refused in one line below :data:`MIN_COVERAGE`.
+
+    A policy that prunes a fifth of a network while reporting "36% sparsity" misleads every table it lands in, so a
+    narrow cover is an error unless the policy is one the user names for exactly that (``narrow``).
+    """
+    names = prunable_names(model, policy)
+    cov = coverage(model, names)
+    if cov < MIN_COVERAGE and not _policy(policy).narrow:
+        narrow = ", ".join(n for n in POLICIES.names() if POLICIES.get(n).narrow)
+        raise ConfigError(key, policy, f"a policy covering at least {MIN_COVERAGE:.0%} of the conv and linear "
+                          f"weights of {backbone or type(model).__name__}'s body (it covers {cov:.1%}; "
+                          f"`ticketbench backbones {backbone or '<name>'}` lists each policy's cover, and {narrow} "
+                          f"prunes a narrow cover on purpose)")
+    return names, cov
 
 
 class Mask(dict):

@@ -16,6 +16,7 @@ from ticketbench.methods.common import load_pretrained
 from ticketbench.methods.structure.refill import CHANNEL_SCORES, channel_budget, refill
 from ticketbench.methods.structure.regroup import RegroupResult, regroup
 from ticketbench.methods.structure.stage import StructureHparams, structure_round
+from ticketbench.methods.structure.units import unit_groups
 
 
 def _keep_one_channel(c_out, c_in):
@@ -107,10 +108,16 @@ def test_refill_keeps_the_channels_the_criterion_ranks_highest(imp_run, monkeypa
             return real(model, mask, batch)
         monkeypatch.setitem(CHANNEL_SCORES._items, name, spy)
     example = torch.zeros(1, 3, 16, 16)
-    mask, _, _ = structure_round(pre, imp, 1, StructureHparams(criterion=criterion), example)
+    mask, _, facts = structure_round(pre, imp, 1, StructureHparams(criterion=criterion), example)
     assert list(called) == [criterion]
     imp_mask, _ = Mask.load(imp / "round1" / "mask.safetensors")
+    # Layers of a coupled group choose jointly (tests/methods/test_structure_units.py); the rest per layer, as here.
+    joint = {f"{p}.weight" for g in unit_groups(pre.new_model(), example) if g.root in facts["coupled_groups"]
+             for p in g.producers}
+    assert joint and set(called[criterion]) - joint
     for n, stats in called[criterion].items():
+        if n in joint:
+            continue
         k = channel_budget(imp_mask[n])
         top = torch.sort(-stats[criterion].double(), stable=True).indices[:k]
         assert mask[n].flatten(1).any(1).nonzero().flatten().tolist() == sorted(top.tolist()), n

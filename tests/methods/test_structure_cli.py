@@ -9,7 +9,9 @@ from ticketbench.cli import main
 
 from conftest import pretrain_synthetic
 from ticketbench.masks import Mask
-from ticketbench.methods.structure.refill import channel_budget
+from ticketbench.methods.common import load_pretrained
+from ticketbench.methods.structure.refill import channel_budget, joint_budget
+from ticketbench.methods.structure.units import unit_groups
 from ticketbench.methods.structure.slim import load_slim
 
 ROUNDS = 2
@@ -29,6 +31,7 @@ def imp_run(tmp_path_factory):
 def test_refill_tickets(imp_run, method):
     root, pre, imp = imp_run
     out = root / method
+    groups = unit_groups(load_pretrained(pre).new_model(), torch.zeros(1, 3, 16, 16))
     assert main(["structure", "--pretrain", str(pre), "--imp", str(imp), "--method", method, "--rho", "0.25",
                  "--timing-rounds", "2", "--no-progress", "--out", str(out)]) == 0
     m = read_metrics(paths.metrics(out))
@@ -37,11 +40,20 @@ def test_refill_tickets(imp_run, method):
         imp_mask, _ = Mask.load(imp / f"round{r}" / "mask.safetensors")
         mask, _ = Mask.load(out / f"round{r}" / "mask.safetensors")
         row = read_metrics(out / f"round{r}" / "metrics.json")
+        rho = 0.25 if method == "refill_plus" else 0.0
+        joint = {}
+        for g in groups:
+            if g.root in row["coupled_groups"]:
+                budget = joint_budget([imp_mask[n] for n in g.weights()], g.width, rho)
+                alive = [mask[n].flatten(1).any(1) for n in g.weights()]
+                assert all(torch.equal(a, alive[0]) for a in alive), "coupled layers keep the same channels"
+                joint.update({n: budget for n in g.weights()})
+        assert joint, "test_resnet's residual streams are coupled groups"
         for n, m_imp in imp_mask.items():
             channels = mask[n].flatten(1)
             alive = channels.any(1)
             assert bool((channels[alive]).all()), "kept channels are fully dense"
-            assert int(alive.sum()) == channel_budget(m_imp, 0.25 if method == "refill_plus" else 0.0)
+            assert int(alive.sum()) == joint.get(n, channel_budget(m_imp, rho))
         assert row["max_abs_diff"] <= 1e-4
         slim_model, meta = load_slim(out / f"round{r}" / "slim.safetensors")
         state, _ = load_checkpoint(out / f"round{r}" / "model.safetensors")

@@ -89,7 +89,7 @@ def test_layers_of_another_shape_stay_dense_and_are_reported(runs, tmp_path):
     assert list(mask) == ["layer1.0.conv1.weight"] and torch.equal(mask["layer1.0.conv1.weight"],
                                                                    src["layer1.0.conv1.weight"])
     dense = facts["transfer_dense_layers"]
-    assert dense["layer1.0.conv2.weight"].startswith("shape [8, 32, 3, 3]") and dense["fc.weight"] == "not a conv"
+    assert dense["layer1.0.conv2.weight"].startswith("shape [8, 32, 3, 3]") and dense["fc.weight"] == "the classifier"
     assert dense["layer2.0.conv1.weight"] == "not in the source mask"
     assert set(bn) == {"layer1.0.bn1.weight", "layer1.0.bn1.bias"}
 

@@ -37,6 +37,8 @@ rule timing:
         cell("structure", "timing", "timing.json"),
     params:
         out=lambda wc, output: os.path.dirname(output[0]),
+        max_seconds=config.get("structure", {}).get("timing_max_seconds", 30.0),
+        width=config.get("structure", {}).get("timing_width", 0.05),
     log:
         "logs/structure/{dataset}/{backbone}/seed{seed}/timing.log",
     benchmark:
@@ -51,4 +53,5 @@ rule timing:
     shell:
         "ticketbench timing --pretrain $(dirname {input.pretrain}) --imp $(dirname {input.imp}) "
         "--refill $(dirname {input.refill}) --regroup $(dirname {input.regroup}) --threads {threads} "
+        "--max-seconds {params.max_seconds} --width {params.width} "
         "--out {params.out} --overwrite > {log} 2>&1"

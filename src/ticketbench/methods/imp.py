@@ -24,7 +24,7 @@ import torch
 
 from .. import storage
 from ..hparams import Hparams, TrainHparams, hp
-from ..masks import POLICIES, Mask, keep_highest, magnitude_prune, prunable_names
+from ..masks import POLICIES, Mask, keep_highest, magnitude_prune, policy_names
 from ..registry import Registry
 from ..runtime import layer_generator
 from ..errors import ConfigError
@@ -44,7 +44,9 @@ class ImpHparams(Hparams):
     section: ClassVar[str] = "imp"
     rounds: int = hp(5, "pruning rounds; sparsity after r rounds is 1 - (1 - rate)^r")
     rate: float = hp(0.2, "fraction of the remaining weights pruned each round")
-    policy: str = hp("prac", "prunable layers: prac, structure_lth, openlth or jackpot")
+    policy: str = hp("prac", "prunable layers: prac, structure_lth, openlth, jackpot or convs_only (see `ticketbench "
+                             "backbones NAME`; a policy covering under 80% of a backbone's conv and linear weights is "
+                             "refused, except convs_only)")
     scope: str = hp("global", "global (one threshold over all layers) or layerwise")
     rewind: str = hp("ep1", "rewind point from the pretrain run: init, ep<k>, it<n> or p% of its iterations")
     lr_resume: bool = hp(False, "resume the LR schedule at the rewind point (OpenLTH; it<n> resumes mid-epoch) "
@@ -124,7 +126,7 @@ def check_inputs(pre: Pretrained, imp: "ImpHparams", *, reference: str | Path | 
     """Everything an IMP-style run reads, checked before its output folder is claimed."""
     model = pre.new_model()
     params = dict(model.named_parameters())
-    names = prunable_names(model, imp.policy)
+    names, _ = policy_names(model, imp.policy, "imp.policy", pre.model_hp.backbone)
     check_rounds(imp, {n: params[n].numel() for n in names})
     pre.rewind_path(imp.rewind)
     if train_hp is not None and imp.lr_resume and pre.resume_epoch(imp.rewind) >= train_hp.epochs:
@@ -469,7 +471,7 @@ def run_imp(pre: Pretrained, imp: ImpHparams, train_hp: TrainHparams, out: str |
     variant = VARIANTS.get(imp.variant)
     method = method or variant.method
     selector = selector or FullData()
-    names = prunable_names(pre.new_model(), imp.policy)
+    names, cover = policy_names(pre.new_model(), imp.policy, "imp.policy", pre.model_hp.backbone)
     rewind = pre.rewind_state(imp.rewind)
     start_epoch = pre.resume_epoch(imp.rewind) if imp.lr_resume else 0
     weights = {n: pre.final_state[n] for n in names}
@@ -492,7 +494,8 @@ def run_imp(pre: Pretrained, imp: ImpHparams, train_hp: TrainHparams, out: str |
         cumulative += res.iterations
         extra = {**facts, **selector.after_round(r, model, res)}
         extra.update(round=r, find_iterations=find, cumulative_iterations=cumulative, data_fraction=frac,
-                     epochs_planned=hp_r.epochs, rewind=imp.rewind, policy=imp.policy, variant=imp.variant)
+                     epochs_planned=hp_r.epochs, rewind=imp.rewind, policy=imp.policy, policy_coverage=cover,
+                     variant=imp.variant)
         if ids is not None and evaluate_tickets:
             # A ticket found on a subset is judged like the paper does: retrained on the full data.
             _, ticket = train_round(pre, start, mask, train_hp, device=device, start_epoch=start_epoch,
@@ -505,7 +508,7 @@ def run_imp(pre: Pretrained, imp: ImpHparams, train_hp: TrainHparams, out: str |
         rows.append(write_round(round_dir(out, r), method=method, pre=pre, mask=mask, res=ticket,
                                 config=config or {}, t0=t0, **extra))
         weights = {n: res.final_state[n] for n in names}
-    return write_summary(out, rows, method=method, pre=pre, t0=t_run, policy=imp.policy, rate=imp.rate,
+    return write_summary(out, rows, method=method, pre=pre, t0=t_run, policy=imp.policy, policy_coverage=cover, rate=imp.rate,
                          rewind=imp.rewind, variant=imp.variant, **(summary or {}))
 
 

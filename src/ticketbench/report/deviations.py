@@ -126,6 +126,31 @@ DEVIATIONS: list[Deviation] = [
         "l1 of the trained weights (structure.criterion: l1); 'remain', act_l1, act_l2 and saliency are available.",
         "The paper names l1 as its main criterion."),
     Deviation(
+        "slth-refill-coupled-channels", "Structure-LTH", "Refill on coupled channels",
+        "Paper (Alg. 2): each conv layer keeps its own top-scoring output channels, its budget filled by its own "
+        "remaining weights. The released code slims only plain ResNet/VGG-style layers.",
+        "Where Torch-Pruning's dependency graph couples layers' channels (a residual stream and its downsample conv, "
+        "a depthwise or grouped conv after its pointwise one, a squeeze-excite gate), the coupled layers choose "
+        "together: one budget from all their remaining weights, one score per channel summed over the layers (each "
+        "layer's scores over their mean), whole convolution groups for grouped convs. Independent layers choose per "
+        "layer as in the paper. Each emptied unit also loses its bias (a linear's or an SE conv's). Layers whose "
+        "channels cannot be removed (a LayerNorm'd residual stream, attention's qkv, option-A padding) are still "
+        "refilled per layer and listed with the reason; the classifier keeps its IMP mask. metrics.json: "
+        "coupled_groups, units_removed, no_structure_reason.",
+        "Per-layer choices in coupled layers empty different channels in each, and then no channel can be removed: "
+        "on MobileNetV3 and RegNet the paper's rule removed 1-2 channels (FLOPs ratio 0.996)."),
+    Deviation(
+        "all-policy-body-linears", "all", "which layers a pruning policy covers",
+        "The papers prune CNNs: every conv (Structure-LTH: but the stem), the classifier only in OpenLTH's ResNet-20 "
+        "recipe. Their networks have no linear layer outside the classifier.",
+        "The prac and structure_lth policies also prune the linear layers of the body (attention qkv and projection, "
+        "MLP blocks), so on a ViT or ConvNeXt they cover 83-100% of the body's weights; on the papers' CNNs "
+        "nothing changes. A policy covering under 80% of a backbone's body (conv and linear weights but the "
+        "classifier's) is refused, except convs_only, "
+        "which a user names for exactly that. Every run reports policy_coverage.",
+        "A conv-only policy on a ViT prunes only the patch embedding (6-17% of the body) while its tables say "
+        "\"36% sparsity\"."),
+    Deviation(
         "slth-refill-plus-rho", "Structure-LTH", "Refill+ extra channels",
         "Paper: Refill+ re-activates an extra fraction of the emptied channels; the fraction is not given. Released "
         "code: --fillback-rate, default 0 (which is plain Refill).",

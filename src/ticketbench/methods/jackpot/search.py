@@ -25,7 +25,7 @@ from torch.nn.utils import parametrize
 
 from ... import artifacts, paths, storage
 from ...hparams import Hparams, TrainHparams, hp, numerics_of
-from ...masks import POLICIES, Mask, prunable_names, prune_to_sparsity
+from ...masks import POLICIES, Mask, policy_names, prune_to_sparsity
 from ...stage import STAGES
 from ...train import EpochContext, train
 from ..common import MethodStage, Pretrained, Run
@@ -115,7 +115,8 @@ class JackpotHparams(Hparams):
     section: ClassVar[str] = "jackpot"
     sparsity: float = hp(0.9, "fraction of the prunable weights to remove")
     layerwise: str = hp("global", "per-layer budgets: global (one magnitude threshold, the paper) or uniform")
-    policy: str = hp("jackpot", "prunable layers (default: every conv and linear except the classifier)")
+    policy: str = hp("jackpot", "prunable layers (default: every conv and linear except the classifier; see "
+                                "`ticketbench backbones NAME`)")
     init: str = hp("magnitude", "score init: magnitude (first mask = magnitude mask) or random (edge-popup style)")
     update: str = hp("swap", "mask update: swap (budget-preserving, 2023 code) or topk (every forward, 2021 code)")
     rate: float = hp(1.0, "swap restriction rate r: at most ceil(r*c) of c candidate pairs swap per step")
@@ -184,7 +185,7 @@ def _weights_hash(model: nn.Module) -> str:
 def search(pre: Pretrained, jp: JackpotHparams, *, device: torch.device, progress: bool = True) -> dict:
     """Run one search; returns the mask, the masked model's state, the train result and bookkeeping."""
     model = pre.model_from(pre.best_state)
-    names = prunable_names(model, jp.policy)
+    names, cover = policy_names(model, jp.policy, "jackpot.policy", pre.model_hp.backbone)
     params = dict(model.named_parameters())
     weights = {n: params[n].detach().cpu() for n in names}
     frozen_hash = _weights_hash(model)
@@ -215,7 +216,7 @@ def search(pre: Pretrained, jp: JackpotHparams, *, device: torch.device, progres
     unchanged = _weights_hash(model) == frozen_hash
     mask.apply_(model)
     return {"model": model, "mask": mask, "initial": initial, "budget": budget, "result": res, "names": names,
-            "weights_unchanged": unchanged, "max_step_flips": max(flips_per_step, default=0)}
+            "policy_coverage": cover, "weights_unchanged": unchanged, "max_step_flips": max(flips_per_step, default=0)}
 
 
 @STAGES.register("jackpot")
@@ -223,6 +224,10 @@ class Jackpot(MethodStage):
     name = "jackpot"
     help = "search a lottery jackpot: a mask over frozen pre-trained weights"
     hparams = (JackpotHparams,)
+
+    @classmethod
+    def check_inputs(cls, pre, hp, args):
+        policy_names(pre.new_model(), hp["jackpot"].policy, "jackpot.policy", pre.model_hp.backbone)
 
     @classmethod
     def execute(cls, run: Run) -> int:
@@ -260,7 +265,7 @@ def run_jackpot(pre: Pretrained, jp: JackpotHparams, out, *, device: torch.devic
         seed=pre.seed, sparsity=mask.sparsity(), test_acc=res.test_acc, val_acc=res.best_val_acc,
         test_correct=res.test_correct, train_iterations=res.iterations + extra.get("tune_iterations", 0), wall_seconds=time.perf_counter() - t0,
         init=jp.init, update=jp.update, rate=jp.rate, rate_schedule=jp.rate_schedule, target_sparsity=jp.sparsity,
-        policy=jp.policy, dense_test_acc=pre.metrics["test_acc"], dense_val_acc=pre.metrics["val_acc"],
+        policy=jp.policy, policy_coverage=s["policy_coverage"], dense_test_acc=pre.metrics["test_acc"], dense_val_acc=pre.metrics["val_acc"],
         best_epoch=res.best_epoch, epochs=res.history, weights_unchanged=s["weights_unchanged"],
         max_step_flips=s["max_step_flips"], layer_sparsity=mask.layer_sparsity(), state_hash=digest,
         magnitude_overlap=_overlap(mask, s["budget"]), **extra)

@@ -19,7 +19,7 @@ from ... import storage, paths
 from ...artifacts import read_metrics
 from ...errors import ConfigError
 from ...hparams import Hparams, hp
-from ...masks import Mask, prunable_names
+from ...masks import Mask, policy_names
 from ...runtime import layer_generator
 from ...stage import STAGES, Stage
 from ...train import predict
@@ -121,7 +121,7 @@ def round_zero(pre: Pretrained, imp: ImpHparams, prac: PracHparams, train_hp, *,
             "pretrain run")
         return pre, pre.dynamics(), {"round0": {"trained": False, "why": why,
                                                 "iterations": pre.metrics["train_iterations"]}}
-    names = prunable_names(pre.new_model(), imp.policy)
+    names, _ = policy_names(pre.new_model(), imp.policy, "imp.policy", pre.model_hp.backbone)
     dense = Mask({n: torch.ones_like(pre.final_state[n], dtype=torch.bool) for n in names})
     stop = MaskConvergence(dense, weights_of=names, rate=imp.rate, eps=prac.eps, patience=prac.patience)
     _, res = train_round(pre, pre.rewind_state("init"), dense, train_hp, device=device, callbacks=[stop],

@@ -5,6 +5,13 @@ channels: ceil(remaining / weights-per-channel), plus a fraction rho of the othe
 Refill+. The top-scoring channels become fully dense (their pruned weights are refilled with the
 rewind values on retraining) and every other channel is emptied, conv filter and BatchNorm scale
 and shift alike, so that the emptied channel is exactly zero and can be removed physically.
+
+Where channels are coupled (a residual stream, a depthwise or grouped convolution after its pointwise one, a
+squeeze-excite gate; :mod:`~ticketbench.methods.structure.units`), a choice per layer would empty different
+channels in each coupled layer and nothing could be removed. There the group of layers chooses together: its budget
+is what all its producers' remaining weights fill, and a channel's score is the sum over producers of its score
+relative to that layer's mean score, so that each layer counts alike. This joint choice is a deviation from the
+paper's Algorithm 2, which chooses per layer; the report's notes list it.
 """
 
 from __future__ import annotations
@@ -36,6 +43,13 @@ def remaining_count(model: nn.Module, mask: Mask, batch=None) -> dict[str, torch
     return {n: m.flatten(1).sum(1).double() for n, m in mask.items()}
 
 
+def _channels_first(name: str, modules: dict, a: torch.Tensor) -> torch.Tensor:
+    """Activations as (channels, everything else): convolutions put channels in dim 1, linears last."""
+    if isinstance(modules[name.rsplit(".", 1)[0]], nn.Linear):
+        return a.reshape(-1, a.shape[-1]).t()
+    return a.transpose(0, 1).flatten(1)
+
+
 def _activations(model: nn.Module, mask: Mask, batch, grad: bool) -> dict[str, torch.Tensor]:
     modules = dict(model.named_modules())
     acts, handles = {}, []
@@ -61,7 +75,8 @@ def _feature_norm(p: int):
     def score(model: nn.Module, mask: Mask, batch) -> dict[str, torch.Tensor]:
         with torch.no_grad():
             acts = _activations(model, mask, batch, grad=False)
-        return {n: a.detach().abs().pow(p).transpose(0, 1).flatten(1).sum(1).cpu() for n, a in acts.items()}
+        modules = dict(model.named_modules())
+        return {n: _channels_first(n, modules, a.detach().abs().pow(p)).sum(1).cpu() for n, a in acts.items()}
     return score
 
 
@@ -74,7 +89,8 @@ def saliency(model: nn.Module, mask: Mask, batch) -> dict[str, torch.Tensor]:
     """|activation * gradient| summed per channel (Molchanov et al.)."""
     acts = _activations(model, mask, batch, grad=True)
     model.zero_grad(set_to_none=True)
-    return {n: (a * a.grad).detach().abs().transpose(0, 1).flatten(1).sum(1).cpu() for n, a in acts.items()}
+    modules = dict(model.named_modules())
+    return {n: _channels_first(n, modules, (a * a.grad).detach().abs()).sum(1).cpu() for n, a in acts.items()}
 
 
 def channel_budget(layer_mask: torch.Tensor, rho: float = 0.0, round_to: int = 1) -> int:
@@ -92,48 +108,144 @@ def channel_budget(layer_mask: torch.Tensor, rho: float = 0.0, round_to: int = 1
     return min(c_out, round_to * math.ceil(k / round_to))
 
 
-def refill(mask: Mask, scores: Mapping[str, torch.Tensor], rho: float = 0.0,
-           round_to: int = 1) -> tuple[Mask, dict[str, torch.Tensor]]:
-    """The channel-wise mask and, per layer, the kept channel indices (highest score first; ties: lower index)."""
+def _rows(keep: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    return keep.view(-1, *([1] * (like.dim() - 1))).expand_as(like).clone()
+
+
+def _top(scores: torch.Tensor, k: int) -> torch.Tensor:
+    """Indices of the k highest scores (ties: lower index first), ascending."""
+    return torch.sort(-scores.double(), stable=True).indices[:k].sort().values
+
+
+def joint_budget(masks: list[torch.Tensor], width: int = 1, rho: float = 0.0, round_to: int = 1) -> int:
+    """Units a coupled group keeps: :func:`channel_budget` over all its producers' weights at once, in units."""
+    channels = masks[0].shape[0]
+    per_channel = sum(m[0].numel() for m in masks)
+    c_eq = sum(int(m.sum()) for m in masks) / per_channel
+    if c_eq == 0:
+        return 0
+    k = max(1, math.ceil((c_eq + (channels - c_eq) * rho) / width - 1e-9))
+    if width == 1:
+        k = round_to * math.ceil(k / round_to)
+    return min(channels // width, k)
+
+
+def joint_scores(scores: list[torch.Tensor], width: int = 1) -> torch.Tensor:
+    """One score per unit: each producer's channel scores over their mean, summed over producers and the unit."""
+    total = sum(s.double() / s.double().mean() if float(s.double().mean()) > 0 else s.double() for s in scores)
+    return total.view(-1, width).sum(1)
+
+
+def joint_choice(group, mask: Mapping[str, torch.Tensor]) -> bool:
+    """Whether ``group``'s producers choose their channels together (see :func:`refill`)."""
+    names = group.weights()
+    return group.removable and (len(names) > 1 or group.width > 1) and all(n in mask for n in names)
+
+
+def refill(mask: Mask, scores: Mapping[str, torch.Tensor], rho: float = 0.0, round_to: int = 1,
+           groups: list | None = None) -> tuple[Mask, dict[str, torch.Tensor]]:
+    """The channel-wise mask and, per layer, the kept channel indices (ascending; chosen highest score first, ties
+    to the lower index). ``round_to`` rounds per-layer budgets, and joint budgets of single-channel units; a group
+    of grouped convolutions keeps whole convolution groups instead.
+
+    ``groups`` (:class:`~ticketbench.methods.structure.units.UnitGroup`): a removable group of several producers,
+    or of grouped convolutions, whose producers are all in ``mask`` chooses its units jointly; every other layer
+    chooses per layer.
+    """
     out, kept = Mask(), {}
+    for g in groups or []:
+        if not joint_choice(g, mask):
+            continue
+        names = g.weights()
+        k = joint_budget([mask[n] for n in names], g.width, rho, round_to)
+        units = _top(joint_scores([scores[n] for n in names], g.width), k)
+        channels = (units[:, None] * g.width + torch.arange(g.width)).flatten()
+        keep = torch.zeros(g.channels, dtype=torch.bool)
+        keep[channels] = True
+        for n in names:
+            out[n], kept[n] = _rows(keep, mask[n]), channels
     for n, m in mask.items():
-        k = channel_budget(m, rho, round_to)
-        order = torch.sort(-scores[n].double(), stable=True).indices[:k]
+        if n in out:
+            continue
+        order = _top(scores[n], channel_budget(m, rho, round_to))
         keep = torch.zeros(m.shape[0], dtype=torch.bool)
         keep[order] = True
-        out[n] = keep.view(-1, *([1] * (m.dim() - 1))).expand_as(m).clone()
-        kept[n] = order.sort().values
-    return out, kept
+        out[n], kept[n] = _rows(keep, m), order
+    return Mask({n: out[n] for n in mask}), kept
 
 
 def batchnorm_after(model: nn.Module, names: list[str], example: torch.Tensor) -> dict[str, str]:
-    """Weight name of each conv -> module name of the BatchNorm that directly consumes its output."""
-    import torch_pruning as tp
+    """Weight name of each layer -> module name of the BatchNorm that directly consumes its output.
 
-    modules = {m: n for n, m in model.named_modules()}
-    dg = tp.DependencyGraph().build_dependency(model, example_inputs=example)
-    named = dict(model.named_modules())
-    out = {}
-    for n in names:
-        node = dg.module2node.get(named[n.rsplit(".", 1)[0]])
-        for nxt in (node.outputs if node is not None else []):
-            if isinstance(nxt.module, nn.modules.batchnorm._BatchNorm):
-                out[n] = modules[nxt.module]
-                break
+    Found by following tensors through one forward pass rather than through Torch-Pruning's graph, which traces a
+    BatchNorm that carries its activation (timm's ``BatchNormAct2d``) as a bare operation without its module.
+    """
+    modules = dict(model.named_modules())
+    # The tensor is kept with its name: a freed tensor's id can be reused by a later one.
+    produced: dict[int, tuple[torch.Tensor, str]] = {}
+    out: dict[str, str] = {}
+
+    def record(name):
+        def hook(_m, _i, y):
+            produced[id(y)] = (y, name)
+        return hook
+
+    def consume(name):
+        def hook(_m, args):
+            found = produced.get(id(args[0])) if args else None
+            if found is not None and found[0] is args[0]:
+                out.setdefault(found[1], name)
+        return hook
+
+    handles = [modules[n.rsplit(".", 1)[0]].register_forward_hook(record(n)) for n in names]
+    handles += [m.register_forward_pre_hook(consume(n)) for n, m in modules.items()
+                if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    was = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(example)
+    finally:
+        model.train(was)
+        for h in handles:
+            h.remove()
     return out
 
 
 def batchnorm_mask(model: nn.Module, channel_mask: Mask, bn_of: Mapping[str, str]) -> dict[str, torch.Tensor]:
-    """Mask entries that zero the BatchNorm scale and shift of every emptied channel."""
+    """Mask entries that zero the layer's own bias and the BatchNorm scale and shift of every emptied channel.
+
+    A linear layer of an MLP (or a squeeze-excite conv) has a bias and no BatchNorm: left alone, the bias alone
+    keeps an emptied unit alive (GELU(b) is not 0), and the unit could not be removed.
+    """
     params = dict(model.named_parameters())
     out = {}
     for n, m in channel_mask.items():
+        bias = f"{n.rsplit('.', 1)[0]}.bias"
+        if n.endswith(".weight") and bias in params:
+            out[bias] = m.flatten(1).any(1).clone()
         bn = bn_of.get(n)
         if bn is None or f"{bn}.weight" not in params:
             continue
         alive = m.flatten(1).any(1)
         out[f"{bn}.weight"] = alive.clone()
         out[f"{bn}.bias"] = alive.clone()
+    return out
+
+
+def group_norm_mask(model: nn.Module, channel_mask: Mask, groups) -> dict[str, torch.Tensor]:
+    """Mask entries that zero every BatchNorm of a jointly chosen group (:func:`joint_choice`) where its channels
+    were emptied: in a pre-activation net the stream's BatchNorm follows an addition, not a layer, and
+    :func:`batchnorm_after` does not find it."""
+    params = dict(model.named_parameters())
+    out = {}
+    for g in groups or []:
+        if not joint_choice(g, channel_mask):
+            continue
+        alive = channel_mask[g.weights()[0]].flatten(1).any(1)
+        for bn in g.norms:
+            if f"{bn}.weight" in params:
+                out[f"{bn}.weight"], out[f"{bn}.bias"] = alive.clone(), alive.clone()
     return out
 
 

@@ -1,11 +1,11 @@
 """Physical channel removal: turn a refilled (channel-sparse) ticket into a smaller dense model.
 
 Torch-Pruning's dependency graph finds the layers coupled to a channel (its BatchNorm, the next
-layer's input, residual adds). A channel is removed only when every layer that *produces* it is
-exactly zero there (conv filters and bias, BatchNorm scale and shift): then its activation is zero
-after BatchNorm and ReLU, and dropping it changes no output. Groups that pass through channel
-padding (option-A shortcuts) are left alone, because the graph maps padded channels one-to-one,
-which is wrong for them.
+layer's input, residual adds, depthwise and grouped convolutions, squeeze-excite gates, MLP hidden
+units); :mod:`~ticketbench.methods.structure.units` groups them and says which groups cannot lose a
+channel without changing an output (LayerNorm streams, attention's qkv, option-A padding). A unit
+is removed only when every layer that *produces* it is exactly zero there (conv and linear rows and
+bias, BatchNorm scale and shift): its activation is then zero and dropping it changes no output.
 """
 
 from __future__ import annotations
@@ -19,62 +19,42 @@ from torch import nn
 
 from ... import storage
 from ...errors import ArtifactError
-
-_UNSAFE_NODES = ("ConstantPad", "Pad")
-
-
-def _producer_is_zero(module: nn.Module, handler, idxs: list[int]) -> bool:
-    name = getattr(handler, "__name__", "")
-    if "out_channels" not in name:
-        return True  # consumers (input channels) need no check
-    if isinstance(module, (nn.Conv2d, nn.Linear)):
-        w = module.weight.detach()
-        zero = bool((w[idxs] == 0).all())
-        if module.bias is not None:
-            zero &= bool((module.bias.detach()[idxs] == 0).all())
-        return zero
-    if isinstance(module, nn.modules.batchnorm._BatchNorm):
-        if not module.affine:
-            return False
-        return bool((module.weight.detach()[idxs] == 0).all() and (module.bias.detach()[idxs] == 0).all())
-    return True
+from . import units
 
 
-def _removable(dg: tp.DependencyGraph, conv: nn.Conv2d) -> list[int]:
-    zero = [c for c in range(conv.out_channels) if bool((conv.weight.detach()[c] == 0).all())]
-    keep = []
-    for c in zero:
-        group = dg.get_pruning_group(conv, tp.prune_conv_out_channels, idxs=[c])
-        if any(any(u in str(dep.target.name) for u in _UNSAFE_NODES) for dep, _ in group.items):
-            continue
-        if all(_producer_is_zero(dep.target.module, dep.handler, list(idxs)) for dep, idxs in group.items):
-            keep.append(c)
-    # Never empty a layer completely: a zero-width conv is not a valid module.
-    return keep if len(keep) < conv.out_channels else keep[:-1]
+def slim(model: nn.Module, example: torch.Tensor, unsafe: list[str] | None = None
+         ) -> tuple[nn.Module, list[tuple[str, list[int]]]]:
+    """A slimmed deep copy of ``model`` and the (root layer, removed channels) plan that produced it.
 
-
-def slim(model: nn.Module, example: torch.Tensor) -> tuple[nn.Module, list[tuple[str, list[int]]]]:
-    """A slimmed deep copy of ``model`` and the (conv name, removed channels) plan that produced it."""
+    The slimmed model is checked to compute ``model``'s function (float64, :func:`units.safe_plan`); groups that
+    would change it stay whole and their roots are appended to ``unsafe``.
+    """
     model = copy.deepcopy(model).eval()
-    names = {m: n for n, m in model.named_modules()}
-    dg = tp.DependencyGraph().build_dependency(model, example_inputs=example)
-    plan = []
-    for conv in [m for m in model.modules() if isinstance(m, nn.Conv2d) and m.groups == 1]:
-        idxs = _removable(dg, conv)
-        if idxs:
-            plan.append((names[conv], idxs))
-            dg.get_pruning_group(conv, tp.prune_conv_out_channels, idxs=idxs).prune()
-    return model, plan
+    plan, dropped = units.safe_plan(model, example)
+    if unsafe is not None:
+        unsafe.extend(dropped)
+    return units.prune(model, example, plan), plan
 
 
 def apply_plan(model: nn.Module, plan: list[tuple[str, list[int]]], example: torch.Tensor) -> nn.Module:
     """Replay a slimming plan on a fresh dense model of the same architecture (used to load)."""
-    model.eval()
-    modules = dict(model.named_modules())
-    dg = tp.DependencyGraph().build_dependency(model, example_inputs=example)
-    for name, idxs in plan:
-        dg.get_pruning_group(modules[name], tp.prune_conv_out_channels, idxs=list(idxs)).prune()
+    units.prune(model, example, [(n, list(i)) for n, i in plan])
     return model
+
+
+def removed_channels(dense: nn.Module, slimmed: nn.Module) -> tuple[int, int]:
+    """(output channels removed, output channels in all) over the conv and linear layers except the classifier."""
+    from ...models import classifier_names, conv_linear_layers
+
+    heads = set(classifier_names(dense))
+    after = conv_linear_layers(slimmed)
+    width = units._out_channels
+    pairs = [(width(m), width(after[n])) for n, m in conv_linear_layers(dense).items() if n not in heads]
+    return sum(a - b for a, b in pairs), sum(a for a, _ in pairs)
+
+
+def params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
 
 
 def save_slim(path, model: nn.Module, plan: list, *, backbone: str, num_classes: int, in_chans: int,

@@ -21,12 +21,15 @@ from ... import artifacts, paths, storage
 from ...data import make_loader
 from ...errors import ArtifactError, ConfigError
 from ...hparams import Hparams, TrainHparams, hp, int_list
-from ...masks import Mask, prunable_names
+from ...masks import Mask, coverage, prunable_names
+from ...models import classifier_names
 from ...stage import STAGES
-from ...timing import for_inference, paired
+from ...timing import NOISY, TimedRatio, for_inference, paired_until_tight, saving_metrics
 from ..common import MethodStage, Pretrained, Run, round_dir, train_round, write_round, write_summary
 from .blocksparse import MAX_WORK, MIN_MACS
-from .refill import CHANNEL_SCORES, batchnorm_after, batchnorm_mask, channel_sparsity, refill
+from .refill import (CHANNEL_SCORES, batchnorm_after, batchnorm_mask, channel_sparsity, group_norm_mask,
+                     joint_choice, refill)
+from .units import UnitGroup, unit_groups
 from .regroup import PRESETS, RELEASED, RegroupConstants, RegroupResult
 
 METHODS = ("refill", "refill_plus", "regroup")
@@ -43,6 +46,9 @@ class StructureHparams(Hparams):
     method: str = hp("refill", "refill, refill_plus or regroup")
     criterion: str = hp("l1", "refill channel score: l1 (of trained weights; the paper), remain (the released code), "
                               "act_l1, act_l2 or saliency")
+    coupled: str = hp("joint", "refill where channels are coupled (residual streams, depthwise and grouped convs, "
+                               "squeeze-excite): joint (the coupled layers choose together, so the channels can be "
+                               "removed; a deviation the report lists) or per_layer (the paper's Alg. 2 everywhere)")
     rho: float = hp(0.1, "refill_plus: extra fraction of the emptied channels to re-activate (paper value unknown)")
     reinit: bool = hp(False, "ablation: retrain each structured ticket from a fresh random initialisation instead "
                              "of the IMP run's rewind weights (Structure-LTH Tables A3, A4: random tickets)")
@@ -71,12 +77,19 @@ class StructureHparams(Hparams):
                                           "tests/benchmarks/test_bench_blocksparse.py prints a device's value")
     rounds: str = hp("", "comma-separated IMP rounds to structure (default: all)")
     timing_batch: int = hp(64, "batch size of the latency measurement")
-    timing_rounds: int = hp(10, "timed forward passes per model (median)")
+    timing_rounds: int = hp(10, "timed forward passes per model per batch; batches repeat until the 95% interval of "
+                                "the time ratio is narrower than timing_width")
+    timing_width: float = hp(0.05, "timing stops once the 95% interval of the ticket/dense time ratio is narrower than "
+                                   "this (0.05: 5 points of time saving); otherwise the saving is marked noisy")
+    timing_max_seconds: float = hp(30.0, "timing of one ticket stops after this many seconds, tight or not (then noisy)")
 
     def check(self) -> None:
         self._require("method", self.method in METHODS, f"one of {', '.join(METHODS)}")
+        self._require("coupled", self.coupled in ("joint", "per_layer"), "joint or per_layer")
         self._require("criterion", self.criterion in CHANNEL_SCORES, f"one of {', '.join(CHANNEL_SCORES.names())}")
         self._require("rho", 0 <= self.rho < 1, "a fraction in [0, 1)")
+        self._require("timing_width", 0 < self.timing_width <= 1, "a ratio width in (0, 1], e.g. 0.05")
+        self._require("timing_max_seconds", self.timing_max_seconds > 0, "a positive number of seconds")
         for key in ("round_to", "parts", "granularity", "timing_batch", "timing_rounds"):
             self._require(key, getattr(self, key) > 0, "a positive integer")
         for key in ("row_threshold", "blocksparse_min_macs"):
@@ -134,48 +147,89 @@ def blocksparse_ticket(model: torch.nn.Module, blocks: Mapping[str, list], st: S
 
 
 def _against_dense(dense: torch.nn.Module, model: torch.nn.Module, x: torch.Tensor, rounds: int,
-                   device: torch.device):
-    """Both models prepared alike (:func:`for_inference`) and timed alternately on the same batch."""
+                   device: torch.device, width: float = 0.05, max_seconds: float = 30.0) -> TimedRatio:
+    """Both models prepared alike (:func:`for_inference`) and timed alternately on the same batch until the interval
+    of their time ratio is ``width`` wide or ``max_seconds`` have passed."""
     dense, x = for_inference(dense.to(device), x.to(device))
     model, _ = for_inference(model.to(device), x)
     with torch.inference_mode():
-        return paired(lambda: dense(x), lambda: model(x), rounds=rounds, warmup=2, device=device)
+        return paired_until_tight(lambda: dense(x), lambda: model(x), rounds=rounds, width=width,
+                                  max_seconds=max_seconds, warmup=2, device=device)
 
 
-def _latency(pre: Pretrained, dense: torch.nn.Module, ticket: torch.nn.Module, batch: int, rounds: int,
+def saving_text(row: Mapping) -> str:
+    """``time saving 12.3%``, marked noisy where timing stopped before its interval was tight, or the reason none is
+    reported."""
+    if not row.get("structure_removed", True):
+        return "no structure removed"
+    return f"time saving {row['time_saving']:.1%}" + (" (noisy)" if row.get("timing_verdict") == NOISY else "")
+
+
+def _latency(pre: Pretrained, dense: torch.nn.Module, ticket: torch.nn.Module, st: StructureHparams,
              device: torch.device) -> dict:
     info = pre.splits.info
-    x = torch.randn(batch, info.in_chans, info.image_size, info.image_size, generator=torch.Generator().manual_seed(0))
-    t = _against_dense(dense, ticket, x, rounds, device)
+    x = torch.randn(st.timing_batch, info.in_chans, info.image_size, info.image_size,
+                    generator=torch.Generator().manual_seed(0))
+    t = _against_dense(dense, ticket, x, st.timing_rounds, device, st.timing_width, st.timing_max_seconds)
     return {"dense_ms": t.base_s * 1e3, "ticket_ms": t.test_s * 1e3, "latency_fraction": t.ratio,
-            "time_saving": t.saving, "timing_batch": batch, "timing_device": str(device)}
+            **saving_metrics(t), "timing_batch": st.timing_batch, "timing_device": str(device)}
 
 
-def structure_round(pre: Pretrained, imp_dir: Path, r: int, st: StructureHparams, example: torch.Tensor):
-    """The structured mask (plus BatchNorm entries for refill) for IMP round ``r`` and facts about it."""
+def structure_round(pre: Pretrained, imp_dir: Path, r: int, st: StructureHparams, example: torch.Tensor,
+                    groups: list[UnitGroup] | None = None):
+    """The structured mask (plus BatchNorm entries for refill) for IMP round ``r`` and facts about it.
+
+    Refill structures every masked conv and linear but the classifier (whose outputs are the classes); coupled
+    channels choose together (``groups``). Regroup's block-sparse kernels are convolutions, so it regroups the 4-D
+    entries and every other entry keeps its IMP mask.
+    """
     imp_mask, _ = Mask.load(round_dir(imp_dir, r) / "mask.safetensors")
     trained, _ = artifacts.load_checkpoint(round_dir(imp_dir, r) / "model.safetensors")
     model = pre.model_from(trained)
+    if st.method in ("refill", "refill_plus"):
+        groups = unit_groups(pre.new_model(), example) if groups is None else groups
+        heads = {f"{n}.weight" for n in classifier_names(model)}
+        layers = Mask({n: m for n, m in imp_mask.items() if n not in heads})
+        others = {n: m for n, m in imp_mask.items() if n in heads}
+        x, y, _ = next(iter(make_loader(pre.splits.train_eval, 64, shuffle=True, seed=pre.seed)))
+        scores = CHANNEL_SCORES.get(st.criterion)(model, layers, (x, y))
+        groups = groups if st.coupled == "joint" else []
+        channel_mask, _ = refill(layers, scores, st.rho if st.method == "refill_plus" else 0.0, st.round_to, groups)
+        bn = batchnorm_mask(model, channel_mask, batchnorm_after(pre.new_model(), list(channel_mask), example))
+        bn.update(group_norm_mask(model, channel_mask, groups))
+        joint = [g.root for g in groups if joint_choice(g, layers)]
+        return Mask({**channel_mask, **others}), bn, {"channel_sparsity": channel_sparsity(channel_mask),
+                                                      "coupled_groups": joint}
     convs = Mask({n: m for n, m in imp_mask.items() if m.dim() == 4})
     others = {n: m for n, m in imp_mask.items() if m.dim() != 4}
-    if st.method in ("refill", "refill_plus"):
-        x, y, _ = next(iter(make_loader(pre.splits.train_eval, 64, shuffle=True, seed=pre.seed)))
-        scores = CHANNEL_SCORES.get(st.criterion)(model, convs, (x, y))
-        channel_mask, _ = refill(convs, scores, st.rho if st.method == "refill_plus" else 0.0, st.round_to)
-        bn = batchnorm_mask(model, channel_mask, batchnorm_after(pre.new_model(), list(channel_mask), example))
-        return Mask({**channel_mask, **others}), bn, {"channel_sparsity": channel_sparsity(channel_mask)}
     res = regroup_with(st, convs, pre.seed)
     gs = res.group_sparsity()
     return Mask({**res.mask, **others}), {}, {"group_sparsity": gs, "regroup": res.to_json(),
                                                "fallback_layers": res.fallback, "_blocks": res.blocks}
 
 
+def nothing_removed(groups: list[UnitGroup], mask: Mapping[str, torch.Tensor], backbone: str) -> str:
+    """One line on why slimming removed no channel: the architecture's blocked groups, or no empty unit."""
+    touched = [g for g in groups if any(n in mask for n in g.weights())]
+    blocked: dict[str, int] = {}
+    for g in touched:
+        if g.blocker:
+            blocked[g.blocker] = blocked.get(g.blocker, 0) + 1
+    if not blocked:
+        return f"no channel of {backbone} was empty in every layer that produces it"
+    reasons = "; ".join(f"{why} ({k} group{'s' * (k > 1)})" for why, k in sorted(blocked.items(), key=lambda kv: -kv[1]))
+    free = sum(1 for g in touched if g.removable)
+    return (f"{sum(blocked.values())} of {len(touched)} channel "
+            f"groups of {backbone} cannot lose a channel without changing its outputs: {reasons}"
+            + (f"; the other {free} had no channel empty in every producer" if free else ""))
+
+
 def transferred_round(pre: Pretrained, source: Path, r: int, st: StructureHparams, example: torch.Tensor):
     """Round ``r``'s structured mask taken from another ``structure`` run (Structure-LTH Table A2: tickets found on
     one dataset, retrained on another), shaped like :func:`structure_round`'s result.
 
-    Only conv entries whose shape this model shares are taken; every other conv or linear weight (the classifier,
-    a stem of another size, ...) stays dense and is listed with the reason in ``transfer_dense_layers``. Refill's
+    Only entries whose shape this model shares are taken (for regroup: conv entries only); every other conv or linear
+    weight (the classifier, a stem of another size, ...) stays dense and is listed with the reason in ``transfer_dense_layers``. Refill's
     BatchNorm entries are derived anew for this model from the channel mask; regroup's blocks come from the source
     round's record, so the block-sparse path runs the same groups.
     """
@@ -183,9 +237,12 @@ def transferred_round(pre: Pretrained, source: Path, r: int, st: StructureHparam
     model = pre.new_model()
     params = dict(model.named_parameters())
     mask, dense = Mask(), {}
+    heads = {f"{n}.weight" for n in classifier_names(model)}
     for n, m in src.items():
-        if m.dim() != 4:
+        if st.method == "regroup" and m.dim() != 4:
             dense[n] = "not a conv"
+        elif n in heads:
+            dense[n] = "the classifier"
         elif n not in params:
             dense[n] = "no such layer here"
         elif tuple(params[n].shape) != tuple(m.shape):
@@ -198,6 +255,8 @@ def transferred_round(pre: Pretrained, source: Path, r: int, st: StructureHparam
     facts = {"transfer_dense_layers": dict(sorted(dense.items()))}
     if st.method in ("refill", "refill_plus"):
         bn = batchnorm_mask(model, mask, batchnorm_after(pre.new_model(), list(mask), example))
+        if st.coupled == "joint":
+            bn.update(group_norm_mask(model, mask, unit_groups(pre.new_model(), example)))
         return mask, bn, {**facts, "channel_sparsity": channel_sparsity(mask)}
     from .regroup import blocks_from_json
 
@@ -258,13 +317,14 @@ def run_structure(pre: Pretrained, imp_dir: str | Path, st: StructureHparams, tr
     info = pre.splits.info
     example = torch.zeros(1, info.in_chans, info.image_size, info.image_size)
     dense = pre.model_from(pre.best_state)
+    groups = unit_groups(pre.new_model(), example)
     rows = []
     for r in wanted:
         t0 = time.perf_counter()
         if transfer_from is not None:
             mask, bn_mask, facts = transferred_round(pre, transfer_from, r, st, example)
         else:
-            mask, bn_mask, facts = structure_round(pre, imp_dir, r, st, example)
+            mask, bn_mask, facts = structure_round(pre, imp_dir, r, st, example, groups)
         blocks = facts.pop("_blocks", None)
         # The random tickets of the ablation draw one init per round, as imp's random_reinit baseline does.
         start = pre.new_model(seed=pre.seed + 10_000 + r).state_dict() if st.reinit else rewind
@@ -272,20 +332,37 @@ def run_structure(pre: Pretrained, imp_dir: str | Path, st: StructureHparams, tr
                                  start_epoch=start_epoch, progress=progress, desc=f"{st.method} round {r}")
         model.load_state_dict(res.best_state)
         model.cpu().eval()
+        facts["policy_coverage"] = coverage(model, mask)
         if blocks is not None:
             x = torch.randn(st.timing_batch, *example.shape[1:], generator=torch.Generator().manual_seed(0))
             fast, facts["blocksparse_layers"] = blocksparse_ticket(model, blocks, st, x, device)
+            facts["structure_removed"] = any(row["blocksparse"] for row in facts["blocksparse_layers"])
+            facts["no_structure_reason"] = None if facts["structure_removed"] else (
+                "no regrouped layer passes the block-sparse rule (blocksparse_max_work, blocksparse_min_macs), so "
+                "every layer runs dense" if blocks else
+                f"regroup's block-sparse kernels are convolutions, and none of {pre.model_hp.backbone}'s pruned "
+                f"layers is one")
         else:
-            fast, plan = slimming.slim(model, example)
+            unsafe: list[str] = []
+            fast, plan = slimming.slim(model, example, unsafe)
+            facts["unsafe_groups"] = unsafe
             facts["flops_fraction"] = slimming.macs(fast, example) / slimming.macs(dense, example)
+            facts["params_fraction"] = slimming.params(fast) / slimming.params(dense)
             facts["slim_plan_channels"] = sum(len(i) for _, i in plan)
+            facts["units_removed"], facts["units_total"] = slimming.removed_channels(dense, fast)
+            facts["units_removed_fraction"] = facts["units_removed"] / max(1, facts["units_total"])
+            facts["structure_removed"] = facts["flops_fraction"] < 1 or facts["params_fraction"] < 1
+            facts["no_structure_reason"] = None if facts["structure_removed"] else nothing_removed(
+                groups, mask, pre.model_hp.backbone)
             slimming.save_slim(round_dir(out, r) / "slim.safetensors", fast, plan, backbone=pre.model_hp.backbone,
                                num_classes=info.num_classes, in_chans=info.in_chans, input_size=tuple(example.shape[1:]),
                                method=st.method, source_hash=pre.source_hash)
+        if not facts["structure_removed"]:
+            print(f"{st.method} round {r}: no structure removed: {facts['no_structure_reason']}")
         with torch.inference_mode():
             x = next(iter(make_loader(pre.splits.test, 64, shuffle=False)))[0]
             facts["max_abs_diff"] = float((fast(x) - model(x)).abs().max())
-        facts.update(_latency(pre, dense, fast, st.timing_batch, st.timing_rounds, device))
+        facts.update(_latency(pre, dense, fast, st, device))
         imp_row = imp_rounds.get(r, {})  # a transferred round this dataset's IMP run lacks has no IMP figures
         facts.update(round=r, imp_test_acc=imp_row.get("test_acc"), imp_sparsity=imp_row.get("sparsity"),
                      structure=st.method, criterion=st.criterion if st.method != "regroup" and not transfer else None,
@@ -328,8 +405,9 @@ class Structure(MethodStage):
                           progress=run.progress, config=run.resolved, transfer_from=run.args.transfer_from)
         for row in m["rounds"]:
             imp_acc = "n/a" if row["imp_test_acc"] is None else f"{row['imp_test_acc']:.4f}"
+            saving = saving_text(row)
             print(f"round {row['round']}: sparsity {row['sparsity']:.4f} test_acc {row['test_acc']:.4f} "
-                  f"(IMP {imp_acc}) time saving {row['time_saving']:.1%}")
+                  f"(IMP {imp_acc}) {saving}")
         return 0
 
 
@@ -346,13 +424,22 @@ class Timing(MethodStage):
         parser.add_argument("--regroup", metavar="DIR", help="a `ticketbench structure --method regroup` run")
         parser.add_argument("--round", type=int, default=0, help="IMP round to time (default: the last one)")
         parser.add_argument("--batch", type=int, default=64, help="batch size (default 64, as the paper)")
-        parser.add_argument("--rounds", type=int, default=10, help="timed calls per model (median)")
+        parser.add_argument("--rounds", type=int, default=10, help="timed calls per model per batch (median); batches "
+                            "repeat until the 95%% interval of the time ratio is --width wide")
+        parser.add_argument("--width", type=float, default=0.05, help="width of the time ratio's 95%% interval at "
+                            "which timing stops (default 0.05: 5 points of time saving); wider: marked noisy")
+        parser.add_argument("--max-seconds", type=float, default=30.0, help="timing of one model stops after this "
+                            "many seconds, tight or not (default 30)")
 
     @classmethod
     def adjust(cls, hp, args):
         for key in ("batch", "rounds"):
             if getattr(args, key) < 1:
                 raise ConfigError(key, getattr(args, key), "a positive integer")
+        if not 0 < args.width <= 1:
+            raise ConfigError("width", args.width, "a ratio width in (0, 1], e.g. 0.05")
+        if not args.max_seconds > 0:
+            raise ConfigError("max_seconds", args.max_seconds, "a positive number of seconds")
         return hp
 
     @classmethod
@@ -375,8 +462,14 @@ class Timing(MethodStage):
         masked = pre.model_from(pre.best_state)
         Mask.load(round_dir(args.imp, r) / "mask.safetensors")[0].apply_(masked)
         variants = {"imp_masked": masked.to(device)}
+        # Only a model that computes less can save time; the masked IMP ticket computes every zero.
+        changed = {"imp_masked": False}
+        why_not = {"imp_masked": "an unstructured mask: the masked model computes every zero"}
         if args.refill:
             variants["refill_slim"] = load_slim(round_dir(args.refill, r) / "slim.safetensors")[0].to(device)
+            refilled = artifacts.read_metrics(round_dir(args.refill, r) / "metrics.json")
+            changed["refill_slim"] = refilled.get("structure_removed", True)
+            why_not["refill_slim"] = refilled.get("no_structure_reason")
         rule = None
         if args.regroup:
             from .blocksparse import layer_choices, to_blocksparse
@@ -390,19 +483,23 @@ class Timing(MethodStage):
                                   max_work=st.blocksparse_max_work, min_macs=st.blocksparse_min_macs)
             rule["blocksparse_layers"] = sorted(n for n, c in layer_choices(fast).items() if c["blocksparse"])
             variants["regroup_blocksparse"] = fast.to(device)
+            changed["regroup_blocksparse"] = bool(rule["blocksparse_layers"])
+            why_not["regroup_blocksparse"] = "no regrouped layer passes the block-sparse rule, so every layer runs dense"
         variants = {k: for_inference(v, x)[0] for k, v in variants.items()}
         end_to_end = {}
         for name, model in variants.items():
-            t = _against_dense(dense, model, x, args.rounds, device)
+            t = _against_dense(dense, model, x, args.rounds, device, args.width, args.max_seconds)
             end_to_end[name] = {"dense_ms": t.base_s * 1e3, "ms": t.test_s * 1e3, "latency_fraction": t.ratio,
-                                "time_saving": t.saving}
+                                **saving_metrics(t), "structure_removed": changed[name],
+                                "no_structure_reason": None if changed[name] else why_not.get(name)}
         layers = per_layer(dense, {k: v for k, v in variants.items() if k != "imp_masked"}, x, rounds=args.rounds)
         out = Path(args.out)
         storage.write_json(out / "timing.json", {"round": r, "batch": args.batch, "device": str(device),
                                             "threads": torch.get_num_threads(), "end_to_end": end_to_end,
                                             "layers": layers, **({"regroup_rule": rule} if rule else {})})
         for name, e in end_to_end.items():
-            print(f"{name}: {e['ms']:.1f} ms vs dense {e['dense_ms']:.1f} ms, time saving {e['time_saving']:.1%}")
+            saving = saving_text(e)
+            print(f"{name}: {e['ms']:.1f} ms vs dense {e['dense_ms']:.1f} ms, {saving}")
         return 0
 
 
