@@ -172,3 +172,15 @@ def test_released_preset_reaches_regroup(imp_run, monkeypatch):
                     torch.zeros(1, 3, 16, 16))
     assert seen == [{"seed": pre.seed, **dataclasses.asdict(regroup_mod.RELEASED)}]
     assert seen[0]["row_threshold"] == 16 and seen[0]["adaptive_parts"] is False and seen[0]["parts"] == 8
+
+
+def test_coupled_per_layer_is_the_papers_choice_in_every_layer(imp_run):
+    pre, imp = imp_run
+    example = torch.zeros(1, 3, 16, 16)
+    mask, _, facts = structure_round(pre, imp, 1, StructureHparams(coupled="per_layer"), example)
+    imp_mask, _ = Mask.load(imp / "round1" / "mask.safetensors")
+    assert facts["coupled_groups"] == []
+    for n, m in imp_mask.items():
+        assert int(mask[n].flatten(1).any(1).sum()) == channel_budget(m), n
+    joint, _, facts = structure_round(pre, imp, 1, StructureHparams(), example)
+    assert facts["coupled_groups"] and any(not torch.equal(joint[n], mask[n]) for n in mask)

@@ -8,6 +8,9 @@ from ticketbench.artifacts import CORE_KEYS, load_checkpoint, read_metrics
 from ticketbench.cli import main
 
 from conftest import pretrain_synthetic
+
+# Structure runs time every ticket; these tests assert no speed, so one second of timing each is plenty.
+FAST_TIMING = ("--timing-max-seconds", "1")
 from ticketbench.masks import Mask
 from ticketbench.methods.common import load_pretrained
 from ticketbench.methods.structure.refill import channel_budget, joint_budget
@@ -32,7 +35,7 @@ def test_refill_tickets(imp_run, method):
     root, pre, imp = imp_run
     out = root / method
     groups = unit_groups(load_pretrained(pre).new_model(), torch.zeros(1, 3, 16, 16))
-    assert main(["structure", "--pretrain", str(pre), "--imp", str(imp), "--method", method, "--rho", "0.25",
+    assert main(["structure", *FAST_TIMING, "--pretrain", str(pre), "--imp", str(imp), "--method", method, "--rho", "0.25",
                  "--timing-rounds", "2", "--no-progress", "--out", str(out)]) == 0
     m = read_metrics(paths.metrics(out))
     assert set(CORE_KEYS) <= set(m) and m["method"] == method and len(m["rounds"]) == ROUNDS
@@ -68,7 +71,7 @@ def regroup_run(imp_run):
     out = root / "regroup"
     # The synthetic backbone's convs are below the default size threshold and its blocks gather 0.55-1.0 of the
     # dense work: these thresholds let some layers run block-sparse and keep others dense.
-    assert main(["structure", "--pretrain", str(pre), "--imp", str(imp), "--method", "regroup", "--row-threshold", "7",
+    assert main(["structure", *FAST_TIMING, "--pretrain", str(pre), "--imp", str(imp), "--method", "regroup", "--row-threshold", "7",
                  "--blocksparse-min-macs", "0", "--blocksparse-max-work", "0.9", "--timing-rounds", "2",
                  "--no-progress", "--out", str(out)]) == 0
     return out
@@ -102,7 +105,7 @@ def test_regroup_tickets(imp_run, regroup_run):
 def test_timing_uses_the_regroup_runs_rule(imp_run, regroup_run):
     root, pre, imp = imp_run
     out = root / "timing"
-    assert main(["timing", "--pretrain", str(pre), "--imp", str(imp), "--regroup", str(regroup_run), "--rounds", "2",
+    assert main(["timing", "--max-seconds", "1", "--pretrain", str(pre), "--imp", str(imp), "--regroup", str(regroup_run), "--rounds", "2",
                  "--batch", "4", "--out", str(out)]) == 0
     timing = storage.read_json(out / "timing.json")
     row = read_metrics(regroup_run / f"round{ROUNDS}" / "metrics.json")
@@ -114,7 +117,7 @@ def test_timing_uses_the_regroup_runs_rule(imp_run, regroup_run):
 
 def test_structure_rejects_unknown_round(imp_run, capsys):
     root, pre, imp = imp_run
-    assert main(["structure", "--pretrain", str(pre), "--imp", str(imp), "--rounds", "7", "--no-progress",
+    assert main(["structure", *FAST_TIMING, "--pretrain", str(pre), "--imp", str(imp), "--rounds", "7", "--no-progress",
                  "--out", str(root / "bad")]) == 2
     assert "structure.rounds" in capsys.readouterr().err
 
@@ -134,7 +137,7 @@ def test_reinit_retrains_each_ticket_from_a_fresh_initialisation(imp_run, monkey
 
     monkeypatch.setattr(stage, "train_round", recording)
     out = root / "refill-reinit"
-    assert main(["structure", "--pretrain", str(pre), "--imp", str(imp), "--method", "refill", "--reinit",
+    assert main(["structure", *FAST_TIMING, "--pretrain", str(pre), "--imp", str(imp), "--method", "refill", "--reinit",
                  "--rounds", "1", "--timing-rounds", "2", "--no-progress", "--out", str(out)]) == 0
     assert storage.read_json(paths.hparams(out))["settings"]["structure"]["reinit"] is True
     p = load_pretrained(pre)

@@ -15,6 +15,9 @@ from ticketbench.methods.structure.stage import StructureHparams, transferred_ro
 
 from conftest import pretrain_synthetic
 
+# Structure runs time every ticket; these tests assert no speed, so one second of timing each is plenty.
+FAST_TIMING = ("--timing-max-seconds", "1")
+
 ROUNDS = 2
 REGROUP = ["--row-threshold", "7", "--blocksparse-min-macs", "0", "--blocksparse-max-work", "0.9"]
 
@@ -36,7 +39,7 @@ def runs(tmp_path_factory):
 
 
 def _structure(pre, imp, out, method, *extra):
-    assert main(["structure", "--pretrain", str(pre), "--imp", str(imp), "--method", method, "--timing-rounds", "2",
+    assert main(["structure", *FAST_TIMING, "--pretrain", str(pre), "--imp", str(imp), "--method", method, "--timing-rounds", "2",
                  *(REGROUP if method == "regroup" else []), "--no-progress", "--out", str(out), *extra]) == 0
     return read_metrics(paths.metrics(out))
 
@@ -97,6 +100,6 @@ def test_layers_of_another_shape_stay_dense_and_are_reported(runs, tmp_path):
 def test_transfer_source_must_match_method_and_backbone(runs, capsys):
     root, made = runs
     pre, imp = made["synthetic4"]
-    assert main(["structure", "--pretrain", str(pre), "--imp", str(imp), "--method", "refill_plus", "--transfer-from",
+    assert main(["structure", *FAST_TIMING, "--pretrain", str(pre), "--imp", str(imp), "--method", "refill_plus", "--transfer-from",
                  str(_source(runs, "refill")), "--no-progress", "--out", str(root / "bad")]) == 2
     assert "transfer_from" in capsys.readouterr().err and not (root / "bad").exists()

@@ -80,16 +80,17 @@ class _GroupedConvPruner(tp.pruner.function.ConvPruner):
     def prune_out_channels(self, layer: nn.Conv2d, idxs) -> nn.Module:
         width = layer.out_channels // layer.groups
         drop = sorted(set(int(i) for i in idxs))
-        if len(drop) % width or any(drop[i] // width != drop[i - i % width] // width or drop[i] % width != i % width
-                                    for i in range(len(drop))):
-            raise ValueError(f"a grouped convolution loses whole groups of {width} channels, not {drop}")
-        keep = [c for c in range(layer.out_channels) if c not in set(drop)]
+        whole = {g for g in range(layer.groups) if set(range(g * width, (g + 1) * width)) <= set(drop)}
+        if set(drop) != {c for g in whole for c in range(g * width, (g + 1) * width)}:
+            raise ValueError(f"a grouped convolution of {layer.groups} groups loses whole groups of {width} channels; "
+                             f"{len(drop)} channels asked for do not make whole groups")
+        keep = [c for c in range(layer.out_channels) if c // width not in whole]
         layer.weight = self._prune_parameter_and_grad(layer.weight, keep, 0)
         if layer.bias is not None:
             layer.bias = self._prune_parameter_and_grad(layer.bias, keep, 0)
         layer.out_channels -= len(drop)
         layer.in_channels -= len(drop)
-        layer.groups -= len(drop) // width
+        layer.groups -= len(whole)
         return layer
 
     prune_in_channels = prune_out_channels
@@ -121,7 +122,7 @@ def _grouped_marked(model: nn.Module) -> Iterator[dict[type, tp.pruner.function.
 def _unwrapped(model: nn.Module) -> list[tuple[nn.Parameter, int]]:
     """Parameters no module type Torch-Pruning knows owns (class token, position embedding, layer scale), with the
     dimension it would guess for them itself: given explicitly, so that the guess is ours and it does not warn."""
-    known = (nn.Conv2d, nn.Linear, nn.modules.batchnorm._BatchNorm, nn.LayerNorm, nn.GroupNorm, nn.PReLU,
+    known = (nn.modules.conv._ConvNd, nn.Linear, nn.modules.batchnorm._BatchNorm, nn.LayerNorm, nn.GroupNorm, nn.PReLU,
              nn.Embedding, nn.MultiheadAttention, nn.modules.instancenorm._InstanceNorm)
     owned = {id(p) for m in model.modules() if isinstance(m, known) for p in m.parameters(recurse=False)}
     out = []
