@@ -88,9 +88,8 @@ def coverage(model: nn.Module, names: Iterable[str]) -> float:
     from .models import classifier_names, conv_linear_layers
 
     heads = {f"{n}.weight" for n in classifier_names(model)}
-    params = dict(model.named_parameters())
-    body = {f"{n}.weight": m.weight.numel() for n, m in conv_linear_layers(model).items()}
-    body = {n: k for n, k in body.items() if n not in heads}
+    body = {f"{n}.weight": m.weight.numel() for n, m in conv_linear_layers(model).items()
+            if f"{n}.weight" not in heads}
     total = sum(body.values())
     return sum(body[n] for n in names if n in body) / total if total else 0.0
 

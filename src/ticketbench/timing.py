@@ -40,22 +40,29 @@ class PairedTiming:
         return 1.0 - self.ratio
 
 
+def _alternate(base: Callable[[], object], test: Callable[[], object], rounds: int, tb: list[float],
+               tt: list[float], device, clock: Callable[[], float]) -> None:
+    """``rounds`` more timed calls of each, appended to ``tb`` and ``tt``; which one goes first alternates (over all
+    rounds so far) so that neither always runs on a warmer cache."""
+    for _ in range(rounds):
+        order = ((base, tb), (test, tt)) if len(tb) % 2 == 0 else ((test, tt), (base, tb))
+        for fn, sink in order:
+            _sync(device)
+            t0 = clock()
+            fn()
+            _sync(device)
+            sink.append(clock() - t0)
+
+
 def paired(base: Callable[[], object], test: Callable[[], object], *, rounds: int = 20, warmup: int = 3,
            device: torch.device | str | None = None) -> PairedTiming:
     """Median time of ``base`` and ``test``, called alternately so both see the same machine state."""
     for _ in range(warmup):
         base(), test()
     _sync(device)
-    tb, tt = [], []
-    for i in range(rounds):
-        # Alternate which one goes first so neither always runs on a warmer cache.
-        order = ((base, tb), (test, tt)) if i % 2 == 0 else ((test, tt), (base, tb))
-        for fn, sink in order:
-            _sync(device)
-            t0 = time.perf_counter()
-            fn()
-            _sync(device)
-            sink.append(time.perf_counter() - t0)
+    tb: list[float] = []
+    tt: list[float] = []
+    _alternate(base, test, rounds, tb, tt, device, time.perf_counter)
     return PairedTiming(statistics.median(tb), statistics.median(tt), rounds)
 
 
@@ -115,15 +122,7 @@ def paired_until_tight(base: Callable[[], object], test: Callable[[], object], *
     tb: list[float] = []
     tt: list[float] = []
     while True:
-        for _ in range(min(rounds, max_rounds - len(tb))):
-            # Alternate which one goes first so neither always runs on a warmer cache.
-            order = ((base, tb), (test, tt)) if len(tb) % 2 == 0 else ((test, tt), (base, tb))
-            for fn, sink in order:
-                _sync(device)
-                t0 = clock()
-                fn()
-                _sync(device)
-                sink.append(clock() - t0)
+        _alternate(base, test, min(rounds, max_rounds - len(tb)), tb, tt, device, clock)
         ratios = [t / b for b, t in zip(tb, tt)]
         lo, hi = ratio_interval(ratios)
         tight = hi - lo < width  # False while nan

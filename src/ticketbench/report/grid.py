@@ -36,7 +36,7 @@ def _fixed(values: Iterable[float | None], scale: float = 100, digits: int = 2) 
 
 
 def _covered(rows: Iterable[dict]) -> str:
-    """The share of all conv and linear weights the run's pruning policy covers; runs written before it was
+    """The share of the body's conv and linear weights the run's pruning policy covers; runs written before it was
     recorded say n/a."""
     vals = [r.get("policy_coverage") for r in rows]
     return _fixed(vals) if any(v is not None for v in vals) else "n/a"
@@ -50,6 +50,8 @@ NO_STRUCTURE = "no structure removed"
 COVERED = ("Covered = share of the body's conv and linear weights (the classifier's left out) that the run's pruning "
            "policy may prune; n/a: not recorded.")
 TIMING_INTERVAL = "timing interval"  # an Estimate's test: one seed's run's own interval, not one over seeds
+ONE_SEED_TIMING = f"(n=1, {TIMING_INTERVAL})"
+NOISY = "noisy"  # a run's timing_verdict (ticketbench.timing.NOISY; the report stays torch-free)
 NOISY_NOTE = ("'noisy': the run's 95% interval of the time ratio was still wider than 5 points when timing stopped; "
               "'timing interval': one seed, shown with its own run's 95% interval of the saving.")
 
@@ -72,9 +74,9 @@ def saving_estimate(counted: list[dict]) -> Estimate | None:
 def saving_marks(counted: list[dict], none: list[dict]) -> str:
     """`` (noisy on 1/3 seeds; no structure removed on 1/4 seeds)``, or empty."""
     parts = []
-    noisy = sum(r.get("timing_verdict") == "noisy" for r in counted)
+    noisy = sum(r.get("timing_verdict") == NOISY for r in counted)
     if noisy:
-        parts.append("noisy" if noisy == len(counted) else f"noisy on {noisy}/{len(counted)} seeds")
+        parts.append(NOISY if noisy == len(counted) else f"{NOISY} on {noisy}/{len(counted)} seeds")
     if none and counted:
         parts.append(f"{NO_STRUCTURE} on {len(none)}/{len(none) + len(counted)} seeds")
     return f" ({'; '.join(parts)})" if parts else ""
@@ -88,18 +90,21 @@ def saving_cell(rows: Iterable[dict], unit: str = "", missing: str = fmt(None)) 
         return NO_STRUCTURE if none else missing
     est = saving_estimate(counted)
     if est.test == TIMING_INTERVAL:
-        text = f"{100 * est.mean:.2f}{unit} {est.range()} (n=1, timing interval)"
+        text = f"{100 * est.mean:.2f}{unit} {est.range()} {ONE_SEED_TIMING}"
     else:
         text = est.fmt(unit=unit)
     return text + saving_marks(counted, none)
 
 
-def no_structure_notes(per: dict[str, list[dict]]) -> list[str]:
-    """Why each method's tickets lost no structure, once per distinct reason."""
+def timing_notes(per: dict[str, list[dict]]) -> list[str]:
+    """Why each model's tickets lost no structure, once per distinct reason, and what 'noisy' means where a run was
+    timed that way."""
     out = []
     for name, rows in per.items():
         for reason in sorted({r.get("no_structure_reason") or "no reason recorded" for r in timed_rows(rows)[1]}):
             out.append(f"{name}: {NO_STRUCTURE}: {reason}")
+    if any("timing_verdict" in r for rows in per.values() for r in rows):
+        out.append(NOISY_NOTE)
     return out
 
 
@@ -212,9 +217,7 @@ def structure_table(res: Results, cell: Cell) -> Table | None:
             row += [_fixed(1 - x["sparsity"] for x in s), _acc(s), _covered(s), saving_cell(s)] if s \
                 else [fmt(None)] * 4
         rows.append(row)
-    by_method = {m: [x for xs in per[m].values() for x in xs] for m in methods}
-    timing_notes = no_structure_notes(by_method) + \
-        ([NOISY_NOTE] if any("timing_verdict" in x for xs in by_method.values() for x in xs) else [])
+    notes = timing_notes({m: [x for xs in per[m].values() for x in xs] for m in methods})
     note = extremes_note(res, cell, {"IMP": ("imp", source), **{m: ("structure", m) for m in methods}},
                          AT_LEAST_DENSE)
     return Table(f"grid_structure_{cell[0]}_{cell[1]}", f"Structured tickets (as Structure-LTH Tables A5-A7): "
@@ -223,7 +226,7 @@ def structure_table(res: Results, cell: Cell) -> Table | None:
                  f"come from ({source}). Time saving = 1 - T/T_dense, end-to-end CPU latency at batch 64: refill "
                  f"tickets physically slimmed, regroup tickets run block-sparse; '{NO_STRUCTURE}': the slimmed model "
                  f"has as many FLOPs and parameters as dense, so no saving is reported. {COVERED}",
-                 [*([note] if note else []), *timing_notes, INTERVALS])
+                 [*([note] if note else []), *notes, INTERVALS])
 
 
 def jackpot_table(res: Results, cell: Cell) -> Table | None:
@@ -283,9 +286,7 @@ def timing_table(res: Results) -> Table | None:
                  ["cell", "round", "model", "dense (ms)", "model (ms)", "time saving (%)", "setting"], rows,
                  "Per seed, the median of alternating timed calls. An unstructured mask runs the dense kernels, so it "
                  "saves nothing.",
-                 [*no_structure_notes(_by_model(groups)),
-                  *([NOISY_NOTE] if any("timing_verdict" in e for es in groups.values() for e in es) else []),
-                  INTERVALS])
+                 [*timing_notes(_by_model(groups)), INTERVALS])
 
 
 def _by_model(groups: dict[tuple, list]) -> dict[str, list]:

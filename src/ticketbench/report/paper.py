@@ -13,7 +13,8 @@ import statistics
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from .grid import NO_STRUCTURE, TIMING_INTERVAL, saving_cell, saving_estimate, saving_marks, timed_rows
+from .grid import (NO_STRUCTURE, NOISY, ONE_SEED_TIMING, TIMING_INTERVAL, saving_cell, saving_estimate,
+                   saving_marks, timed_rows)
 from .matching import AT_LEAST_DENSE, WITHIN_1_OF_DENSE, Extreme, Rule, mean_extreme, round_by_seed, seed_extremes
 from .needs import (DATASETS, NETWORKS, Need, PaperOnly, PaperTable, Reading, Run, Unmapped, cell_named, cell_of,
                     load_tables)
@@ -86,8 +87,7 @@ class _Saving(SeedMean):
         if self.interval is None:
             return super().__format__(spec) + self.marks
         lo, hi = self.interval
-        return f"{format(float(self), spec)} [{format(lo, spec)}, {format(hi, spec)}] (n=1, timing interval)" + \
-            self.marks
+        return f"{format(float(self), spec)} [{format(lo, spec)}, {format(hi, spec)}] {ONE_SEED_TIMING}" + self.marks
 
 
 def _saving(rows: list[dict], scale: float = 100.0) -> SeedMean | str | None:
@@ -687,33 +687,49 @@ def _structure_cells(pairs: list[tuple[str, str]], methods: tuple[str, ...]) -> 
                                                    *(Run("structure", cell, m) for m in methods)])
 
 
-def _extreme_rows(res: Results, cell: Cell, method: str) -> tuple[Extreme, list[dict]] | None:
-    """The extreme sparsity by Structure-LTH's rule on the seed-mean curve and its round's rows of the seeds it
-    rests on; None when the run is missing or no round reaches dense accuracy."""
+@dataclass(frozen=True)
+class _AtExtreme:
+    """A structure run's timed rows at its extreme sparsity: the seeds whose saving counts, and those whose ticket
+    lost no FLOPs or parameters (a time saving there would not be one)."""
+
+    extreme: Extreme
+    counted: list[dict]
+    none: list[dict]
+
+    @property
+    def saving(self) -> float | None:
+        return mean(r["time_saving"] for r in self.counted)
+
+    @property
+    def removed_nothing(self) -> bool:
+        return not self.counted and bool(self.none)
+
+    @property
+    def noisy(self) -> bool:
+        return any(r.get("timing_verdict") == NOISY for r in self.counted)
+
+    @property
+    def marks(self) -> str:
+        return saving_marks(self.counted, self.none)
+
+
+def _at_extreme(res: Results, cell: Cell, method: str) -> _AtExtreme | None:
+    """The run's rows at the extreme sparsity by Structure-LTH's rule on the seed-mean curve, for the seeds it rests
+    on; None when the run is missing or no round reaches dense accuracy."""
     found = mean_extreme(res, cell, "structure", method, AT_LEAST_DENSE)
     if found is None or found.extreme.point is None:
         return None
     rows = round_by_seed(res, "structure", cell, method, found.extreme.point.round)
-    return found.extreme, [rows[s] for s in found.seeds if s in rows]
+    return _AtExtreme(found.extreme, *timed_rows(rows[s] for s in found.seeds if s in rows))
 
 
 def _extreme_saving(res: Results, cell: Cell, method: str) -> tuple[float, float, bool, str] | None:
     """(sparsity, mean time saving, capped, marks) at the extreme sparsity; None when there is none, or when no
-    seed's ticket lost structure there (``_removed_nothing``). ``marks`` says which savings were noisy."""
-    at = _extreme_rows(res, cell, method)
-    if at is None:
+    seed's ticket lost structure there. ``marks`` says which savings were noisy."""
+    at = _at_extreme(res, cell, method)
+    if at is None or at.saving is None:
         return None
-    ext, rows = at
-    counted, none = timed_rows(rows)
-    saving = mean(r["time_saving"] for r in counted)
-    return None if saving is None else (ext.sparsity, saving, ext.capped, saving_marks(counted, none))
-
-
-def _removed_nothing(res: Results, cell: Cell, method: str) -> bool:
-    """No seed's ticket at the extreme sparsity lost FLOPs or parameters: a time saving there would not be one."""
-    at = _extreme_rows(res, cell, method)
-    counted, none = timed_rows(at[1]) if at else ([], [])
-    return not counted and bool(none)
+    return at.extreme.sparsity, at.saving, at.extreme.capped, at.marks
 
 
 def _best_savings(res: Results, runs: tuple[Run, ...]) -> dict[str, tuple[float, float, bool, str, str]]:
@@ -744,13 +760,13 @@ def _headline(row: dict, res: Results, runs: tuple[Run, ...]) -> str | None:
 
 @claim_row("slth_claims", "Contribution summary", lambda row: _structure_cells(ALL_SLTH, ("refill", "regroup")))
 def _summary(row: dict, res: Results, runs: tuple[Run, ...]) -> str | None:
-    structure = [r for r in runs if r.phase == "structure"]
-    found = [f for r in structure if (f := _extreme_saving(res, r.cell, r.folder))]
+    timed = [at for r in runs if r.phase == "structure" and (at := _at_extreme(res, r.cell, r.folder))]
+    found = [at for at in timed if at.saving is not None]
     if not found:
         return None
-    savings, sparsities = [f[1] for f in found], [f[0] for f in found]
-    noisy = sum("noisy" in f[3] for f in found)
-    empty = sum(_removed_nothing(res, r.cell, r.folder) for r in structure)
+    savings, sparsities = [at.saving for at in found], [at.extreme.sparsity for at in found]
+    noisy = sum(at.noisy for at in found)
+    empty = sum(at.removed_nothing for at in timed)
     return (f"{_pct(min(savings))}-{_pct(max(savings))} time savings at {_pct(min(sparsities))}-"
             f"{_pct(max(sparsities))} sparsity ({len(found)} runs at their extreme sparsity"
             + (f"; timing noisy in {noisy}" if noisy else "")
@@ -769,10 +785,10 @@ def _structure_extremes(res: Results, runs: tuple[Run, ...]):
 def _per_method(res: Results, runs: tuple[Run, ...]) -> str | None:
     parts = []
     for r, found in _structure_extremes(res, runs):
-        saving = _extreme_saving(res, r.cell, r.folder)
+        at = _at_extreme(res, r.cell, r.folder)
         parts.append(f"{r.folder}: extreme sparsity {found.extreme.describe()}" +
-                     (f", {_pct(saving[1])}{saving[3]} time saving" if saving else
-                      f", {NO_STRUCTURE}" if _removed_nothing(res, r.cell, r.folder) else ""))
+                     (f", {_pct(at.saving)}{at.marks} time saving" if at and at.saving is not None else
+                      f", {NO_STRUCTURE}" if at and at.removed_nothing else ""))
     return f"{_label(runs[0].cell, runs)}: " + "; ".join(parts) if parts else None
 
 

@@ -48,7 +48,7 @@ def removed_channels(dense: nn.Module, slimmed: nn.Module) -> tuple[int, int]:
 
     heads = set(classifier_names(dense))
     after = conv_linear_layers(slimmed)
-    width = units._out_channels
+    width = units.out_channels
     pairs = [(width(m), width(after[n])) for n, m in conv_linear_layers(dense).items() if n not in heads]
     return sum(a - b for a, b in pairs), sum(a for a, _ in pairs)
 

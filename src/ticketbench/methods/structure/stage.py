@@ -224,7 +224,8 @@ def nothing_removed(groups: list[UnitGroup], mask: Mapping[str, torch.Tensor], b
             + (f"; the other {free} had no channel empty in every producer" if free else ""))
 
 
-def transferred_round(pre: Pretrained, source: Path, r: int, st: StructureHparams, example: torch.Tensor):
+def transferred_round(pre: Pretrained, source: Path, r: int, st: StructureHparams, example: torch.Tensor,
+                      groups: list[UnitGroup] | None = None):
     """Round ``r``'s structured mask taken from another ``structure`` run (Structure-LTH Table A2: tickets found on
     one dataset, retrained on another), shaped like :func:`structure_round`'s result.
 
@@ -256,7 +257,8 @@ def transferred_round(pre: Pretrained, source: Path, r: int, st: StructureHparam
     if st.method in ("refill", "refill_plus"):
         bn = batchnorm_mask(model, mask, batchnorm_after(pre.new_model(), list(mask), example))
         if st.coupled == "joint":
-            bn.update(group_norm_mask(model, mask, unit_groups(pre.new_model(), example)))
+            groups = unit_groups(pre.new_model(), example) if groups is None else groups
+            bn.update(group_norm_mask(model, mask, groups))
         return mask, bn, {**facts, "channel_sparsity": channel_sparsity(mask)}
     from .regroup import blocks_from_json
 
@@ -322,7 +324,7 @@ def run_structure(pre: Pretrained, imp_dir: str | Path, st: StructureHparams, tr
     for r in wanted:
         t0 = time.perf_counter()
         if transfer_from is not None:
-            mask, bn_mask, facts = transferred_round(pre, transfer_from, r, st, example)
+            mask, bn_mask, facts = transferred_round(pre, transfer_from, r, st, example, groups)
         else:
             mask, bn_mask, facts = structure_round(pre, imp_dir, r, st, example, groups)
         blocks = facts.pop("_blocks", None)

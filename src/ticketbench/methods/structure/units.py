@@ -157,7 +157,7 @@ def _describe(dg: tp.DependencyGraph, names: dict, params: dict, model_heads: se
             name = names[mod]
             if name in model_heads:
                 blockers.append(f"{name} is the classifier")
-            elif list(map(int, idxs)) != list(map(int, item.root_idxs)) or len(idxs) != _out_channels(mod):
+            elif list(map(int, idxs)) != list(map(int, item.root_idxs)) or len(idxs) != out_channels(mod):
                 blockers.append(f"the channels of {name} are re-indexed on the way (concatenated or split)")
             if _is_grouped(mod):
                 width = math.lcm(width, mod.out_channels // mod.groups)
@@ -184,11 +184,11 @@ def _describe(dg: tp.DependencyGraph, names: dict, params: dict, model_heads: se
     return producers, norms, blockers, width
 
 
-def _out_channels(mod: nn.Module) -> int:
+def out_channels(mod: nn.Module) -> int:
     return mod.out_channels if isinstance(mod, nn.Conv2d) else mod.out_features
 
 
-def _groups(model: nn.Module, dg: tp.DependencyGraph) -> list[tuple[UnitGroup, nn.Module]]:
+def _groups(model: nn.Module, dg: tp.DependencyGraph) -> list[UnitGroup]:
     names = {m: n for n, m in model.named_modules()}
     modules = dict(model.named_modules())
     params = {id(p): n for n, p in model.named_parameters()}
@@ -199,7 +199,7 @@ def _groups(model: nn.Module, dg: tp.DependencyGraph) -> list[tuple[UnitGroup, n
         if layer in seen or layer not in dg.module2node:
             continue
         pruner = dg.get_pruner_of_module(layer)
-        group = dg.get_pruning_group(layer, pruner.prune_out_channels, list(range(_out_channels(layer))))
+        group = dg.get_pruning_group(layer, pruner.prune_out_channels, list(range(out_channels(layer))))
         producers, norms, blockers, width = _describe(dg, names, params, heads, group.items)
         seen.update(modules[p] for p in producers)
         if name not in producers:
@@ -211,8 +211,8 @@ def _groups(model: nn.Module, dg: tp.DependencyGraph) -> list[tuple[UnitGroup, n
         for b in blockers:
             kinds.setdefault(b.split(" (")[0] if b.startswith("a ") else b, b)
         blocker = "; ".join(kinds.values()) or None
-        out.append((UnitGroup(name, _out_channels(layer), width, tuple(dict.fromkeys(producers)),
-                              tuple(dict.fromkeys(norms)), blocker), layer))
+        out.append(UnitGroup(name, out_channels(layer), width, tuple(dict.fromkeys(producers)),
+                             tuple(dict.fromkeys(norms)), blocker))
     return out
 
 
@@ -221,7 +221,7 @@ def unit_groups(model: nn.Module, example: torch.Tensor) -> list[UnitGroup]:
     model = model.eval()
     with _grouped_marked(model) as pruners:
         dg = dependency_graph(model, example, pruners)
-        return [g for g, _ in _groups(model, dg)]
+        return _groups(model, dg)
 
 
 def _zero_rows(module: nn.Module, idxs: list[int]) -> bool:
@@ -231,11 +231,11 @@ def _zero_rows(module: nn.Module, idxs: list[int]) -> bool:
     return zero
 
 
-def removable_units(model: nn.Module, group: UnitGroup) -> list[int]:
+def removable_units(model: nn.Module, group: UnitGroup, modules: dict[str, nn.Module] | None = None) -> list[int]:
     """Channels of ``group`` whose whole unit is zero in every producer and BatchNorm; never every unit."""
     if not group.removable:
         return []
-    modules = dict(model.named_modules())
+    modules = modules or dict(model.named_modules())
     layers = [modules[p] for p in group.producers] + [modules[b] for b in group.norms]
     dead = []
     for u in range(group.units):
@@ -255,7 +255,8 @@ def plan(model: nn.Module, example: torch.Tensor) -> Plan:
     model.eval()
     with _grouped_marked(model) as pruners:
         dg = dependency_graph(model, example, pruners)
-        return [(g.root, idxs) for g, _ in _groups(model, dg) if (idxs := removable_units(model, g))]
+        modules = dict(model.named_modules())
+        return [(g.root, idxs) for g in _groups(model, dg) if (idxs := removable_units(model, g, modules))]
 
 
 def prune(model: nn.Module, example: torch.Tensor, plan: Plan) -> nn.Module:
