@@ -13,8 +13,12 @@ from ticketbench.pipeline import DEFAULT_CONFIG, check_workflow_config
 # and a bad config must print its one error line alone. A dry run skips the data folders, so that a grid can be
 # planned away from its data, and so does TICKETBENCH_CHECK_DATA=0 (make pull, which runs no training job), so that
 # a colleague rebuilds a pulled grid's report without its datasets.
+# The --configfile files are read again by ticketbench's own reader, which refuses duplicate keys, oversized or
+# deeply nested files and alias bombs. Snakemake has already read them by then, through YTE: a file with
+# `__use_yte__: true` has had its expressions evaluated as Python before this line (README "Configs from elsewhere").
 check_workflow_config(config, DEFAULT_CONFIG, replace=workflow.config_settings.replace_workflow_config,
-                      data=not (workflow.output_settings.dryrun or os.environ.get("TICKETBENCH_CHECK_DATA") == "0"))
+                      data=not (workflow.output_settings.dryrun or os.environ.get("TICKETBENCH_CHECK_DATA") == "0"),
+                      files=[str(f) for f in workflow.overwrite_configfiles or []])
 
 
 configfile: DEFAULT_CONFIG

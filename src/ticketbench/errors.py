@@ -2,6 +2,19 @@
 
 import ast
 import re
+import reprlib
+
+# Values in messages are cut: a refused value may be a 50 MB string or a list that expands to billions of items.
+_SHORT = reprlib.Repr()  # keyword arguments only from Python 3.12
+_SHORT.maxlevel, _SHORT.maxstring, _SHORT.maxlong, _SHORT.maxother = 3, 160, 40, 160
+_SHORT.maxtuple = _SHORT.maxlist = _SHORT.maxdict = _SHORT.maxset = 8
+MAX_VALUE_CHARS = 240
+
+
+def short_repr(value) -> str:
+    """``repr(value)`` cut to a readable length without building the whole repr first."""
+    text = _SHORT.repr(value)
+    return text if len(text) <= MAX_VALUE_CHARS else text[:MAX_VALUE_CHARS - 3] + "..."
 
 
 class TicketbenchError(Exception):
@@ -17,7 +30,7 @@ class ConfigError(TicketbenchError, ValueError):
 
     def __init__(self, key: str, value, allowed: str):
         self.key, self.value, self.allowed = key, value, allowed
-        super().__init__(f"{key}={value!r} is not allowed; {allowed}")
+        super().__init__(f"{key}={short_repr(value)} is not allowed; {allowed}")
 
 
 class ArtifactError(TicketbenchError, OSError):

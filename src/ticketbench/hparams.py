@@ -97,11 +97,14 @@ def _coerce(section: str, f: dataclasses.Field, value: Any) -> Any:
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if kind is str and isinstance(value, (list, tuple)):
-        return ",".join(str(v) for v in value)
+        value = ",".join(str(v) for v in value)
     if kind is str and isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)
     if not isinstance(value, kind) or isinstance(value, bool):
         raise ConfigError(key, value, f"a value of type {kind.__name__}")
+    if kind is str and any(c < " " or c == "\x7f" for c in value):
+        # A value here is a flag's argument and often a path: a newline in one is never meant.
+        raise ConfigError(key, value, "a value without control characters (newlines, tabs)")
     return value
 
 

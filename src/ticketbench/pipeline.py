@@ -20,6 +20,7 @@ from typing import Any
 
 from .errors import ConfigError
 from .hparams import DataHparams, Hparams, RuntimeHparams, TrainHparams
+from .untrusted import read_yaml_mapping
 
 
 def block_classes() -> dict[str, type[Hparams]]:
@@ -50,6 +51,41 @@ RECIPE_BLOCKS = ("data", "train", "imp", "prac", "jackpot", "structure")
 DENSE_BLOCKS = ("data", "train")
 
 
+# --- values that become paths, flags or sbatch options ----------------------------------------------------------
+#
+# Configs travel between labs, so a value is a name, a path or an sbatch option of the shapes below, or it is refused
+# before any job starts. The rules also quote every value they put on a shell line ({x:q}); these patterns keep
+# names usable as folder names (no "/" or "..": no output leaves the results root) and as Snakemake wildcards, and
+# refuse timm's hf-hub: and local-dir: names, which load files from outside the project.
+NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
+# A results root: a relative or absolute path with no shell, glob or Snakemake pattern characters ({x} would become
+# a wildcard of every rule).
+RESULTS_PATH = r"^[A-Za-z0-9_./+@%,=-]{1,512}$"
+# Any other path (a data root): anything printable; the rules quote it.
+PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
+SLURM_NAME = r"^[A-Za-z0-9_.,-]*$"
+# sbatch --constraint's own syntax: features joined by & | , with [] () * counts.
+SLURM_CONSTRAINT = r"^[A-Za-z0-9_.,:|&*()\[\]-]*$"
+# More sbatch options, each --name or --name=value (or -X value): the SLURM plugin passes them to a shell unquoted.
+SLURM_OPTIONS = r"^(-[A-Za-z0-9_.,:=@%/+-]*( +[A-Za-z0-9_.,:=@%/+-]+)*)?$"
+PATTERN_WORDS = {
+    NAME: "a name of letters, digits, _ . - starting with a letter or digit, at most 128 characters (timm's hf-hub: "
+          "and local-dir: names load files from outside the project and are not allowed)",
+    RESULTS_PATH: "a folder path of letters, digits and _ . / + @ % , = - (no spaces, quotes, $, braces or other "
+                  "shell and pattern characters)",
+    PRINTABLE: "a path without control characters (newlines, tabs)",
+    SLURM_NAME: "a SLURM name of letters, digits and _ . , -",
+    SLURM_CONSTRAINT: "a SLURM constraint of features joined by & | , (letters, digits, _ . : * [ ] ( ) -)",
+    SLURM_OPTIONS: "sbatch options separated by spaces, each --name or --name=value of letters, digits and "
+                   "_ . , : = @ % / + - (no quotes or shell characters such as ; $ ` | & < > #), e.g. "
+                   "'--mail-type=FAIL --mail-user=me@lab.org'",
+}
+# Upper bounds a schema states as maximum: a seed numpy can take, and counts no job can use.
+SEED_MAX = 2 ** 32 - 1
+THREADS_MAX = 1024
+GPUS_MAX = 64
+
+
 def error_line(e: ConfigError) -> str:
     return f"ticketbench config error: {e}"
 
@@ -65,15 +101,19 @@ def load_config_files(files: list[str]) -> dict[str, Any]:
 
 
 def check_workflow_config(cli_config: dict[str, Any], default_file: str = DEFAULT_CONFIG, *,
-                          replace: bool = False, data: bool = True) -> None:
+                          replace: bool = False, data: bool = True, files: list[str] = ()) -> None:
     """Check the config that Snakemake's ``configfile:`` is about to build; a bad one exits with one line.
 
     ``cli_config`` is Snakemake's config before that directive: the ``--configfile`` files and ``--config``
-    values, which the directive layers on top of ``default_file`` (or, with ``replace``, uses alone).
+    values, which the directive layers on top of ``default_file`` (or, with ``replace``, uses alone). ``files``:
+    the ``--configfile`` files, read again here with this project's reader, because Snakemake's keeps the last of
+    two equal keys and accepts files of any size and depth.
     """
     from snakemake.utils import update_config
 
     try:
+        for path in files:
+            read_yaml_mapping(path, "top-level keys such as grid:, experiments:, train:")
         merged = {} if replace else load_config_files([default_file])
         update_config(merged, cli_config)
         check_config(merged, data=data)
@@ -638,7 +678,7 @@ def _schema_error(e) -> ConfigError:
         return ConfigError(".".join([*path, missing]), _Missing(),
                            f"{_describe(e.schema['properties'][missing])}; {key or 'the config'} needs "
                            f"{', '.join(e.validator_value)}")
-    if e.validator in ("type", "minimum", "minItems", "items"):
+    if e.validator in ("type", "minimum", "maximum", "maxLength", "pattern", "minItems", "items"):
         return ConfigError(key, e.instance, _describe(e.schema))
     return ConfigError(key, e.instance, " ".join(e.message.split()))
 
@@ -660,8 +700,15 @@ def _describe(s: dict, *, plural: bool = False, note: bool = True) -> str:
             noun = f"{'a non-empty list' if s.get('minItems') else noun} of {items}"
         elif t == "object" and s.get("required"):
             noun += f" with keys {', '.join(s['required'])}"
-        if "minimum" in s:
+        if "minimum" in s and "maximum" in s:
+            noun += f" from {s['minimum']} to {s['maximum']}"
+        elif "minimum" in s:
             noun += f" >= {s['minimum']}"
+        elif "maximum" in s:
+            noun += f" <= {s['maximum']}"
+        if s.get("pattern") in PATTERN_WORDS:
+            noun = PATTERN_WORDS[s["pattern"]] if t == "string" and not plural else f"{noun}: each " \
+                f"{PATTERN_WORDS[s['pattern']].removeprefix('a ')}"
         words.append(noun)
     text = " or ".join(words) or "a value"
     if note and s.get("description"):
@@ -678,6 +725,8 @@ def _field_schema(f) -> dict:
         out["type"] = ["number", "integer"]
     if kind == "string" and f.name in ("milestones", "rewind_epochs", "rewind_iterations", "rounds"):
         out["type"] = ["string", "integer", "array"]
+    elif kind == "string":
+        out["pattern"] = PRINTABLE
     return out
 
 
@@ -689,15 +738,21 @@ def cluster_schema() -> dict[str, Any]:
     """What a job asks a cluster executor for (the SLURM profile in workflow/profiles/slurm)."""
     sizes = {"mem_mb": {"type": "integer", "minimum": 1, "description": "memory per job in MB"},
              "runtime": {"type": "integer", "minimum": 1, "description": "wall-time limit per job in minutes"},
-             "gpu": {"type": "integer", "minimum": 0, "description": "GPUs per job (default: the top-level gpu)"},
+             "gpu": {"type": "integer", "minimum": 0, "maximum": GPUS_MAX,
+                     "description": "GPUs per job (default: the top-level gpu)"},
              "exclusive": {"type": "boolean", "description": "ask for a whole node (timing: numbers taken on a "
                            "shared node are meaningless)"},
-             "extra": {"type": "string", "description": "more sbatch flags, e.g. --mail-type=FAIL (not those the "
-                       "plugin sets from the other keys: partition, account, qos, memory, time, GPUs, CPUs)"}}
-    names = {"partition": {"type": "string", "description": "SLURM partition (empty: the cluster's default)"},
-             "qos": {"type": "string", "description": "SLURM quality of service (empty: the cluster's default)"},
-             "constraint": {"type": "string", "description": "SLURM node constraint, e.g. a100|h100 (empty: none)"},
-             "account": {"type": "string", "description": "SLURM account (empty: the plugin's guess from sacctmgr)"},
+             "extra": {"type": "string", "pattern": SLURM_OPTIONS,
+                       "description": "more sbatch flags, e.g. --mail-type=FAIL (not those the plugin sets from the "
+                       "other keys: partition, account, qos, memory, time, GPUs, CPUs)"}}
+    names = {"partition": {"type": "string", "pattern": SLURM_NAME,
+                           "description": "SLURM partition (empty: the cluster's default)"},
+             "qos": {"type": "string", "pattern": SLURM_NAME,
+                     "description": "SLURM quality of service (empty: the cluster's default)"},
+             "constraint": {"type": "string", "pattern": SLURM_CONSTRAINT,
+                            "description": "SLURM node constraint, e.g. a100|h100 (empty: none)"},
+             "account": {"type": "string", "pattern": SLURM_NAME,
+                         "description": "SLURM account (empty: the plugin's guess from sacctmgr)"},
              # the SLURM plugin refuses anything else in --gpus=<model>:<n>
              "gpu_model": {"type": "string", "pattern": r"^[A-Za-z0-9_.]*$",
                            "description": "GPU model, e.g. a100 (empty: any GPU)"}}
@@ -755,8 +810,9 @@ def schema() -> dict[str, Any]:
     classes = block_classes()
     blocks = {name: {"type": "object", "additionalProperties": False, "description": (cls.__doc__ or "").strip(),
                      "properties": {f.name: _field_schema(f) for f in cls._fields()}} for name, cls in classes.items()}
-    def strings() -> dict:
-        return {"type": "array", "items": {"type": "string"}, "minItems": 1}
+    def strings(pattern: str | None = NAME) -> dict:
+        return {"type": "array", "items": {"type": "string", **({"pattern": pattern} if pattern else {})},
+                "minItems": 1}
 
     # A recipe's blocks have the top-level blocks' keys and types.
     recipe_blocks = {b: {"$ref": f"#/properties/{b}"} for b in RECIPE_BLOCKS}
@@ -778,14 +834,17 @@ def schema() -> dict[str, Any]:
                      "properties": {"datasets": strings(), "backbones": strings(),
                                     "only": {"type": "object", "additionalProperties": strings(),
                                              "description": "dataset -> the backbones it runs with (default: all)"},
-                                    "seeds": {"type": "array", "items": {"type": "integer", "minimum": 0},
-                                              "minItems": 1}}},
-            "results": {"type": "string", "description": "root folder of the results (default: results)"},
-            "threads": {"type": "integer", "minimum": 1,
+                                    "seeds": {"type": "array", "items": {"type": "integer", "minimum": 0,
+                                                                        "maximum": SEED_MAX}, "minItems": 1}}},
+            "results": {"type": "string", "pattern": RESULTS_PATH,
+                        "description": "root folder of the results (default: results)"},
+            "threads": {"type": "integer", "minimum": 1, "maximum": THREADS_MAX,
                         "description": "CPU threads per job; part of the recipe, bitwise reproducible per count (1)"},
-            "gpu": {"type": "integer", "minimum": 0, "description": "GPUs each training job declares (default 0)"},
+            "gpu": {"type": "integer", "minimum": 0, "maximum": GPUS_MAX,
+                    "description": "GPUs each training job declares (default 0)"},
             "cluster": cluster_schema(),
-            "data_roots": {"type": "object", "additionalProperties": {"type": "string"},
+            "data_roots": {"type": "object", "propertyNames": {"pattern": NAME},
+                           "additionalProperties": {"type": "string", "pattern": PRINTABLE},
                            "description": "dataset name -> folder that holds its files"},
             "overrides": {"type": "object", "description": "dataset name -> {block: {key: value}}: per-dataset recipe "
                           "changes, passed to the stages as flags",
@@ -808,7 +867,7 @@ def schema() -> dict[str, Any]:
                     "jackpot_sparsities": {"type": "array", "items": {"type": "number"}},
                     "jackpot_random_sparsities": {"type": "array", "items": {"type": "number"}},
                     "structure_methods": {"type": "array", "items": {"type": "string"}},
-                    **{key: {"type": "object", "additionalProperties": strings(), "description": text}
+                    **{key: {"type": "object", "additionalProperties": strings(None), "description": text}
                        for key, text in EXTRA_RUNS_HELP.items()},
                 }},
             **blocks,
@@ -823,7 +882,7 @@ def schema_text() -> str:
     return head + yaml.safe_dump(schema(), sort_keys=False, width=120)
 
 
-from .stage import STAGES, Stage, read_yaml_mapping  # noqa: E402
+from .stage import STAGES, Stage  # noqa: E402
 
 
 @STAGES.register("schema")

@@ -5,14 +5,12 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-from pathlib import Path
 from typing import Any
-
-import yaml
 
 from . import storage, paths
 from .errors import ConfigError
 from .registry import Registry
+from .untrusted import read_yaml_mapping
 
 STAGES: Registry[type["Stage"]] = Registry("stage")
 
@@ -66,25 +64,6 @@ def load_config(files: list[str] | str | None) -> dict[str, Any]:
 
 def _load_one(path: str) -> dict[str, Any]:
     return read_yaml_mapping(path, "blocks such as data:, model:, train:")
-
-
-def read_yaml_mapping(path: str, holds: str) -> dict[str, Any]:
-    """A YAML config file as a mapping (empty file: empty mapping); errors name the file, and line and column."""
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError("config", path, "a path to an existing YAML file")
-    try:
-        data = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
-        problem = getattr(e, "problem", None) or str(e)
-        raise ConfigError("config", path, f"valid YAML ({where}{' '.join(str(problem).split())})") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError("config", path, f"a YAML mapping of {holds}")
-    return data
 
 
 def setup_runtime(args: argparse.Namespace, config: dict[str, Any] | None = None):
