@@ -12,6 +12,7 @@ which value it chose and why, in a comment starting ``# not in the paper:``.
 
 import itertools
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -319,6 +320,12 @@ def test_papers_with_different_recipes_get_their_own_dense_runs():
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 
 
+def _arg(command: str, flag: str) -> str:
+    """The value after ``flag`` in a shell command, as the shell passes it."""
+    args = shlex.split(command)
+    return args[args.index(flag) + 1]
+
+
 def _dry_run(*args: str) -> tuple[dict[str, int], list[str]]:
     r = subprocess.run([SNAKEMAKE, "-n", "--forceall", "-p", *args], cwd=ROOT, capture_output=True, text=True,
                        timeout=300)
@@ -348,7 +355,7 @@ def test_a_config_without_recipes_runs_the_jobs_it_ran_before(files):
     assert "pretrain_paper" not in stats
     results = config.get("results", "results")
     base = re.compile(rf"^{re.escape(results)}/pretrain/[^/]+/[^/]+/seed\d+$")
-    pretrains = [p for c in commands for p in re.findall(r"--pretrain \$\(dirname (\S+)/metrics\.json\)", c)]
+    pretrains = [_arg(c, "--pretrain") for c in commands if "--pretrain" in shlex.split(c)]
     assert pretrains and all(base.match(p) for p in pretrains), sorted(set(pretrains))[:5]
     # Recipes reach the stages only through the config files (no overrides here): no recipe flag on any command
     # but the few the grid sets per job.
@@ -371,15 +378,14 @@ def test_two_papers_with_equal_recipes_share_one_dense_run(tmp_path):
     seed = f"{tmp_path}/results/pretrain/digits/test_resnet/seed0"
 
     def pretrain_of(stage: str) -> set[str]:
-        return {re.search(r"--pretrain \$\(dirname (\S+)/metrics\.json\)", c).group(1)
-                for c in commands if c.startswith(f"ticketbench {stage} ")}
+        return {_arg(c, "--pretrain") for c in commands if c.startswith(f"ticketbench {stage} ")}
 
     assert pretrain_of("prac") == pretrain_of("jackpot") == {f"{seed}/prac"}
     assert pretrain_of("structure") == {f"{seed}/structure_lth"}
     dense = {c.split("--out ")[1].split()[0]: c for c in commands if c.startswith("ticketbench pretrain ")}
     assert set(dense) == {seed, f"{seed}/prac", f"{seed}/structure_lth"}
-    assert "--epochs 4" in dense[f"{seed}/prac"] and "--epochs 5" in dense[f"{seed}/structure_lth"]
+    assert "--epochs=4" in dense[f"{seed}/prac"] and "--epochs=5" in dense[f"{seed}/structure_lth"]
     assert "--epochs" not in dense[seed]
     # The paper's recipe reaches its method stages too.
     imp = [c for c in commands if c.startswith("ticketbench imp ") and "--variant structure_lth" in c]
-    assert imp and all("--rounds 2" in c and "--epochs 5" in c for c in imp)
+    assert imp and all("--rounds=2" in c and "--epochs=5" in c for c in imp)

@@ -58,21 +58,32 @@ def cell(phase, *parts):
     return os.path.join(RESULTS, phase, "{dataset}", "{backbone}", "seed{seed}", *parts)
 
 
+# Each value on a shell line is a list of arguments or a single one, written {x:q} in the command, and Snakemake
+# quotes each element (shlex.quote): no config value, path or name reaches the shell as shell code. A value goes
+# with its flag as one argument (--key=value), so that a value starting with "-" stays a value.
+# tests/test_safe_to_share.py fails on any unquoted placeholder in a shell command.
+
+
 def config_flags():
-    """The config files this run merged, in Snakemake's order, as flags for the ticketbench CLI.
+    """The config files this run merged, in Snakemake's order, as arguments of the ticketbench CLI.
 
     The Snakefile's ``configfile:`` comes first and ``--configfile`` files override it, although
     ``workflow.configfiles`` lists the command-line files first.
     """
     cli = [str(f) for f in workflow.overwrite_configfiles or []]
     files = [str(f) for f in workflow.configfiles if str(f) not in cli] + cli
-    return " ".join(f"--config {f}" for f in files)
+    return [f"--config={f}" for f in files]
 
 
 def data_root(wildcards):
     """Where a dataset's files live: ``data_roots`` maps dataset names to folders."""
     root = (config.get("data_roots") or {}).get(wildcards.dataset)
-    return f"--data-root {root}" if root else ""
+    return [f"--data-root={root}"] if root else []
+
+
+def folder_of(name):
+    """Param function: the run folder of the input ``name`` (its metrics.json's folder)."""
+    return lambda wildcards, input: os.path.dirname(input[name])
 
 
 @functools.cache
@@ -103,8 +114,8 @@ def get_recipe_flags(wildcards, blocks, paper=None, run=None):
             if isinstance(value, bool):
                 flags.extend([flag] if value else [])
             else:
-                flags.extend([flag, ",".join(map(str, value)) if isinstance(value, list) else str(value)])
-    return " ".join(flags)
+                flags.append(f"{flag}={','.join(map(str, value)) if isinstance(value, list) else value}")
+    return flags
 
 
 def recipe_flags(*blocks, paper=None, run=None):
@@ -197,11 +208,11 @@ def get_transfer_source(wildcards):
 
 def imp_flags(wildcards, input):
     if wildcards.variant.startswith("prac-from-"):
-        return f"--subsets {os.path.dirname(input.subsets)} --evaluate-tickets"
+        return ["--subsets", os.path.dirname(input.subsets), "--evaluate-tickets"]
     variant, reference = imp_run(wildcards.variant)
     if reference:
-        return f"--variant {variant} --reference {os.path.dirname(input.reference)}"
-    return "" if variant == "full" else f"--variant {variant}"
+        return ["--variant", variant, "--reference", os.path.dirname(input.reference)]
+    return [] if variant == "full" else ["--variant", variant]
 
 
 def get_structure_imp(wildcards):
@@ -231,7 +242,7 @@ def structure_overrides(wildcards):
     would change every structure job's command, which Snakemake reruns on."""
     flags = get_recipe_flags(wildcards, ("structure", "train"), paper="structure_lth", run=STRUCTURE_ABLATION)
     source = get_structure_transfer(wildcards)
-    return f"{flags} --transfer-from {os.path.dirname(source)}".strip() if source else flags
+    return [*flags, "--transfer-from", os.path.dirname(source)] if source else flags
 
 
 def get_final_output():

@@ -6,6 +6,7 @@ rule evaluate:
         table=f"{RESULTS}/metrics/summary.csv",
     params:
         results=lambda wc, output: os.path.dirname(os.path.dirname(output.summary)),
+        out=lambda wc, output: os.path.dirname(output.summary),
     log:
         "logs/evaluate.log",
     benchmark:
@@ -13,4 +14,4 @@ rule evaluate:
     conda:
         "../../environment.yml"
     shell:
-        "ticketbench collect --results {params.results} --out $(dirname {output.summary}) > {log} 2>&1"
+        "ticketbench collect --results {params.results:q} --out {params.out:q} > {log:q} 2>&1"

@@ -7,6 +7,7 @@ rule imp:
         metrics=cell("imp", "{variant}", "metrics.json"),
     params:
         out=lambda wc, output: os.path.dirname(output.metrics),
+        pretrain=folder_of("pretrain"),
         configs=config_flags(),
         recipe=recipe("imp", "train", paper=imp_paper, run=imp_changes),
         root=data_root,
@@ -22,5 +23,5 @@ rule imp:
     conda:
         "../../environment.yml"
     shell:
-        "ticketbench imp {params.configs} --pretrain $(dirname {input.pretrain}) {params.root} {params.overrides} {params.extra} "
-        "--threads {threads} --out {params.out} --no-progress --overwrite > {log} 2>&1"
+        "ticketbench imp {params.configs:q} --pretrain {params.pretrain:q} {params.root:q} {params.overrides:q} "
+        "{params.extra:q} --threads {threads:q} --out {params.out:q} --no-progress --overwrite > {log:q} 2>&1"

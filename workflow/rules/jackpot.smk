@@ -5,6 +5,7 @@ rule jackpot:
         metrics=cell("jackpot", "{init}-s{sparsity}", "metrics.json"),
     params:
         out=lambda wc, output: os.path.dirname(output.metrics),
+        pretrain=folder_of("pretrain"),
         configs=config_flags(),
         recipe=recipe("jackpot", paper="jackpot"),
         root=data_root,
@@ -19,8 +20,9 @@ rule jackpot:
     conda:
         "../../environment.yml"
     shell:
-        "ticketbench jackpot {params.configs} --pretrain $(dirname {input.pretrain}) {params.root} {params.overrides} --init {wildcards.init} "
-        "--sparsity {wildcards.sparsity} --threads {threads} --out {params.out} --no-progress --overwrite > {log} 2>&1"
+        "ticketbench jackpot {params.configs:q} --pretrain {params.pretrain:q} {params.root:q} {params.overrides:q} "
+        "--init {wildcards.init:q} --sparsity {wildcards.sparsity:q} --threads {threads:q} --out {params.out:q} "
+        "--no-progress --overwrite > {log:q} 2>&1"
 
 
 # A search of another length than the recipe's, or followed by weight tuning (experiments.jackpot_searches).
@@ -42,6 +44,9 @@ rule jackpot_cost:
         random=cell("jackpot", "random-s{sparsity}", "metrics.json"),
     output:
         cell("jackpot", "cost-s{sparsity}.json"),
+    params:
+        magnitude=folder_of("magnitude"),
+        random=folder_of("random"),
     log:
         "logs/jackpot/{dataset}/{backbone}/seed{seed}/cost-s{sparsity}.log",
     benchmark:
@@ -49,8 +54,8 @@ rule jackpot_cost:
     conda:
         "../../environment.yml"
     shell:
-        "ticketbench jackpot-cost --magnitude $(dirname {input.magnitude}) --random $(dirname {input.random}) "
-        "--out {output} > {log} 2>&1"
+        "ticketbench jackpot-cost --magnitude {params.magnitude:q} --random {params.random:q} --out {output:q} "
+        "> {log:q} 2>&1"
 
 
 rule jackpot_overlap:
@@ -64,7 +69,9 @@ rule jackpot_overlap:
         table=cell("jackpot", "overlap-{init}-s{sparsity}", "overlap.csv"),
     params:
         out=lambda wc, output: os.path.dirname(output.table),
-        imp=lambda wc, input: f"--imp {os.path.dirname(input.imp)}" if input.imp else "",
+        pretrain=folder_of("pretrain"),
+        jackpot=folder_of("jackpot"),
+        imp=lambda wc, input: ["--imp", os.path.dirname(input.imp)] if input.imp else [],
     log:
         "logs/jackpot/{dataset}/{backbone}/seed{seed}/overlap-{init}-s{sparsity}.log",
     benchmark:
@@ -76,5 +83,5 @@ rule jackpot_overlap:
     conda:
         "../../environment.yml"
     shell:
-        "ticketbench jackpot-overlap --pretrain $(dirname {input.pretrain}) --jackpot $(dirname {input.jackpot}) "
-        "{params.imp} --threads {threads} --out {params.out} > {log} 2>&1"
+        "ticketbench jackpot-overlap --pretrain {params.pretrain:q} --jackpot {params.jackpot:q} {params.imp:q} "
+        "--threads {threads:q} --out {params.out:q} > {log:q} 2>&1"

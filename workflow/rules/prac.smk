@@ -5,6 +5,7 @@ rule prac:
         metrics=cell("prac", "metrics.json"),
     params:
         out=lambda wc, output: os.path.dirname(output.metrics),
+        pretrain=folder_of("pretrain"),
         configs=config_flags(),
         recipe=recipe("imp", "prac", "train", paper="prac"),
         root=data_root,
@@ -19,8 +20,8 @@ rule prac:
     conda:
         "../../environment.yml"
     shell:
-        "ticketbench prac {params.configs} --pretrain $(dirname {input.pretrain}) {params.root} {params.overrides} --threads {threads} "
-        "--out {params.out} --no-progress --overwrite > {log} 2>&1"
+        "ticketbench prac {params.configs:q} --pretrain {params.pretrain:q} {params.root:q} {params.overrides:q} "
+        "--threads {threads:q} --out {params.out:q} --no-progress --overwrite > {log:q} 2>&1"
 
 
 rule prac_savings:
@@ -29,6 +30,9 @@ rule prac_savings:
         prac=cell("prac", "metrics.json"),
     output:
         cell("prac", "savings.json"),
+    params:
+        full=folder_of("full"),
+        prac=folder_of("prac"),
     log:
         "logs/prac/{dataset}/{backbone}/seed{seed}.savings.log",
     benchmark:
@@ -36,8 +40,7 @@ rule prac_savings:
     conda:
         "../../environment.yml"
     shell:
-        "ticketbench prac-savings --full $(dirname {input.full}) --prac $(dirname {input.prac}) --out {output} "
-        "> {log} 2>&1"
+        "ticketbench prac-savings --full {params.full:q} --prac {params.prac:q} --out {output:q} > {log:q} 2>&1"
 
 
 # PrAC-IMP with one setting changed (experiments.prac_ablations) or under one of PrAC's LT settings

@@ -20,8 +20,9 @@ rule pretrain:
     conda:
         "../../environment.yml"
     shell:
-        "ticketbench pretrain {params.configs} --dataset {wildcards.dataset} --backbone {wildcards.backbone} "
-        "--seed {wildcards.seed} {params.root} {params.overrides} --threads {threads} --out {params.out} --no-progress --overwrite > {log} 2>&1"
+        "ticketbench pretrain {params.configs:q} --dataset {wildcards.dataset:q} --backbone {wildcards.backbone:q} "
+        "--seed {wildcards.seed:q} {params.root:q} {params.overrides:q} --threads {threads:q} --out {params.out:q} "
+        "--no-progress --overwrite > {log:q} 2>&1"
 
 
 # A paper whose dense recipe differs from the grid's base one trains its own dense run in a folder of the base run's

@@ -16,4 +16,4 @@ rule report:
     conda:
         "../../environment.yml"
     shell:
-        "ticketbench report --results {params.results} --tables {input.tables} --out {params.out} > {log} 2>&1"
+        "ticketbench report --results {params.results:q} --tables {input.tables:q} --out {params.out:q} > {log:q} 2>&1"

@@ -7,6 +7,8 @@ rule structure:
         metrics=cell("structure", "{method}", "metrics.json"),
     params:
         out=lambda wc, output: os.path.dirname(output.metrics),
+        pretrain=folder_of("pretrain"),
+        imp=folder_of("imp"),
         configs=config_flags(),
         # an ablation folder (experiments.structure_ablations) names its method and what it changes
         method=lambda wc: structure_run(wc.method)[0],
@@ -23,8 +25,9 @@ rule structure:
     conda:
         "../../environment.yml"
     shell:
-        "ticketbench structure {params.configs} --pretrain $(dirname {input.pretrain}) {params.root} {params.overrides} --imp $(dirname {input.imp}) "
-        "--method {params.method} --threads {threads} --out {params.out} --no-progress --overwrite > {log} 2>&1"
+        "ticketbench structure {params.configs:q} --pretrain {params.pretrain:q} {params.root:q} {params.overrides:q} "
+        "--imp {params.imp:q} --method {params.method:q} --threads {threads:q} --out {params.out:q} --no-progress "
+        "--overwrite > {log:q} 2>&1"
 
 
 rule timing:
@@ -37,6 +40,10 @@ rule timing:
         cell("structure", "timing", "timing.json"),
     params:
         out=lambda wc, output: os.path.dirname(output[0]),
+        pretrain=folder_of("pretrain"),
+        imp=folder_of("imp"),
+        refill=folder_of("refill"),
+        regroup=folder_of("regroup"),
         max_seconds=config.get("structure", {}).get("timing_max_seconds", 30.0),
         width=config.get("structure", {}).get("timing_width", 0.05),
     log:
@@ -51,7 +58,6 @@ rule timing:
     conda:
         "../../environment.yml"
     shell:
-        "ticketbench timing --pretrain $(dirname {input.pretrain}) --imp $(dirname {input.imp}) "
-        "--refill $(dirname {input.refill}) --regroup $(dirname {input.regroup}) --threads {threads} "
-        "--max-seconds {params.max_seconds} --width {params.width} "
-        "--out {params.out} --overwrite > {log} 2>&1"
+        "ticketbench timing --pretrain {params.pretrain:q} --imp {params.imp:q} --refill {params.refill:q} "
+        "--regroup {params.regroup:q} --threads {threads:q} --max-seconds {params.max_seconds:q} "
+        "--width {params.width:q} --out {params.out:q} --overwrite > {log:q} 2>&1"
