@@ -1,14 +1,15 @@
 """``cifar10`` and ``cifar100``, read from the standard python-pickle batches.
 
 The batches are read directly rather than through torchvision's classes, whose md5 checks would reject
-partial or hand-made folders. Split convention of the lottery-ticket papers: the first 90% of the official
+partial or hand-made folders. Without those checks a batch file could be anything, so it is unpickled by an unpickler
+that builds only what a CIFAR batch holds (dicts, lists, strings, bytes, numbers, numpy arrays): a crafted file is
+refused before any of its code runs. Split convention of the lottery-ticket papers: the first 90% of the official
 training set is ``train`` (indices 0..44,999), the last 10% is ``val`` (45,000..49,999), the test batch is ``test``.
 """
 
 from __future__ import annotations
 
 import os
-import pickle
 import tarfile
 from dataclasses import dataclass
 
@@ -16,6 +17,7 @@ import numpy as np
 import torch
 
 from ..errors import DataRootError
+from ..untrusted import RefusedPickle, load_pickle
 from .base import (DATASETS, DatasetInfo, Splits, check_options, holdout_count, make_splits,
                    resolve_image_size)
 from .inmemory import TensorIndexedDataset
@@ -80,7 +82,9 @@ def _read_batch(spec: _CifarSpec, path: str) -> tuple[np.ndarray, np.ndarray]:
     try:
         with open(path, "rb") as f:
             # encoding="bytes" is how the original python-2 pickles load; it leaves keys as bytes.
-            batch = pickle.load(f, encoding="bytes")
+            batch = load_pickle(f, encoding="bytes")
+    except RefusedPickle as exc:
+        raise bad(f"the file is not a CIFAR batch: {exc}; nothing of it was run") from None
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means the same thing to the user
         raise bad(f"the file is not a readable pickle ({type(exc).__name__})") from None
     if not isinstance(batch, dict):

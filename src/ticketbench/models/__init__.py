@@ -67,14 +67,18 @@ def create_model(name: str, num_classes: int, in_chans: int = 3, **kwargs: Any) 
         The model, with ``pretrained_cfg`` set by timm.
 
     Raises:
-        ConfigError: If the name is unknown to timm, or the model uses weight-standardised convolutions,
-            which cannot hold a pruning mask.
+        ConfigError: If the name is unknown to timm, has a source prefix (hf-hub:, local-dir:), or the model
+            uses weight-standardised convolutions, which cannot hold a pruning mask.
     """
     kwargs = {k: v for k, v in kwargs.items() if v is not None}
     pretrained = kwargs.pop("pretrained", False)
     source, model_id = parse_model_name(name)
-    # Names with a source prefix (hf-hub:, local-dir:) are resolved by timm itself.
-    if not source and not is_model(model_id):
+    if source:
+        # hf-hub: downloads and local-dir: reads a folder named by the config (weights, possibly pickled): a shared
+        # config must not make every node load files from wherever it points.
+        raise ConfigError("backbone", name, f"a timm model name without a source prefix ({source}: loads a model "
+                          "from outside the project); e.g. resnet18, cifar_resnet20")
+    if not is_model(model_id):
         close = difflib.get_close_matches(get_arch_name(model_id), timm.list_models(), n=3)
         raise ConfigError(
             "backbone", name,
