@@ -61,7 +61,8 @@ NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
 # A results root: a relative or absolute path with no shell, glob or Snakemake pattern characters ({x} would become
 # a wildcard of every rule).
 RESULTS_PATH = r"^[A-Za-z0-9_./+@%,=-]{1,512}$"
-# Any other path (a data root): anything printable; the rules quote it.
+# A data root: anything printable (hparams refuse control characters in their own string settings, hparams._coerce);
+# the rules quote it.
 PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
 SLURM_NAME = r"^[A-Za-z0-9_.,-]*$"
 # sbatch --constraint's own syntax: features joined by & | , with [] () * counts.
@@ -678,7 +679,7 @@ def _schema_error(e) -> ConfigError:
         return ConfigError(".".join([*path, missing]), _Missing(),
                            f"{_describe(e.schema['properties'][missing])}; {key or 'the config'} needs "
                            f"{', '.join(e.validator_value)}")
-    if e.validator in ("type", "minimum", "maximum", "maxLength", "pattern", "minItems", "items"):
+    if e.validator in ("type", "minimum", "maximum", "pattern", "minItems", "items"):
         return ConfigError(key, e.instance, _describe(e.schema))
     return ConfigError(key, e.instance, " ".join(e.message.split()))
 
@@ -706,9 +707,8 @@ def _describe(s: dict, *, plural: bool = False, note: bool = True) -> str:
             noun += f" >= {s['minimum']}"
         elif "maximum" in s:
             noun += f" <= {s['maximum']}"
-        if s.get("pattern") in PATTERN_WORDS:
-            noun = PATTERN_WORDS[s["pattern"]] if t == "string" and not plural else f"{noun}: each " \
-                f"{PATTERN_WORDS[s['pattern']].removeprefix('a ')}"
+        if t == "string" and s.get("pattern") in PATTERN_WORDS:
+            noun = f"{noun}, each {PATTERN_WORDS[s['pattern']]}" if plural else PATTERN_WORDS[s["pattern"]]
         words.append(noun)
     text = " or ".join(words) or "a value"
     if note and s.get("description"):
@@ -725,8 +725,6 @@ def _field_schema(f) -> dict:
         out["type"] = ["number", "integer"]
     if kind == "string" and f.name in ("milestones", "rewind_epochs", "rewind_iterations", "rounds"):
         out["type"] = ["string", "integer", "array"]
-    elif kind == "string":
-        out["pattern"] = PRINTABLE
     return out
 
 
