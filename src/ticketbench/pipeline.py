@@ -77,9 +77,8 @@ PATTERN_WORDS = {
     PRINTABLE: "a path without control characters (newlines, tabs)",
     SLURM_NAME: "a SLURM name of letters, digits and _ . , -",
     SLURM_CONSTRAINT: "a SLURM constraint of features joined by & | , (letters, digits, _ . : * [ ] ( ) -)",
-    SLURM_OPTIONS: "sbatch options separated by spaces, each --name or --name=value of letters, digits and "
-                   "_ . , : = @ % / + - (no quotes or shell characters such as ; $ ` | & < > #), e.g. "
-                   "'--mail-type=FAIL --mail-user=me@lab.org'",
+    SLURM_OPTIONS: "sbatch options like '--mail-type=FAIL --mail-user=me@lab.org': --name or --name=value, "
+                   "separated by spaces, of letters, digits and _ . , : = @ % / + - (no quotes, no ; $ ` | & < > #)",
 }
 # Upper bounds a schema states as maximum: a seed numpy can take, and counts no job can use.
 SEED_MAX = 2 ** 32 - 1
@@ -741,8 +740,7 @@ def cluster_schema() -> dict[str, Any]:
              "exclusive": {"type": "boolean", "description": "ask for a whole node (timing: numbers taken on a "
                            "shared node are meaningless)"},
              "extra": {"type": "string", "pattern": SLURM_OPTIONS,
-                       "description": "more sbatch flags, e.g. --mail-type=FAIL (not those the plugin sets from the "
-                       "other keys: partition, account, qos, memory, time, GPUs, CPUs)"}}
+                       "description": "more sbatch flags (not those the plugin sets from the other keys)"}}
     names = {"partition": {"type": "string", "pattern": SLURM_NAME,
                            "description": "SLURM partition (empty: the cluster's default)"},
              "qos": {"type": "string", "pattern": SLURM_NAME,
