@@ -58,14 +58,16 @@ GRID ?= grid
 REMOTE ?=
 CONFIG ?=
 GRID_CONFIG_grid :=
-GRID_CONFIG_smoke := --configfile config/smoke.yaml
-PULL_CONFIG := $(if $(CONFIG)$(CONFIGS)$(GRID_CONFIG_$(GRID)),--configfile $(patsubst --configfile,,$(GRID_CONFIG_$(GRID))) $(CONFIG) $(CONFIGS))
+GRID_CONFIG_smoke := config/smoke.yaml
+PULL_FILES := $(strip $(GRID_CONFIG_$(GRID)) $(CONFIG) $(CONFIGS))
+PULL_CONFIG := $(if $(PULL_FILES),--configfile $(PULL_FILES))
 SHARE_FLAGS := $(if $(REMOTE),--remote $(REMOTE))
 
 push: install
 	$(RUN) $(BIN)/ticketbench share push $(if $(filter command line,$(origin GRID)),--stage $(GRID)) $(SHARE_FLAGS)
 
 pull: install
+	$(CHECK_CONFIG) --no-data $(foreach f,$(PULL_FILES),--config $(f))
 	$(RUN) $(BIN)/ticketbench share pull --stage "$(GRID)" $(SHARE_FLAGS)
 	$(RUN) TICKETBENCH_CHECK_DATA=0 $(BIN)/snakemake --cores 1 --touch $(PULL_CONFIG)
 	$(RUN) TICKETBENCH_CHECK_DATA=0 $(BIN)/snakemake --cores 1 --forcerun evaluate --allowed-rules evaluate report all \

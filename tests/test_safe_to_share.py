@@ -343,6 +343,16 @@ def test_duplicate_keys_and_yte_templates_are_refused(tmp_path, capsys, text, ke
     _file_refused(tmp_path, capsys, text, key, snakemake="yte" not in key)
 
 
+@pytest.mark.parametrize("target", ["reproduce", "smoke", "pull"])
+def test_make_checks_a_site_file_before_snakemake_reads_it(tmp_path, marker, target):
+    # Snakemake would evaluate this YTE template while reading its command line, before the Snakefile's check.
+    site = _config(tmp_path, f"__use_yte__: true\nthreads: ?__import__('os').system('touch {marker}') + 1\n")
+    r = subprocess.run(["make", "--no-print-directory", "-o", "install", f"VENV={sys.prefix}", target,
+                        f"CONFIGS={site}"], cwd=ROOT, capture_output=True, text=True, timeout=300, env=_env())
+    errors = [line for line in _lines(r.stderr) if not re.match(r"make(\[\d+\])?: \*\*\*", line)]
+    assert r.returncode != 0 and len(errors) == 1 and "__use_yte__" in errors[0], r.stderr
+
+
 @pytest.mark.parametrize("values,key", [
     ({"threads": 1000000}, "threads"),
     ({"grid": {**SMALL["grid"], "seeds": [10 ** 20]}}, "grid.seeds"),
