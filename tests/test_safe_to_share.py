@@ -404,7 +404,7 @@ def _place(tmp: Path, slot: str, value: str) -> tuple[Path, str]:
     return _config(tmp, SLOTS[slot][0](value)), value
 
 
-@settings(max_examples=250, deadline=None, derandomize=True,
+@settings(max_examples=250, deadline=None, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(slot=st.sampled_from(sorted(SLOTS)), value=VALUES)
 def test_fuzz_any_config_value_is_refused_in_one_line_or_accepted_safe(tmp_path_factory, monkeypatch, slot, value):
@@ -433,7 +433,7 @@ def test_fuzz_any_config_value_is_refused_in_one_line_or_accepted_safe(tmp_path_
 PLANNED = st.text(alphabet=st.sampled_from(list("ab0_-./=, ;&|$`()<>'\"\\*?#~!{}:@%+[]")), min_size=1, max_size=12)
 
 
-@settings(max_examples=8, deadline=None, derandomize=True,
+@settings(max_examples=8, deadline=None, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(slot=st.sampled_from(["cache", "data_roots", "recipe_cache"]), value=PLANNED)
 def test_fuzz_an_accepted_value_plans_with_every_shell_argument_quoted(tmp_path_factory, slot, value):
