@@ -28,7 +28,9 @@ from ticketbench.cli import main
 from ticketbench.errors import ConfigError, DataRootError
 from ticketbench.pipeline import (PATTERN_WORDS, RESULTS_PATH, SLURM_OPTIONS, check_config, cluster_resources,
                                   load_config_files, planned_runs)
-from ticketbench.untrusted import MAX_CONFIG_BYTES, MAX_CONFIG_DEPTH, RefusedPickle, loads_pickle
+from ticketbench.untrusted import MAX_CONFIG_BYTES, MAX_CONFIG_DEPTH, RefusedPickle, load_pickle
+from test_data import _fake_cifar
+from test_pipeline import _rules
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -76,9 +78,9 @@ def _config(tmp_path: Path, values: dict | str, name: str = "c.yaml") -> Path:
     return path
 
 
-def _refused_everywhere(tmp_path: Path, path: Path, key: str, capsys) -> str:
-    """``ticketbench check-config`` and ``snakemake -n`` refuse the file with the same one line naming ``key``,
-    and write nothing."""
+def _refused_everywhere(tmp_path: Path, path: Path, key: str, capsys, *, snakemake: bool = True) -> str:
+    """``ticketbench check-config`` and (where asked) ``snakemake -n`` refuse the file with the same one line naming
+    ``key``, and write nothing."""
     before = _files(tmp_path)
     code = main(["check-config", "--config", DEFAULT, "--config", str(path)])
     out = capsys.readouterr()
@@ -86,8 +88,9 @@ def _refused_everywhere(tmp_path: Path, path: Path, key: str, capsys) -> str:
     assert code == 2 and len(lines) == 1, lines
     assert lines[0].startswith(f"ticketbench config error: {key}="), lines[0]
     assert len(lines[0]) < 800, len(lines[0])
-    r = _snakemake("-n", "--configfile", str(path))
-    assert r.returncode != 0 and _lines(r.stdout + r.stderr) == lines, (r.stdout + r.stderr)[-2000:]
+    if snakemake:
+        r = _snakemake("-n", "--configfile", str(path))
+        assert r.returncode != 0 and _lines(r.stdout + r.stderr) == lines, (r.stdout + r.stderr)[-2000:]
     assert _files(tmp_path) == before
     return lines[0]
 
@@ -132,20 +135,8 @@ def test_a_config_file_named_with_spaces_and_shell_code_runs(tmp_path, marker):
     _run_one_job(tmp_path, config, "pretrain/digits/test_resnet/seed0/metrics.json")
 
 
-def _rules() -> list[dict]:
-    script = ("import json, sys\nfrom pathlib import Path\nfrom snakemake.api import SnakemakeApi\n"
-              "from snakemake.settings.types import ConfigSettings, OutputSettings, ResourceSettings\n"
-              "with SnakemakeApi(OutputSettings(quiet={'all'})) as api:\n"
-              "    w = api.workflow(resource_settings=ResourceSettings(), config_settings=ConfigSettings(),\n"
-              "                     snakefile=Path('Snakefile'), workdir=Path('.'))._workflow\n"
-              "    json.dump([{'name': r.name, 'shell': r.shellcmd} for r in w.rules if r.shellcmd], sys.stdout)\n")
-    r = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stderr[-2000:]
-    return json.loads(r.stdout)
-
-
 def test_every_placeholder_of_every_shell_command_is_quoted():
-    rules = _rules()
+    rules = [rule for rule in _rules().values() if rule["shell"]]
     assert {"pretrain", "imp", "prac", "jackpot", "structure", "timing", "report"} <= {r["name"] for r in rules}
     for rule in rules:
         fields = re.findall(r"\{([^{}]*)\}", rule["shell"])
@@ -215,13 +206,15 @@ class _Payload:
         return self.how
 
 
-def _cifar_folder(root: Path, first_batch: bytes) -> Path:
+def _cifar_folder(root: Path, first_batch: bytes | None = None, protocol: int | None = None) -> Path:
+    """test_data's CIFAR-10 replica, its batches pickled again at ``protocol``, and ``first_batch`` as the bytes of
+    data_batch_1."""
+    _fake_cifar(str(root), hundred=False)
     folder = root / "cifar-10-batches-py"
-    folder.mkdir(parents=True)
-    batch = {b"data": np.zeros((20, 3072), np.uint8), b"labels": [i % 10 for i in range(20)]}
-    for name in [f"data_batch_{i}" for i in range(2, 6)] + ["test_batch"]:
-        (folder / name).write_bytes(pickle.dumps(batch, protocol=2))
-    (folder / "data_batch_1").write_bytes(first_batch)
+    for path in folder.iterdir() if protocol is not None else ():
+        path.write_bytes(pickle.dumps(pickle.loads(path.read_bytes()), protocol=protocol))
+    if first_batch is not None:
+        (folder / "data_batch_1").write_bytes(first_batch)
     return folder
 
 
@@ -246,26 +239,20 @@ def test_a_crafted_cifar_batch_is_refused_before_any_of_it_runs(tmp_path, marker
 def test_cifar_batches_as_numpy_pickles_them_still_load(tmp_path, protocol):
     from ticketbench.data import load_splits
 
-    rng = np.random.default_rng(0)
-    images = rng.integers(0, 256, (20, 3072), dtype=np.uint8)
-    batch = {b"batch_label": b"training batch 1 of 5", b"data": images, b"labels": [i % 10 for i in range(20)],
-             b"filenames": [f"img_{i}.png".encode() for i in range(20)]}
-    folder = _cifar_folder(tmp_path, pickle.dumps(batch, protocol=protocol))
-    (folder / "test_batch").write_bytes(pickle.dumps({**batch, b"data": images[:10], b"labels": list(range(10))},
-                                                     protocol=protocol))
+    _cifar_folder(tmp_path, protocol=protocol)
     splits = load_splits("cifar10", root=str(tmp_path))
     x, y, _ = splits.test[0]
-    assert tuple(x.shape) == (3, 32, 32) and int(y) == 0 and len(splits.train) + len(splits.val) == 100
+    assert tuple(x.shape) == (3, 32, 32) and int(y) == 0 and len(splits.train) + len(splits.val) == 20
 
 
 def test_the_restricted_unpickler_builds_plain_data_and_arrays_only():
     data = {b"a": [1, 2.5, "s", b"b", (1, None)], "arr": np.arange(6, dtype=np.int64).reshape(2, 3)}
     for protocol in range(2, 6):
-        back = loads_pickle(pickle.dumps(data, protocol=protocol))
+        back = load_pickle(io.BytesIO(pickle.dumps(data, protocol=protocol)))
         assert back[b"a"] == data[b"a"] and np.array_equal(back["arr"], data["arr"])
     for obj in (_Payload((os.getcwd, ())), Path("x"), {1: np.random.default_rng(0)}):
         with pytest.raises(RefusedPickle):
-            loads_pickle(pickle.dumps(obj, protocol=2))
+            load_pickle(io.BytesIO(pickle.dumps(obj, protocol=2)))
 
 
 # --- 4. paths that leave the results root ---------------------------------------------------------------------------
@@ -307,16 +294,10 @@ def _bomb(levels: int, leaf: str = "x") -> str:
 
 
 def _file_refused(tmp_path: Path, capsys, text: str, words: str, *, snakemake: bool) -> None:
-    """check-config refuses the file in one line naming it (and so does ``snakemake -n``, where asked)."""
+    """The whole file is refused, in one line naming it."""
     path = _config(tmp_path, text)
-    code = main(["check-config", "--config", str(path)])
-    out = capsys.readouterr()
-    lines = _lines(out.out + out.err)
-    assert code == 2 and len(lines) == 1 and words in lines[0], lines
-    assert lines[0].startswith(f"ticketbench config error: config={str(path)!r}")
-    if snakemake:
-        r = _snakemake("-n", "--configfile", str(path))
-        assert r.returncode != 0 and _lines(r.stdout + r.stderr) == lines
+    line = _refused_everywhere(tmp_path, path, "config", capsys, snakemake=snakemake)
+    assert line.startswith(f"ticketbench config error: config={str(path)!r} ") and words in line, line
 
 
 @pytest.mark.parametrize("text,words", [

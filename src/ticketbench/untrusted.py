@@ -9,7 +9,6 @@ bounded before parsing. Pickles are read by an unpickler that builds only the ty
 
 from __future__ import annotations
 
-import io
 import pickle
 from pathlib import Path
 from typing import Any, BinaryIO, Iterable
@@ -30,8 +29,8 @@ YTE_KEY = "__use_yte__"
 class _Refused(Exception):
     """Raised inside the loader; read_yaml_mapping turns it into a ConfigError naming the file and line."""
 
-    def __init__(self, node: yaml.Node | None, problem: str):
-        self.mark, self.problem = getattr(node, "start_mark", None), problem
+    def __init__(self, node, allowed: str, found: str):
+        self.mark, self.allowed, self.found = getattr(node, "start_mark", None), allowed, found
 
 
 class _BoundedLoader(yaml.SafeLoader):
@@ -46,7 +45,7 @@ class _BoundedLoader(yaml.SafeLoader):
         self._depth += 1
         try:
             if self._depth > MAX_CONFIG_DEPTH:
-                raise _Refused(self.peek_event(), f"at most {MAX_CONFIG_DEPTH} levels of nesting (deeper here)")
+                raise _Refused(self.peek_event(), f"at most {MAX_CONFIG_DEPTH} levels of nesting", "deeper here")
             return super().compose_node(parent, index)
         finally:
             self._depth -= 1
@@ -54,8 +53,8 @@ class _BoundedLoader(yaml.SafeLoader):
     def compose_document(self):
         node = super().compose_document()
         if self._size(node) > MAX_CONFIG_NODES:
-            raise _Refused(node, f"at most {MAX_CONFIG_NODES:,} values once its aliases (*name) are expanded "
-                           "(more in this one)")
+            raise _Refused(node, f"at most {MAX_CONFIG_NODES:,} values once its aliases (*name) are expanded",
+                           "more in this one")
         return node
 
     def _size(self, node: yaml.Node) -> int:
@@ -81,8 +80,8 @@ class _BoundedLoader(yaml.SafeLoader):
             except TypeError:  # an unhashable key: the base class says so in its own words
                 continue
             if duplicate:
-                raise _Refused(key_node, f"each key once per mapping ({str(key)[:60]!r} again here; YAML would "
-                               "silently keep the last: merge the two)")
+                raise _Refused(key_node, "each key once per mapping", f"{str(key)[:60]!r} again here; YAML would "
+                               "silently keep the last: merge the two")
         return super().construct_mapping(node, deep=deep)
 
 
@@ -100,14 +99,12 @@ def read_yaml_mapping(path: str | Path, holds: str) -> dict[str, Any]:
         data = yaml.load(p.read_bytes(), Loader=_BoundedLoader)  # noqa: S506 - a SafeLoader subclass
     except _Refused as e:
         where = f", line {e.mark.line + 1}" if e.mark is not None else ""
-        raise ConfigError("config", str(path), f"a YAML file with {e.problem[:-1]}{where})") from None
+        raise ConfigError("config", str(path), f"a YAML file with {e.allowed} ({e.found}{where})") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
         problem = getattr(e, "problem", None) or str(e)
         raise ConfigError("config", str(path), f"valid YAML ({where}{' '.join(str(problem).split())})") from None
-    except (RecursionError, MemoryError) as e:  # the limits above should make these unreachable
-        raise ConfigError("config", str(path), f"a YAML file PyYAML can read ({type(e).__name__})") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -150,7 +147,3 @@ def load_pickle(file: BinaryIO, allowed: Iterable[tuple[str, str]] = NUMPY_ARRAY
     (default: numpy arrays); any other global (os.system, a class with a __reduce__) raises RefusedPickle before it
     is looked up, so nothing in the file runs."""
     return _RestrictedUnpickler(file, frozenset(allowed), **kwargs).load()
-
-
-def loads_pickle(data: bytes, **kwargs) -> Any:
-    return load_pickle(io.BytesIO(data), **kwargs)
