@@ -13,7 +13,7 @@ from typing import Iterable
 
 from . import __version__
 from .errors import TicketbenchError
-from .stage import STAGES, load_config
+from .stage import STAGES, check_out, load_config
 
 # Stage name -> (module that registers it, its one-line help), so the top-level help lists every stage without
 # importing it; tests/test_cli_startup.py checks that this table matches what the modules register.
@@ -79,8 +79,10 @@ def stage_named(argv: list[str]) -> str | None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = build_parser([stage_named(argv)]).parse_args(argv)
+    parser = build_parser([stage_named(argv)])
+    args = parser.parse_args(argv)
     try:
+        check_out(parser._subparsers._group_actions[0].choices[args.stage], args)
         config = load_config(getattr(args, "config", None))
         return STAGES.get(args.stage).run(args, config)
     except TicketbenchError as e:

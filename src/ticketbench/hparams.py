@@ -10,12 +10,17 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
 from .errors import ConfigError
 
 H = TypeVar("H", bound="Hparams")
+SEED_MAX = 2 ** 32 - 1  # numpy's seeds are 32-bit; a larger one is a typo, not a seed
+INT_MAX = 2 ** 31 - 1  # no count, size or epoch of a recipe comes near it
+THREADS_MAX = 1024
+IMAGE_SIZE_MAX = 1024  # four times ImageNet's largest common test size; digits at 100,000 would need terabytes
 _SCALARS = {"str": str, "int": int, "float": float, "bool": bool}
 
 
@@ -102,6 +107,11 @@ def _coerce(section: str, f: dataclasses.Field, value: Any) -> Any:
         return str(value)
     if not isinstance(value, kind) or isinstance(value, bool):
         raise ConfigError(key, value, f"a value of type {kind.__name__}")
+    # inf and nan pass every range check written as a comparison, and train a run that looks normal.
+    if kind is float and not math.isfinite(value):
+        raise ConfigError(key, value, "a finite number")
+    if kind is int and not -INT_MAX <= value <= INT_MAX:
+        raise ConfigError(key, value, f"an integer from {-INT_MAX} to {INT_MAX}")
     if kind is str and any(c < " " or c == "\x7f" for c in value):
         # A value here is a flag's argument and often a path: a newline in one is never meant.
         raise ConfigError(key, value, "a value without control characters (newlines, tabs)")
@@ -157,7 +167,8 @@ class DataHparams(Hparams):
         from .data import dataset_names
 
         self._require("dataset", self.dataset in dataset_names(), f"one of {', '.join(dataset_names())}")
-        self._require("image_size", self.image_size >= 0, "0 (dataset default) or a positive size")
+        self._require("image_size", 0 <= self.image_size <= IMAGE_SIZE_MAX,
+                      f"0 (dataset default) or a size from 1 to {IMAGE_SIZE_MAX}")
         self._require("workers", self.workers >= -1, "-1 (from the core count) or a non-negative integer")
 
 

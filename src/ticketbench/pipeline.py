@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
-from .hparams import DataHparams, Hparams, RuntimeHparams, TrainHparams
+from .hparams import SEED_MAX, THREADS_MAX, DataHparams, Hparams, RuntimeHparams, TrainHparams
 from .untrusted import read_yaml_mapping
 
 
@@ -80,9 +80,7 @@ PATTERN_WORDS = {
     SLURM_OPTIONS: "sbatch options like '--mail-type=FAIL --mail-user=me@lab.org': --name or --name=value, "
                    "separated by spaces, of letters, digits and _ . , : = @ % / + - (no quotes, no ; $ ` | & < > #)",
 }
-# Upper bounds a schema states as maximum: a seed numpy can take, and counts no job can use.
-SEED_MAX = 2 ** 32 - 1
-THREADS_MAX = 1024
+# Upper bounds a schema states as maximum (seeds and threads: in hparams): counts no job can use.
 GPUS_MAX = 64
 
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+from pathlib import Path
 from typing import Any
 
 from . import storage, paths
-from .errors import ConfigError
+from .errors import ArtifactError, ConfigError
+from .hparams import SEED_MAX, THREADS_MAX
 from .registry import Registry
 from .untrusted import read_yaml_mapping
 
@@ -50,6 +52,32 @@ def add_common_args(parser: argparse.ArgumentParser, *, out: bool = True) -> Non
                    help="replace the results of a run with different settings already in --out")
 
 
+def add_input(group, flag: str, **kwargs) -> argparse.Action:
+    """A flag that names a folder this stage reads (a run of an earlier stage): ``--out`` may never be it."""
+    action = group.add_argument(flag, metavar="DIR", **kwargs)
+    action.reads_run = True
+    return action
+
+
+def check_out(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """``--out`` names a place of its own: not empty (the checkout root), not a folder the stage reads, nor one
+    that holds it (an --overwrite there would replace the input run's files)."""
+    out = getattr(args, "out", None)
+    if out is None:
+        return
+    if not str(out).strip():
+        raise ConfigError("out", out, "a folder or file name (an empty one is the current folder)")
+    target = Path(out).resolve()
+    for action in parser._actions:
+        if not getattr(action, "reads_run", False):
+            continue
+        value = getattr(args, action.dest, None)
+        for folder in value if isinstance(value, list) else [value]:
+            if folder and (target == Path(folder).resolve() or target in Path(folder).resolve().parents):
+                raise ConfigError("out", out, f"a folder other than the {action.option_strings[0]} run it reads "
+                                  f"({folder}) and not one that holds it")
+
+
 def load_config(files: list[str] | str | None) -> dict[str, Any]:
     """Read and merge config files in order; a later file overrides keys inside each block."""
     merged: dict[str, Any] = {}
@@ -74,8 +102,8 @@ def setup_runtime(args: argparse.Namespace, config: dict[str, Any] | None = None
     from .runtime import make_deterministic, resolve_device
     from .timing import tune_allocator
 
-    if args.threads < 1:
-        raise ConfigError("threads", args.threads, "a positive number of CPU threads")
+    if not 1 <= args.threads <= THREADS_MAX:
+        raise ConfigError("threads", args.threads, f"a number of CPU threads from 1 to {THREADS_MAX}")
     runtime = RuntimeHparams.from_sources(config, args)
     torch.set_num_threads(args.threads)
     make_deterministic(runtime.deterministic)
@@ -85,8 +113,8 @@ def setup_runtime(args: argparse.Namespace, config: dict[str, Any] | None = None
 
 def resolve_seed(args: argparse.Namespace, config: dict[str, Any]) -> int:
     seed = args.seed if args.seed is not None else config.get("seed", 0)
-    if not isinstance(seed, int) or seed < 0:
-        raise ConfigError("seed", seed, "a non-negative integer")
+    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed <= SEED_MAX:
+        raise ConfigError("seed", seed, f"an integer from 0 to {SEED_MAX}")
     return seed
 
 
@@ -127,11 +155,25 @@ def claim_out_dir(out: str, resolved: dict[str, Any], overwrite: bool) -> str:
     target = paths.hparams(out)
     if target.exists() and not overwrite:
         old = storage.read_json(target)
+        if not isinstance(old, dict) or not isinstance(old.get("settings"), dict):
+            raise ArtifactError(target, "is not the hparams.json of a run (a JSON object with its settings); "
+                                "pass --overwrite to replace the folder's run")
         # A folder written before the run id left out defaults holds the same settings under another id.
         if old.get("run_id") != run_id and old.get("settings") != json.loads(json.dumps(resolved)):
             changed = sorted(k for k in set(old.get("settings", {})) | set(resolved)
                              if old.get("settings", {}).get(k) != resolved.get(k))
             raise ConfigError("out", out, f"an empty folder or one of a run with the same settings (differs in "
                               f"{', '.join(changed) or 'run id'}); pass --overwrite to replace it")
+    # A run is complete when its metrics.json lands, which a stage writes last. The old run's go first, so that a
+    # job killed between here and its own metrics leaves a folder every reader refuses as unfinished, never the new
+    # settings beside the old run's weights; temporaries of a killed writer go too.
+    for done in [paths.metrics(out), *Path(out).glob("round*/metrics.json")]:
+        if done.is_file() and target.exists():
+            done.unlink()
+    # Only this run's own folders: another run may live (and be writing) in a subfolder, as a paper's dense run does.
+    for pattern in (".*.tmp", "rewind/.*.tmp", "round*/.*.tmp"):
+        for tmp in Path(out).glob(pattern):
+            if tmp.is_file():
+                tmp.unlink()
     storage.write_json(target, {"run_id": run_id, "settings": resolved})
     return run_id
