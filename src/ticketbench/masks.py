@@ -138,15 +138,46 @@ class Mask(dict):
 
     def save(self, path, *, method: str, source_hash: str = "", config: dict | None = None, **extra) -> None:
         meta = {"kind": "mask", "method": method, "source_hash": source_hash, "sparsity": self.sparsity(),
-                "layer_sparsity": self.layer_sparsity(), "config": config or {}, **extra}
+                "layer_sparsity": self.layer_sparsity(), "config": config or {}, "state_hash": storage.state_hash(self),
+                **extra}
         storage.save_tensors(path, dict(self), meta)
 
     @classmethod
     def load(cls, path) -> tuple["Mask", dict]:
         tensors, meta = storage.load_tensors(path)
-        if meta.get("kind") != "mask" or any(t.dtype != torch.bool for t in tensors.values()):
+        if meta.get("kind") != "mask":
             raise ArtifactError(path, f"is not a ticketbench mask (kind={meta.get('kind')!r})")
-        return cls(tensors), meta
+        wrong = next(((n, t.dtype) for n, t in tensors.items() if t.dtype != torch.bool), None)
+        if wrong:
+            raise ArtifactError(path, f"layer {wrong[0]!r} of this mask is {str(wrong[1]).replace('torch.', '')}, "
+                                "not bool; the file was changed after ticketbench wrote it")
+        # Masks written before the hash was recorded have none to check.
+        if "state_hash" in meta and storage.state_hash(tensors) != meta["state_hash"]:
+            raise ArtifactError(path, "its layers do not hash to the state_hash its metadata records: the file was "
+                                "changed after it was written; re-run the stage or `dvc pull` it")
+        mask = cls(tensors)
+        if not mask or mask.kept == 0:
+            raise ArtifactError(path, "this mask keeps no weight (sparsity 1.0); a ticket needs at least one")
+        return mask, meta
+
+    def check_fits(self, path, params: Mapping[str, torch.Tensor], names: Iterable[str] | None = None) -> None:
+        """Refuse a mask that does not cover exactly ``names`` (default: its own layers) of a model with these
+        parameters, each with the parameter's shape."""
+        names = sorted(self) if names is None else sorted(names)
+        extra = sorted(set(self) - set(names))
+        missing = sorted(set(names) - set(self))
+        if extra or missing:
+            which = (f"layer {extra[0]!r}, which this model does not prune" if extra
+                     else f"no layer {missing[0]!r}, which this model prunes")
+            raise ArtifactError(path, f"this mask does not fit the model: it has {which} ({len(self)} layers, the "
+                                f"model {len(names)}); was it made for another backbone or policy?")
+        for n in names:
+            if n not in params:
+                raise ArtifactError(path, f"this mask has a layer {n!r}, which the model does not have; was it made "
+                                    "for another backbone?")
+            if tuple(self[n].shape) != tuple(params[n].shape):
+                raise ArtifactError(path, f"layer {n!r} of this mask has shape {tuple(self[n].shape)}, the model's "
+                                    f"{tuple(params[n].shape)}; was it made for another backbone?")
 
 
 def iou(a: Mapping[str, torch.Tensor], b: Mapping[str, torch.Tensor]) -> float:

@@ -94,6 +94,12 @@ def read_json(path: str | os.PathLike) -> Any:
         return json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ArtifactError(path, f"not valid JSON ({e}); the file is damaged or was cut short") from None
+    except RecursionError:
+        raise ArtifactError(path, TOO_DEEP) from None
+
+
+# Python's JSON parser recurses once per level of nesting; no file the suite writes nests more than a few levels.
+TOO_DEEP = "JSON nested too deeply to be a file the suite wrote; the file is damaged or was not written by ticketbench"
 
 
 def save_tensors(path: str | os.PathLike, tensors: dict[str, torch.Tensor], metadata: dict[str, Any]) -> None:
@@ -121,9 +127,24 @@ def load_tensors(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict
         loaded = st_load(data)
         tensors = {k: loaded[k] for k in sorted(loaded)}
         meta = _read_header(data).get("__metadata__") or {}
-        return tensors, json.loads(meta.get(META_KEY, "{}"))
+        return tensors, _metadata(path, meta)
     except (SafetensorError, ValueError, struct.error) as e:
         raise ArtifactError(path, hint.format(str(e).splitlines()[0] if str(e) else type(e).__name__)) from None
+    except RecursionError:
+        raise ArtifactError(path, f"its metadata is {TOO_DEEP}") from None
+
+
+def _metadata(path: Path, header_meta: Any) -> dict[str, Any]:
+    """The suite's JSON metadata of a safetensors header; anything but a JSON object is one line naming the file."""
+    text = header_meta.get(META_KEY, "{}") if isinstance(header_meta, dict) else None
+    try:
+        meta = json.loads(text) if isinstance(text, str) else None
+    except json.JSONDecodeError:
+        meta = None
+    if not isinstance(meta, dict):
+        raise ArtifactError(path, f"its {META_KEY!r} metadata is not a JSON object; the file is damaged or was not "
+                            "written by ticketbench")
+    return meta
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
@@ -136,9 +157,13 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
         try:
             (n,) = struct.unpack("<Q", head)
             header = json.loads(f.read(n))
-        except (struct.error, json.JSONDecodeError, UnicodeDecodeError) as e:
+            if not isinstance(header, dict):
+                raise ValueError(f"the header is {type(header).__name__}, not an object")
+            return _metadata(path, header.get("__metadata__") or {})
+        except (struct.error, ValueError, UnicodeDecodeError, MemoryError, OverflowError) as e:
             raise ArtifactError(path, f"not a readable safetensors header ({e}); the file is damaged") from None
-    return json.loads((header.get("__metadata__") or {}).get(META_KEY, "{}"))
+        except RecursionError:
+            raise ArtifactError(path, f"its header is {TOO_DEEP}") from None
 
 
 def _read_header(data: bytes) -> dict[str, Any]:

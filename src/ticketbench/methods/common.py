@@ -14,11 +14,11 @@ from torch import nn
 
 from .. import artifacts, storage, paths
 from ..data import Splits, load_splits
-from ..errors import ArtifactError, ConfigError
+from ..errors import ArtifactError, ConfigError, short_repr
 from ..hparams import DataHparams, Hparams, ModelHparams, TrainHparams, iteration_point
 from ..masks import Mask
 from ..models import create_model
-from ..stage import Stage, add_common_args, claim_out_dir, resolve_seed, setup_runtime
+from ..stage import Stage, add_common_args, add_input, claim_out_dir, resolve_seed, setup_runtime
 from ..train import Callback, TrainResult, train
 
 State = dict[str, torch.Tensor]
@@ -79,7 +79,11 @@ class Pretrained:
         return path
 
     def rewind_state(self, point: str) -> State:
-        state, _ = artifacts.load_checkpoint(self.rewind_path(point))
+        path = self.rewind_path(point)
+        state, meta = artifacts.load_checkpoint(path)
+        settings = {"seed": self.seed, "data": {"dataset": self.data_hp.dataset},
+                    "model": {"backbone": self.model_hp.backbone}}
+        check_written_by(path, meta, settings)
         return state
 
     def dynamics(self) -> torch.Tensor:
@@ -177,7 +181,7 @@ def resolve_train(pre: Pretrained, config: dict, args: argparse.Namespace) -> Tr
 
 def add_pretrain_args(parser, what: str = "folder of a finished `ticketbench pretrain` run") -> None:
     """The two flags every method stage takes to find its pretrain run and, on this machine, its data."""
-    parser.add_argument("--pretrain", required=True, metavar="DIR", help=what)
+    add_input(parser, "--pretrain", required=True, help=what)
     parser.add_argument("--data-root", default=None, metavar="DIR",
                         help="where the dataset lives on this machine (default: as recorded by the pretrain run)")
 
@@ -185,9 +189,22 @@ def add_pretrain_args(parser, what: str = "folder of a finished `ticketbench pre
 def load_pretrained(run_dir: str | Path, *, data_root: str | None = None) -> Pretrained:
     """Load a pretrain run folder; ``data_root`` overrides where the dataset lives on this machine."""
     run_dir = Path(run_dir)
-    if not paths.metrics(run_dir).exists():
-        raise ArtifactError(run_dir, "is not a finished pretrain run (no metrics.json); run `ticketbench pretrain` first")
-    settings = storage.read_json(paths.hparams(run_dir))["settings"]
+    settings, metrics = finished_run("pretrain", run_dir, need=("seed", "data", "model", "train"))
+    # Settings, metrics and weights must tell one story: an edited hparams.json would otherwise relabel the run's
+    # seed or dataset, and a folder an interrupted --overwrite left would pair new settings with old weights.
+    for key, recorded in (("seed", metrics["seed"]), ("data.dataset", metrics["dataset"]),
+                          ("model.backbone", metrics["backbone"])):
+        if _get(settings, key) != recorded:
+            raise ArtifactError(paths.hparams(run_dir), f"says {key}={short_repr(_get(settings, key))} but its "
+                                f"metrics.json records {short_repr(recorded)}: the file was edited or the folder "
+                                "mixes two runs")
+    best, meta = artifacts.load_checkpoint(paths.model(run_dir))
+    final, final_meta = artifacts.load_checkpoint(paths.final(run_dir))
+    if metrics.get("state_hash") not in (None, meta["state_hash"]):
+        raise ArtifactError(paths.model(run_dir), "these are not the weights its metrics.json was measured on "
+                            "(their state_hash differs); the folder mixes two runs: re-run the pretrain stage")
+    for path, m in ((paths.model(run_dir), meta), (paths.final(run_dir), final_meta)):
+        check_written_by(path, m, settings)
     data = dict(settings["data"])
     if data_root is not None:
         data["data_root"] = data_root
@@ -197,10 +214,92 @@ def load_pretrained(run_dir: str | Path, *, data_root: str | None = None) -> Pre
     splits = load_splits(data_hp.dataset, root=data_hp.data_root or None, download=False,
                          augment=not data_hp.no_augment, image_size=data_hp.image_size or None,
                          **({"cache": data_hp.cache} if data_hp.cache else {}))
-    best, meta = artifacts.load_checkpoint(paths.model(run_dir))
-    final, _ = artifacts.load_checkpoint(paths.final(run_dir))
     return Pretrained(run_dir, int(settings["seed"]), data_hp, model_hp, train_hp, splits, best, final,
-                      meta["state_hash"], artifacts.read_metrics(paths.metrics(run_dir)))
+                      meta["state_hash"], metrics)
+
+
+def read_hparams(run_dir: str | Path) -> dict:
+    """A run's hparams.json: a JSON object with its run id and settings, else one line naming the file."""
+    path = paths.hparams(run_dir)
+    data = storage.read_json(path)
+    if not isinstance(data, dict) or not isinstance(data.get("settings"), dict) or not isinstance(
+            data.get("run_id"), str):
+        raise ArtifactError(path, "is not the hparams.json of a run (a JSON object with 'run_id' and 'settings'); "
+                            "the file was damaged or replaced")
+    return data
+
+
+# The stage whose run each input flag names, for the message that says what the flag needs.
+STAGE_OF_INPUT = {"pretrain": "pretrain", "subsets": "prac", "prac": "prac", "jackpot": "jackpot",
+                  "magnitude": "jackpot", "random": "jackpot", "refill": "structure", "regroup": "structure",
+                  "transfer-from": "structure"}
+
+
+def finished_run(flag: str, folder: str | Path, need: Sequence[str] = ()) -> tuple[dict, dict]:
+    """The settings and metrics of a finished run given as ``--<flag>``; a run is finished when its metrics.json,
+    written last, holds the run id of its hparams.json."""
+    folder = Path(folder)
+    if not paths.metrics(folder).is_file():
+        what = STAGE_OF_INPUT.get(flag, "imp")
+        raise ConfigError(flag, str(folder), f"a finished `ticketbench {what}` run; this folder has no metrics.json "
+                          "(a run writes it last: re-run it if it was interrupted)")
+    hp = read_hparams(folder)
+    metrics = artifacts.read_metrics(paths.metrics(folder))
+    if metrics.get("run_id") not in (None, hp["run_id"]):
+        raise ArtifactError(folder, f"its metrics.json belongs to run {short_repr(metrics['run_id'])}, its "
+                            f"hparams.json to run {hp['run_id']}: the folder mixes two runs (an interrupted "
+                            "--overwrite?); re-run it")
+    missing = [k for k in need if k not in hp["settings"] or (k != "seed" and not isinstance(hp["settings"][k], dict))]
+    if missing:
+        raise ArtifactError(paths.hparams(folder), f"its settings lack {missing[0]!r}; the file was damaged or "
+                            "was not written by this stage")
+    return hp["settings"], metrics
+
+
+def check_written_by(path: Path, meta: dict, settings: dict) -> None:
+    """A pretrain checkpoint records the settings it was trained with: they must be the run's."""
+    config = meta.get("config")
+    if not isinstance(config, dict):
+        return
+    for key in ("seed", "data.dataset", "model.backbone"):
+        if _get(config, key) is not None and _get(config, key) != _get(settings, key):
+            raise ArtifactError(path, f"was trained with {key}={short_repr(_get(config, key))}, but the run's "
+                                f"hparams.json says {short_repr(_get(settings, key))}: the file was edited or the "
+                                "folder mixes two runs")
+
+
+def _get(d: dict, dotted: str) -> Any:
+    for part in dotted.split("."):
+        d = d.get(part) if isinstance(d, dict) else None
+    return d
+
+
+def check_source(flag: str, folder: str | Path, pre: Pretrained) -> tuple[dict, dict]:
+    """The settings and metrics of a finished run given as ``--<flag>`` that must have started from ``pre``'s weights,
+    as every run whose masks or weights a stage builds on must: a run of another seed or another dense network has
+    masks over other weights."""
+    settings, metrics = finished_run(flag, folder)
+    source = settings.get("pretrain")
+    if source != pre.source_hash:
+        raise ConfigError(flag, str(folder), f"a run started from the pretrain run in {pre.dir} (weights "
+                          f"{pre.source_hash[:12]}); this one started from {short_repr(source)[:40]}")
+    for key, mine in (("seed", pre.seed), ("dataset", pre.data_hp.dataset), ("backbone", pre.model_hp.backbone)):
+        if metrics[key] != mine:
+            raise ConfigError(flag, str(folder), f"a run of {key} {mine!r}, as the pretrain run; its metrics.json "
+                              f"records {short_repr(metrics[key])}")
+    return settings, metrics
+
+
+def load_mask_from(path: Path, pre: Pretrained, names: Sequence[str] | None = None) -> Mask:
+    """A ticket's mask that must have been pruned from ``pre``'s weights and fit its model (``names``: the layers
+    the model prunes; default: the mask's own, each of which the model must have with the same shape)."""
+    mask, meta = Mask.load(path)
+    source = meta.get("source_hash")
+    if source and source != pre.source_hash:
+        raise ArtifactError(path, f"this mask was pruned from other weights ({short_repr(source)[:40]}), not from "
+                            f"the pretrain run in {pre.dir} ({pre.source_hash[:12]})")
+    mask.check_fits(path, dict(pre.new_model().named_parameters()), names)
+    return mask
 
 
 def rewind_epoch(point: str, iters_per_epoch: int | None = None) -> float:

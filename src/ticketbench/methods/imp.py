@@ -28,8 +28,8 @@ from ..masks import POLICIES, Mask, keep_highest, magnitude_prune, policy_names
 from ..registry import Registry
 from ..runtime import layer_generator
 from ..errors import ConfigError
-from ..stage import STAGES
-from .common import MethodStage, Pretrained, Run, round_dir, scaled_hparams, train_round, write_round, write_summary
+from ..stage import STAGES, add_input
+from .common import (MethodStage, Pretrained, Run, check_source, finished_run, load_mask_from, round_dir, scaled_hparams, train_round, write_round, write_summary)
 
 # A stated ceiling for imp.rounds, far above any paper's schedule (20-odd rounds at rate 0.2); each round writes
 # two checkpoints, so an unbounded count fills a disk long before it ends. The model-dependent bound is
@@ -128,17 +128,27 @@ def check_inputs(pre: Pretrained, imp: "ImpHparams", *, reference: str | Path | 
     params = dict(model.named_parameters())
     names, _ = policy_names(model, imp.policy, "imp.policy", pre.model_hp.backbone)
     check_rounds(imp, {n: params[n].numel() for n in names})
-    pre.rewind_path(imp.rewind)
+    pre.rewind_state(imp.rewind)  # read and its hash checked before the folder is claimed
     if train_hp is not None and imp.lr_resume and pre.resume_epoch(imp.rewind) >= train_hp.epochs:
         raise ConfigError("imp.lr_resume", True, f"false when imp.rewind={imp.rewind!r} is at or past the end of the "
                           f"{train_hp.epochs}-epoch schedule (resuming there leaves nothing to train)")
     for folder, name, what in ((reference, "mask.safetensors", "reference"), (subsets, "prac_set.safetensors", "subsets")):
         if folder is None:
             continue
+        if what == "reference":
+            check_source(what, folder, pre)
+        else:  # PrAC sets found with another backbone (the transfer) must still index this dataset
+            _, found = finished_run(what, folder)
+            if found["dataset"] != pre.data_hp.dataset:
+                raise ConfigError(what, str(folder), f"a PrAC run on {pre.data_hp.dataset!r}, the pretrain run's "
+                                  f"dataset; its metrics.json records {found['dataset']!r}")
         missing = [r for r in range(1, imp.rounds + 1) if not (round_dir(folder, r) / name).is_file()]
         if missing:
             raise ConfigError(what, str(folder), f"a finished run with {name} in round1..round{imp.rounds} "
                               f"(missing in round{missing[0]})")
+        if what == "reference":
+            for r in range(1, imp.rounds + 1):
+                load_mask_from(round_dir(folder, r) / name, pre)
     variant = VARIANTS.get(imp.variant)
     if isinstance(variant, FollowsBudget) and reference is not None:
         ref, _ = Mask.load(round_dir(reference, 1) / "mask.safetensors")
@@ -540,9 +550,9 @@ class Imp(MethodStage):
     @classmethod
     def add_stage_args(cls, parser: argparse.ArgumentParser) -> None:
         g = parser.add_argument_group("data and baselines")
-        g.add_argument("--subsets", metavar="DIR", help="a `ticketbench prac` run whose per-round PrAC sets this run "
+        add_input(g, "--subsets", help="a `ticketbench prac` run whose per-round PrAC sets this run "
                        "trains on (the transfer experiment: sets found with one backbone drive another)")
-        g.add_argument("--reference", metavar="DIR", help="an IMP run whose masks the baselines follow: the random "
+        add_input(g, "--reference", help="an IMP run whose masks the baselines follow: the random "
                        "ones copy its sparsity or mask; snip, grasp, synflow, omp and admm its kept count per round "
                        "(over all layers, or per layer with --scope layerwise)")
         g.add_argument("--evaluate-tickets", action="store_true",

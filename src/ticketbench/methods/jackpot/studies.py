@@ -20,8 +20,8 @@ from .criteria import CRITERIA, mask_with_budget
 from ...data import make_loader
 from ...errors import ConfigError
 from ...masks import Mask
-from ...stage import STAGES, Stage
-from ..common import MethodStage, Run, round_dir
+from ...stage import STAGES, Stage, add_input
+from ..common import MethodStage, Run, check_source, load_mask_from, round_dir
 
 STUDY_CRITERIA = ("magnitude", "random", "snip", "grasp", "synflow")
 
@@ -57,8 +57,8 @@ class JackpotOverlap(MethodStage):
 
     @classmethod
     def add_stage_args(cls, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--jackpot", required=True, metavar="DIR", help="a `ticketbench jackpot` run")
-        parser.add_argument("--imp", metavar="DIR", help="an IMP run: its round closest in sparsity joins the table")
+        add_input(parser, "--jackpot", required=True, help="a `ticketbench jackpot` run")
+        add_input(parser, "--imp", help="an IMP run: its round closest in sparsity joins the table")
         parser.add_argument("--batches", type=int, default=4, help="training batches of 64 for SNIP/GraSP (default 4)")
 
     @classmethod
@@ -72,14 +72,9 @@ class JackpotOverlap(MethodStage):
         # Masks of two different dense networks share no meaning weight by weight: the IMP run and the jackpot must
         # start from the same pretrain run.
         for flag, folder in (("jackpot", args.jackpot), ("imp", args.imp)):
-            if folder is None:
-                continue
-            if not paths.hparams(folder).is_file():
-                raise ConfigError(flag, str(folder), f"a finished `ticketbench {flag}` run folder")
-            source = storage.read_json(paths.hparams(folder))["settings"].get("pretrain")
-            if source != pre.source_hash:
-                raise ConfigError(flag, str(folder), f"a run started from the pretrain run in {pre.dir} "
-                                  f"(weights {pre.source_hash[:12]}); this one started from {str(source)[:12]}")
+            if folder is not None:
+                check_source(flag, folder, pre)
+        load_mask_from(paths.mask(args.jackpot), pre)
 
     @classmethod
     def execute(cls, run: Run) -> int:
@@ -146,8 +141,8 @@ class JackpotCost(Stage):
 
     @classmethod
     def add_args(cls, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--magnitude", required=True, metavar="DIR", help="a jackpot run with --init magnitude")
-        parser.add_argument("--random", required=True, metavar="DIR", help="the same search with --init random")
+        add_input(parser, "--magnitude", required=True, help="a jackpot run with --init magnitude")
+        add_input(parser, "--random", required=True, help="the same search with --init random")
         parser.add_argument("--out", required=True, metavar="FILE", help="JSON file to write")
 
     @classmethod

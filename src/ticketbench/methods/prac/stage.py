@@ -21,7 +21,7 @@ from ...errors import ConfigError
 from ...hparams import Hparams, hp
 from ...masks import Mask, policy_names
 from ...runtime import layer_generator
-from ...stage import STAGES, Stage
+from ...stage import STAGES, Stage, add_input
 from ...train import predict
 from .critical_sets import critical_for_pruning, critical_for_training
 from .early_stop import MaskConvergence, can_stop_early
@@ -157,7 +157,7 @@ class Prac(MethodStage):
     def check_inputs(cls, pre, hp, args):
         check_inputs(pre, hp["imp"], train_hp=hp["train"])
         if not hp["prac"].no_early_stop and can_stop_early(pre.train_hp.epochs, hp["prac"].patience):
-            pre.rewind_path("init")  # round 0 replays the pretrain run from its initial weights
+            pre.rewind_state("init")  # round 0 replays the pretrain run from its initial weights
 
     @classmethod
     def execute(cls, run: Run) -> int:
@@ -191,8 +191,8 @@ class PracSavings(Stage):
 
     @classmethod
     def add_args(cls, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--full", nargs="+", required=True, metavar="DIR", help="full-data IMP runs (one per seed)")
-        parser.add_argument("--prac", nargs="+", required=True, metavar="DIR", help="PrAC-IMP runs (one per seed)")
+        add_input(parser, "--full", nargs="+", required=True, help="full-data IMP runs (one per seed)")
+        add_input(parser, "--prac", nargs="+", required=True, help="PrAC-IMP runs (one per seed)")
         parser.add_argument("--tolerance", type=float, default=0.01,
                             help="accuracy tolerance (fraction) when there are fewer than two seeds (default: 0.01)")
         parser.add_argument("--out", required=True, metavar="FILE", help="JSON file to write")

@@ -23,9 +23,10 @@ from ...errors import ArtifactError, ConfigError
 from ...hparams import Hparams, TrainHparams, hp, int_list
 from ...masks import Mask, coverage, prunable_names
 from ...models import classifier_names
-from ...stage import STAGES
+from ...stage import STAGES, add_input
 from ...timing import NOISY, TimedRatio, for_inference, paired_until_tight, saving_metrics
-from ..common import MethodStage, Pretrained, Run, round_dir, train_round, write_round, write_summary
+from ..common import (MethodStage, Pretrained, Run, check_source, load_mask_from, round_dir, train_round, write_round,
+                      write_summary)
 from .blocksparse import MAX_WORK, MIN_MACS
 from .refill import (CHANNEL_SCORES, batchnorm_after, batchnorm_mask, channel_sparsity, group_norm_mask,
                      joint_choice, refill)
@@ -287,17 +288,22 @@ def imp_inputs(pre: Pretrained, imp_dir: Path, st: StructureHparams,
     With ``transfer_from`` the rounds are the source run's: the IMP run then gives only the rewind point and, where
     it has the round, the IMP accuracy to compare with.
     """
-    if not paths.metrics(imp_dir).is_file():
-        raise ArtifactError(imp_dir, "is not a finished IMP run (no metrics.json); run `ticketbench imp` first")
-    imp_settings = storage.read_json(paths.hparams(imp_dir))["settings"]["imp"]
-    pre.rewind_path(imp_settings["rewind"])
-    imp_rounds = {row["round"]: row for row in artifacts.read_metrics(paths.metrics(imp_dir))["rounds"]}
+    settings, imp_metrics = check_source("imp", imp_dir, pre)
+    imp_settings = settings.get("imp")
+    if not isinstance(imp_settings, dict) or not isinstance(imp_settings.get("rewind"), str):
+        raise ConfigError("imp", str(imp_dir), "a finished `ticketbench imp` run (its hparams.json records no "
+                          "imp.rewind)")
+    pre.rewind_state(imp_settings["rewind"])  # read and its hash checked before the folder is claimed
+    imp_rounds = {row["round"]: row for row in imp_metrics.get("rounds", [])}
     have, where = sorted(imp_rounds), f"the IMP run in {imp_dir}"
     if transfer_from is not None:
         have, where = sorted(transfer_source(pre, transfer_from, st)[1]), f"the transfer source {transfer_from}"
     wanted = int_list(st.rounds) or have
     if any(r not in have for r in wanted):
         raise ConfigError("structure.rounds", st.rounds, f"rounds of {where}: {have}")
+    if transfer_from is None:
+        for r in wanted:
+            load_mask_from(round_dir(imp_dir, r) / "mask.safetensors", pre)
     return imp_settings, imp_rounds, wanted
 
 
@@ -384,10 +390,10 @@ class Structure(MethodStage):
 
     @classmethod
     def add_stage_args(cls, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--imp", required=True, metavar="DIR", help="a finished `ticketbench imp` run "
+        add_input(parser, "--imp", required=True, help="a finished `ticketbench imp` run "
                             "(Structure-LTH's own: `--variant structure_lth`); with --transfer-from, this dataset's "
                             "run: it gives the rewind point and the IMP accuracy to compare with, not the masks")
-        parser.add_argument("--transfer-from", metavar="DIR", default=None,
+        add_input(parser, "--transfer-from", default=None,
                             help="a finished `structure` run of the same method and backbone on another dataset: each "
                             "round's structured conv masks are taken from it (Structure-LTH Table A2); layers whose "
                             "shape differs and the classifier stay dense")
@@ -421,9 +427,9 @@ class Timing(MethodStage):
 
     @classmethod
     def add_stage_args(cls, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--imp", required=True, metavar="DIR", help="the IMP run the structured tickets came from")
-        parser.add_argument("--refill", metavar="DIR", help="a `ticketbench structure --method refill` run")
-        parser.add_argument("--regroup", metavar="DIR", help="a `ticketbench structure --method regroup` run")
+        add_input(parser, "--imp", required=True, help="the IMP run the structured tickets came from")
+        add_input(parser, "--refill", help="a `ticketbench structure --method refill` run")
+        add_input(parser, "--regroup", help="a `ticketbench structure --method regroup` run")
         parser.add_argument("--round", type=int, default=0, help="IMP round to time (default: the last one)")
         parser.add_argument("--batch", type=int, default=64, help="batch size (default 64, as the paper)")
         parser.add_argument("--rounds", type=int, default=10, help="timed calls per model per batch (median); batches "
@@ -446,7 +452,10 @@ class Timing(MethodStage):
 
     @classmethod
     def check_inputs(cls, pre, hp, args):
-        rounds = [x["round"] for x in artifacts.read_metrics(paths.metrics(args.imp))["rounds"]]
+        for flag in ("imp", "refill", "regroup"):
+            if getattr(args, flag):
+                check_source(flag, getattr(args, flag), pre)
+        rounds = [x["round"] for x in artifacts.read_metrics(paths.metrics(args.imp)).get("rounds", [])]
         if args.round and args.round not in rounds:
             raise ConfigError("round", args.round, f"a round of {args.imp}: {rounds}")
 
