@@ -88,13 +88,13 @@ KERNELS_default := ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=SSE41
 
 # Accuracy regression: the smoke grid's seed means against tests/baselines/smoke.json (rule in README).
 check: smoke
-	$(BIN)/ticketbench check --results results/smoke --baselines tests/baselines/smoke.json
+	$(BIN)/ticketbench check --results results/smoke --baselines tests/baselines/smoke.json --configfile config/smoke.yaml
 
 # The same gate on an emulated older CPU: the smoke grid under the AVX2 kernel path.
 check-avx2: install
 	$(RUN) $(KERNELS_avx2) $(BIN)/snakemake evaluate --cores $(CORES) --rerun-incomplete \
 		--configfile config/smoke.yaml --config results=results/smoke-avx2
-	$(BIN)/ticketbench check --results results/smoke-avx2 --baselines tests/baselines/smoke.json
+	$(BIN)/ticketbench check --results results/smoke-avx2 --baselines tests/baselines/smoke.json --configfile config/smoke.yaml
 
 # Re-pin the baselines on purpose: 4 seeds under each of the three kernel paths; the file records the mean and
 # spread of every metric over those 12 runs.

@@ -18,7 +18,11 @@ The rule, per metric of a cell (a run, or one round of a multi-round run, with i
 * ``outcome`` (sparsities and fractions that training decides: Structure-LTH sparsities, PrAC trained fraction)
   fails when it moves by more than ``z * max(sd, floor) * sqrt(1/n_seeds + 1/n_baseline)`` either way.
 * ``exact`` (sparsities fixed by construction: IMP, PrAC-IMP, jackpot, dense) fails on any change beyond 1e-9.
-* A NaN, a missing cell or a damaged file fails; a cell that the baselines do not know is listed as ``new``.
+* A missing cell fails, and so does a cell that lacks a seed: one the other cells of the folder ran, or one of
+  the grid's ``grid.seeds`` (``--configfile``). A cell that the baselines do not know is listed as ``new``.
+* Damaged results fail before any row is computed, in one line naming the file: a metrics.json outside the results
+  contract (``artifacts.METRICS_SCHEMA``: an accuracy of 1.5, NaN, a string, a missing key), a round's own file
+  that disagrees with its run's row, or weights that a metrics file names by ``state_hash`` and that are gone.
 
 Cells too noisy to flag a 3-point drop on their own (a 90%-sparse jackpot judged on 179 images) keep the wide gate
 their noise needs and are also gated through an aggregate: the mean of that metric over every cell of the phase,
@@ -36,6 +40,7 @@ import math
 import statistics
 from collections import defaultdict
 from pathlib import Path
+from typing import Iterable
 
 from . import storage
 from .errors import ArtifactError, ConfigError
@@ -186,7 +191,7 @@ def allowed(entry: dict, n_seeds: int, z: float, floor: float, n_test: int | Non
 
 
 def compare(baseline: dict, got: dict[tuple[str, str], dict[int, float]],
-            sizes: dict[str, int] | None = None) -> list[dict]:
+            sizes: dict[str, int] | None = None, expected_seeds: Iterable[int] | None = None) -> list[dict]:
     """One row per pinned or observed metric; ``sizes`` (from :func:`tested_on`) gives each cell's test set size,
     else the baseline's ``n_test`` does, else test_acc has only the constant floor."""
     if baseline.get("schema") != SCHEMA:
@@ -194,6 +199,9 @@ def compare(baseline: dict, got: dict[tuple[str, str], dict[int, float]],
                             "`make accept-baselines`")
     z = float(baseline.get("z", Z))
     observed = {f"{k}:{m}": v for (k, m), v in {**got, **aggregates(got)}.items()}
+    # Every seed the folder ran must be in every cell: a seed deleted from one cell, or an accuracy deleted from one
+    # seed's file, would otherwise pass as a smaller n with a wider gate.
+    seeds = set(expected_seeds) if expected_seeds is not None else {s for v in got.values() for s in v}
     rows = []
     for name, entry in sorted(baseline["metrics"].items()):
         by_seed = observed.get(name)
@@ -211,7 +219,10 @@ def compare(baseline: dict, got: dict[tuple[str, str], dict[int, float]],
             tol = allowed(entry, len(vals), z, floor_of(name), n_test)
             row["allowed"] = tol
             row["bound"] = "" if entry["kind"] == "exact" else spread(entry, floor_of(name), n_test)[1]
-            if not math.isfinite(row["got"]):
+            lacking = sorted(seeds - set(by_seed))
+            if lacking:
+                row["verdict"] = "missing seed " + ",".join(map(str, lacking))
+            elif not math.isfinite(row["got"]):
                 row["verdict"] = "NaN"
             elif entry["kind"] == "exact":
                 row["change"] = max(abs(v - entry["mean"]) for v in vals)
@@ -230,8 +241,27 @@ def compare(baseline: dict, got: dict[tuple[str, str], dict[int, float]],
                      "n_base": 0, "n": len(vals), "got": statistics.fmean(vals), "allowed": None, "bound": "",
                      "verdict": "new", "gate": "not pinned"})
     for row in rows:
-        row["status"] = "FAIL" if row["verdict"] in FAILING else row["verdict"]
+        row["status"] = "FAIL" if row["verdict"] in FAILING or row["verdict"].startswith("missing") else row["verdict"]
     return rows
+
+
+def missing_artifacts(res: Results) -> list[str]:
+    """The weights each metrics file (and each round row) describes by its ``state_hash``, where the file is gone
+    or holds other weights: a results folder whose checkpoints were lost must not pass on its JSON alone."""
+    problems = []
+    for (phase, d, b, seed, variant), m in sorted(res.runs.items()):
+        folder = res.root.joinpath(phase, d, b, f"seed{seed}", *([variant] if variant else []))
+        described = [(folder, m.get("state_hash"))] + [(folder / f"round{r['round']}", r.get("state_hash"))
+                                                       for r in m.get("rounds", [])]
+        for where, digest in described:
+            if digest is None:
+                continue
+            path = where / "model.safetensors"
+            if not path.is_file():
+                problems.append(f"{path}: missing (its metrics record weights with state_hash {digest[:12]})")
+            elif storage.read_metadata(path).get("state_hash") != digest:
+                problems.append(f"{path}: holds other weights than its metrics record (state_hash {digest[:12]})")
+    return problems
 
 
 def gate_of(cell: str, metric: str, kind: str, tol: float) -> str:
@@ -295,18 +325,35 @@ class Check(Stage):
         parser.add_argument("--baselines", default="tests/baselines/smoke.json", metavar="FILE")
         parser.add_argument("--accept", action="store_true",
                             help="write the baselines (mean and spread per metric) from the --results folders")
+        parser.add_argument("--configfile", dest="configfiles", action="append", default=[], metavar="FILE",
+                            help="the grid config the results come from, layered on config/config.yaml as `snakemake "
+                            "--configfile FILE` layers it: every cell must hold each of its grid.seeds (default: "
+                            "each seed found anywhere in the folder)")
 
     @classmethod
     def run(cls, args: argparse.Namespace, config: dict) -> int:
         folders = args.results or ["results"]
+        expected = None
+        if args.configfiles:
+            from .pipeline import DEFAULT_CONFIG, load_config_files
+
+            expected = (load_config_files([DEFAULT_CONFIG, *args.configfiles]).get("grid") or {}).get("seeds")
+            if not isinstance(expected, list) or not all(isinstance(x, int) for x in expected):
+                raise ConfigError("grid.seeds", expected, "a list of seeds in the --configfile files")
         sets, sizes = [], []
         for folder in folders:
             if not Path(folder).is_dir():
                 raise ConfigError("results", folder, "an existing results folder")
             res = Results.scan(folder)
+            for line in res.notes:
+                print(f"note: {line}")
             got = samples(res)
             if not got:
                 raise ArtifactError(folder, "holds no runs")
+            lost = missing_artifacts(res)
+            if lost:
+                more = f" (and {len(lost) - 1} more)" if len(lost) > 1 else ""
+                raise ArtifactError(folder, f"damaged results: {lost[0]}{more}")
             sets.append(got)
             sizes.append(tested_on(res))
         if args.accept:
@@ -324,7 +371,7 @@ class Check(Stage):
         path = Path(args.baselines)
         if not path.is_file():
             raise ArtifactError(path, "no baselines file; pin one with `make accept-baselines`")
-        rows = compare(storage.read_json(path), sets[0], sizes[0])
+        rows = compare(storage.read_json(path), sets[0], sizes[0], expected)
         print(render(rows))
         bad = [r for r in rows if r["status"] == "FAIL"]
         new = sum(r["status"] == "new" for r in rows)

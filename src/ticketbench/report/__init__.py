@@ -120,6 +120,8 @@ def build_report(results_root: str | Path, tables_dir: str | Path, out: str | Pa
     summary = {"paper_tables": [t.id for t in paper], "grid_tables": [t.id for t in grid], "figures": figs,
                "claims": claim_rows, "cells": res.cells(), "paper_rows_with_results": ran,
                "deviations": [d.key for d in DEVIATIONS]}
+    if res.notes:  # only when there is something to say, so a clean folder's report.json stays as it was
+        summary["skipped"] = res.notes
     storage.write_json(out / "report.json", summary)
     return summary
 
@@ -147,6 +149,8 @@ class Report(Stage):
         if args.coverage:
             return _coverage(args)
         s = build_report(args.results, args.tables, args.out)
+        for line in s.get("skipped", []):
+            print(f"note: {line}")
         count = {v: sum(1 for c in s["claims"] if c["verdict"].startswith(v))
                  for v in ("holds", "does not hold", "inconclusive")}
         print(f"report -> {args.out}: {len(s['paper_tables'])} paper tables ({s['paper_rows_with_results']} rows with "

@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from ..errors import ArtifactError
+from ..artifacts import check_metrics
+from ..errors import ArtifactError, short_repr
 from ..storage import read_json
 
 Cell = tuple[str, str]  # (dataset, backbone)
@@ -34,31 +35,42 @@ class Results:
     runs: dict[tuple[str, str, str, int, str], dict] = field(default_factory=dict)  # (phase, d, b, seed, variant)
     extras: dict[tuple[str, str, str, int, str], dict] = field(default_factory=dict)  # savings, cost, overlap
     _settings: dict[tuple, dict | None] = field(default_factory=dict, repr=False)  # hparams.json, read once
+    notes: list[str] = field(default_factory=list)  # folders skipped as not runs
 
     @classmethod
     def scan(cls, root: str | Path) -> "Results":
+        """Every run under ``root``; each metrics.json must keep the results contract
+        (:data:`ticketbench.artifacts.METRICS_SCHEMA`), and each round's own file must agree with the run's row of
+        that round. A folder that is not a run (``seed0_old``, a copy kept aside) is skipped and named in ``notes``."""
         root = Path(root)
         res = cls(root)
         for path in sorted(root.glob("*/*/*/seed*/**/metrics.json")):
             parts = path.relative_to(root).parts
             if parts[0] in ("metrics", "report") or any(p.startswith("round") for p in parts):
                 continue
+            if not _is_seed(parts[3]):
+                res.notes.append(f"skipped {path.parent}: {parts[3]!r} is not a seed folder (seed<k>)")
+                continue
             m = _load(path)
             if m is not None:
+                check_metrics(m, path)
+                _check_rounds(path, m)
                 res.runs[(parts[0], parts[1], parts[2], int(parts[3][4:]), "/".join(parts[4:-1]))] = m
         for path in sorted(root.glob("*/*/*/seed*/*.json")):
             parts = path.relative_to(root).parts
+            if not _is_seed(parts[3]):
+                continue
             data = _load(path)
             if data is not None and path.name != "metrics.json":
                 res.extras[(parts[0], parts[1], parts[2], int(parts[3][4:]), path.stem)] = data
         for path in sorted(root.glob("structure/*/*/seed*/timing/timing.json")):
             parts = path.relative_to(root).parts
-            data = _load(path)
+            data = _load(path) if _is_seed(parts[3]) else None
             if data is not None:
                 res.extras[("structure", parts[1], parts[2], int(parts[3][4:]), "timing")] = data
         for path in sorted(root.glob("jackpot/*/*/seed*/overlap-*/overlap.json")):
             parts = path.relative_to(root).parts
-            data = _load(path)
+            data = _load(path) if _is_seed(parts[3]) else None
             layers = path.with_name("overlap_layers.csv")
             if data is not None:
                 if layers.exists():
@@ -96,7 +108,11 @@ class Results:
         key = (phase, *cell, seed, variant)
         if key not in self._settings:
             path = self.root.joinpath(phase, *cell, f"seed{seed}", *([variant] if variant else []), "hparams.json")
-            self._settings[key] = ((_load(path) or {}).get("settings")) or None
+            settings = (_load(path) or {}).get("settings")
+            if settings is not None and not isinstance(settings, dict):
+                raise ArtifactError(path, f"its settings are {type(settings).__name__}, not a JSON object; the file "
+                                    "is damaged")
+            self._settings[key] = settings or None
         return self._settings[key]
 
     def settings(self, phase: str, cell: Cell, variant: str = "") -> dict | None:
@@ -188,6 +204,30 @@ class Results:
                         merged[f"{key}_std"] = statistics.stdev(vals)
             out.append(merged)
         return out
+
+
+def _is_seed(folder: str) -> bool:
+    return folder.startswith("seed") and folder[4:].isdigit() and folder[4:].isascii()
+
+
+# What a round's own metrics.json must share with the run's row of that round.
+ROUND_KEYS = ("sparsity", "test_acc", "val_acc", "train_iterations", "state_hash")
+
+
+def _check_rounds(path: Path, m: dict) -> None:
+    """Each ``round<r>/metrics.json`` beside a multi-round run holds the numbers of the run's row ``r``: the gate
+    and the report read the rows, so a round file that says otherwise means one of the two was changed."""
+    rows = {row["round"]: row for row in m.get("rounds", [])}
+    for r, row in sorted(rows.items()):
+        round_path = path.parent / f"round{r}" / "metrics.json"
+        own = _load(round_path)
+        if own is None:
+            continue
+        check_metrics(own, round_path)
+        for key in ROUND_KEYS:
+            if key in row and key in own and own[key] != row[key]:
+                raise ArtifactError(round_path, f"{key} is {short_repr(own[key])} here but "
+                                    f"{short_repr(row[key])} in round {r} of {path}: one of the two files was changed")
 
 
 def mean(values: Iterable[float | None]) -> float | None:
