@@ -164,11 +164,12 @@ def test_sparsity_fixed_by_construction_is_exact(pinned, capsys):
     assert code == 1 and _verdict(out, "imp/digits/test_resnet/full:sparsity") == "CHANGED"
 
 
-def test_nan_fails(pinned, capsys):
+def test_nan_fails_naming_the_file(pinned, capsys):
     base, run = pinned
-    _edit(_metrics(run, "jackpot", "seed2", "magnitude-s0.9"), test_acc=float("nan"))
-    code, out, _ = _check(base, run, capsys)
-    assert code == 1 and _verdict(out, "jackpot/digits/test_resnet/magnitude-s0.9:test_acc") == "NaN"
+    path = _metrics(run, "jackpot", "seed2", "magnitude-s0.9")
+    _edit(path, test_acc=float("nan"))
+    code, out, err = _check(base, run, capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and str(path) in err and "test_acc" in err
 
 
 def test_a_truncated_metrics_file_fails_naming_it(pinned, capsys):
@@ -185,7 +186,8 @@ def test_a_missing_cell_fails_and_an_unknown_one_is_listed_as_new(pinned, capsys
 
     shutil.rmtree(run / "jackpot")
     _write(run / "jackpot" / CELL[0] / CELL[1] / "seed0" / "random-s0.9" / "metrics.json",
-           {"method": "jackpot", "sparsity": 0.9, "test_acc": 0.4, "val_acc": 0.4})
+           {"method": "jackpot", "dataset": CELL[0], "backbone": CELL[1], "seed": 0, "sparsity": 0.9, "test_acc": 0.4,
+            "val_acc": 0.4, "train_iterations": 1, "wall_seconds": 1.0, "versions": {}})
     code, out, _ = _check(base, run, capsys)
     assert code == 1
     assert _verdict(out, "jackpot/digits/test_resnet/magnitude-s0.9:test_acc") == "missing"

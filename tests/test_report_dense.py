@@ -4,13 +4,14 @@ import json
 
 from ticketbench.report.matching import WITHIN_1_OF_DENSE, dense_by_seed, seed_extremes
 from ticketbench.report.results import Results
+from conftest import as_contract
 
 CELL = ("digits", "net")
 
 
 def _write(folder, metrics, settings=None):
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "metrics.json").write_text(json.dumps(metrics))
+    (folder / "metrics.json").write_text(json.dumps(as_contract(folder / "metrics.json", metrics)))
     if settings is not None:
         (folder / "hparams.json").write_text(json.dumps({"settings": settings}))
 

@@ -20,6 +20,7 @@ from ticketbench.report.paper import load_tables
 from ticketbench.report.results import Results
 
 from test_report import TABLES, results  # noqa: F401  (results: the report test's results-folder fixture)
+from conftest import as_contract
 
 N_TEST = 359
 DENSE = 0.98
@@ -36,7 +37,7 @@ def _correct(acc: float, seed: int) -> np.ndarray:
 
 def _write(path, data):
     path.mkdir(parents=True, exist_ok=True)
-    (path / "metrics.json").write_text(json.dumps(data))
+    (path / "metrics.json").write_text(json.dumps(as_contract(path / "metrics.json", data)))
 
 
 def _run(method, accs, seed, sparsity, **extra):

@@ -12,6 +12,7 @@ from ticketbench.artifacts import pack_bits, unpack_bits
 from ticketbench.report import stats
 from ticketbench.report.claims import evaluate
 from ticketbench.report.results import Results
+from conftest import as_contract
 
 
 @pytest.mark.parametrize("n", [0, 1, 7, 8, 9, 359, 10_000])
@@ -93,7 +94,7 @@ N_TEST = 359
 
 def _write(path, data):
     path.mkdir(parents=True, exist_ok=True)
-    (path / "metrics.json").write_text(json.dumps(data))
+    (path / "metrics.json").write_text(json.dumps(as_contract(path / "metrics.json", data)))
 
 
 def _correct(acc, seed):

@@ -126,7 +126,7 @@ def test_killed_job_resumes_to_the_same_result(work):
 
 def _check(a: Path, results: str) -> subprocess.CompletedProcess:
     check = sh(BIN / "ticketbench", "check", "--results", results, "--baselines", "tests/baselines/smoke.json",
-               cwd=a, check=False)
+               "--configfile", "config/smoke.yaml", cwd=a, check=False)  # as `make check`: every seed of the grid
     print(check.stdout)
     return check
 
@@ -320,8 +320,8 @@ def test_make_smoke_through_the_slurm_profile_submits_every_model_job(smoke):
 
 @pytest.mark.slow
 def test_the_gate_catches_what_it_promises_on_the_smoke_results(work, tmp_path, capsys):
-    """On the real smoke results: a drop past a main cell's allowance, a NaN, a cut-short metrics.json and a
-    missing cell each fail; a drop inside the allowance passes."""
+    """On the real smoke results: a drop past a main cell's allowance, a NaN (one line naming the file), a cut-short
+    metrics.json, a missing cell and lost weights each fail; a drop inside the allowance passes."""
     import shutil
 
     from ticketbench.check import compare, samples, tested_on
@@ -343,7 +343,7 @@ def test_the_gate_catches_what_it_promises_on_the_smoke_results(work, tmp_path, 
     def check_with(edit) -> tuple[int, str]:
         run = tmp_path / "r"
         shutil.rmtree(run, ignore_errors=True)
-        shutil.copytree(src, run, ignore=shutil.ignore_patterns("*.safetensors"))
+        shutil.copytree(src, run)  # with the weights: the gate fails a folder whose weights are gone
         edit(run)
         capsys.readouterr()
         code = main(["check", "--results", str(run), "--baselines", baselines])
@@ -357,6 +357,8 @@ def test_the_gate_catches_what_it_promises_on_the_smoke_results(work, tmp_path, 
                 m = json.loads(path.read_text())
                 m["rounds"][1]["test_acc"] -= delta
                 path.write_text(json.dumps(m))
+                own = path.parent / "round2" / "metrics.json"  # the round's own file says the same, or the gate
+                own.write_text(json.dumps({**json.loads(own.read_text()), "test_acc": m["rounds"][1]["test_acc"]}))
         return edit
 
     base_code, base_out = check_with(lambda run: None)
@@ -372,7 +374,7 @@ def test_the_gate_catches_what_it_promises_on_the_smoke_results(work, tmp_path, 
         path = run / "pretrain/digits/test_resnet/seed1/metrics.json"
         path.write_text(path.read_text().replace('"test_acc": 0.', '"test_acc": NaN, "was": 0.'))
     code, out = check_with(nan)
-    assert code == 1 and "FAILED pretrain/digits/test_resnet:test_acc: NaN" in out
+    assert code == 2 and "seed1/metrics.json" in out and "test_acc" in out and len(out.strip().splitlines()) == 1
 
     def truncate(run):
         path = run / "prac/digits/test_resnet/seed0/metrics.json"
@@ -383,3 +385,6 @@ def test_the_gate_catches_what_it_promises_on_the_smoke_results(work, tmp_path, 
     code, out = check_with(lambda run: shutil.rmtree(run / "structure"))
     line = next(l for l in out.splitlines() if l.split()[:2] == ["structure/digits/test_resnet/regroup", "sparsity"])
     assert code == 1 and line.split()[-1] == "missing" and " FAIL " in line
+
+    code, out = check_with(lambda run: [p.unlink() for p in list(run.rglob("*.safetensors"))])
+    assert code == 2 and "model.safetensors: missing" in out and len(out.strip().splitlines()) == 1

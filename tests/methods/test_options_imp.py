@@ -11,7 +11,7 @@ from ticketbench import storage, paths
 from ticketbench.artifacts import load_checkpoint, read_metrics
 from ticketbench.cli import main
 
-from conftest import pretrain_synthetic
+from conftest import as_contract, pretrain_synthetic
 from ticketbench.hparams import TrainHparams
 from ticketbench.methods.common import scaled_hparams
 
@@ -90,6 +90,9 @@ def test_it_rewind_restarts_from_that_snapshot_bit_for_bit(pre, tmp_path, monkey
 def _fake_subsets(folder, ids):
     """A folder shaped like a PrAC run for `imp --subsets`: round 1 trains on ``ids``."""
     storage.save_tensors(folder / "round1" / "prac_set.safetensors", {"trained_on": ids}, {"kind": "prac_set"})
+    storage.write_json(folder / "hparams.json", {"run_id": "fake", "settings": {}})
+    storage.write_json(folder / "metrics.json", as_contract(folder / "prac" / "synthetic" / "test_resnet" / "seed0" /
+                                                            "metrics.json", {"method": "prac"}))
     return folder
 
 
