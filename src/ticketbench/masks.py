@@ -160,24 +160,15 @@ class Mask(dict):
             raise ArtifactError(path, "this mask keeps no weight (sparsity 1.0); a ticket needs at least one")
         return mask, meta
 
-    def check_fits(self, path, params: Mapping[str, torch.Tensor], names: Iterable[str] | None = None) -> None:
-        """Refuse a mask that does not cover exactly ``names`` (default: its own layers) of a model with these
-        parameters, each with the parameter's shape."""
-        names = sorted(self) if names is None else sorted(names)
-        extra = sorted(set(self) - set(names))
-        missing = sorted(set(names) - set(self))
-        if extra or missing:
-            which = (f"layer {extra[0]!r}, which this model does not prune" if extra
-                     else f"no layer {missing[0]!r}, which this model prunes")
-            raise ArtifactError(path, f"this mask does not fit the model: it has {which} ({len(self)} layers, the "
-                                f"model {len(names)}); was it made for another backbone or policy?")
-        for n in names:
-            if n not in params:
+    def check_fits(self, path, shapes: Mapping[str, tuple[int, ...]]) -> None:
+        """Refuse a mask with a layer that a model with these parameter ``shapes`` lacks or has in another shape."""
+        for n, m in self.items():
+            if n not in shapes:
                 raise ArtifactError(path, f"this mask has a layer {n!r}, which the model does not have; was it made "
                                     "for another backbone?")
-            if tuple(self[n].shape) != tuple(params[n].shape):
-                raise ArtifactError(path, f"layer {n!r} of this mask has shape {tuple(self[n].shape)}, the model's "
-                                    f"{tuple(params[n].shape)}; was it made for another backbone?")
+            if tuple(m.shape) != tuple(shapes[n]):
+                raise ArtifactError(path, f"layer {n!r} of this mask has shape {tuple(m.shape)}, the model's "
+                                    f"{tuple(shapes[n])}; was it made for another backbone?")
 
 
 def iou(a: Mapping[str, torch.Tensor], b: Mapping[str, torch.Tensor]) -> float:

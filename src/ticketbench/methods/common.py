@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +45,11 @@ class Pretrained:
         torch.manual_seed(self.seed if seed is None else seed)
         info = self.splits.info
         return create_model(self.model_hp.backbone, num_classes=info.num_classes, in_chans=info.in_chans)
+
+    @functools.cached_property
+    def shapes(self) -> dict[str, tuple[int, ...]]:
+        """The shape of every parameter of the architecture, what a mask loaded for it must match."""
+        return {n: tuple(p.shape) for n, p in self.new_model().named_parameters()}
 
     def model_from(self, state: State) -> nn.Module:
         model = self.new_model()
@@ -290,15 +296,15 @@ def check_source(flag: str, folder: str | Path, pre: Pretrained) -> tuple[dict, 
     return settings, metrics
 
 
-def load_mask_from(path: Path, pre: Pretrained, names: Sequence[str] | None = None) -> Mask:
-    """A ticket's mask that must have been pruned from ``pre``'s weights and fit its model (``names``: the layers
-    the model prunes; default: the mask's own, each of which the model must have with the same shape)."""
+def load_mask_from(path: Path, pre: Pretrained) -> Mask:
+    """A ticket's mask that must have been pruned from ``pre``'s weights and fit its model: every layer of the mask
+    is a parameter of the model, of the same shape."""
     mask, meta = Mask.load(path)
     source = meta.get("source_hash")
     if source and source != pre.source_hash:
         raise ArtifactError(path, f"this mask was pruned from other weights ({short_repr(source)[:40]}), not from "
                             f"the pretrain run in {pre.dir} ({pre.source_hash[:12]})")
-    mask.check_fits(path, dict(pre.new_model().named_parameters()), names)
+    mask.check_fits(path, pre.shapes)
     return mask
 
 

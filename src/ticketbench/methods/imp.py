@@ -29,7 +29,8 @@ from ..registry import Registry
 from ..runtime import layer_generator
 from ..errors import ConfigError
 from ..stage import STAGES, add_input
-from .common import (MethodStage, Pretrained, Run, check_source, finished_run, load_mask_from, round_dir, scaled_hparams, train_round, write_round, write_summary)
+from .common import (MethodStage, Pretrained, Run, check_source, finished_run, load_mask_from, round_dir,
+                     scaled_hparams, train_round, write_round, write_summary)
 
 # A stated ceiling for imp.rounds, far above any paper's schedule (20-odd rounds at rate 0.2); each round writes
 # two checkpoints, so an unbounded count fills a disk long before it ends. The model-dependent bound is
@@ -550,11 +551,11 @@ class Imp(MethodStage):
     @classmethod
     def add_stage_args(cls, parser: argparse.ArgumentParser) -> None:
         g = parser.add_argument_group("data and baselines")
-        add_input(g, "--subsets", help="a `ticketbench prac` run whose per-round PrAC sets this run "
-                       "trains on (the transfer experiment: sets found with one backbone drive another)")
-        add_input(g, "--reference", help="an IMP run whose masks the baselines follow: the random "
-                       "ones copy its sparsity or mask; snip, grasp, synflow, omp and admm its kept count per round "
-                       "(over all layers, or per layer with --scope layerwise)")
+        add_input(g, "--subsets", help="a `ticketbench prac` run whose per-round PrAC sets this run trains on (the "
+                  "transfer experiment: sets found with one backbone drive another)")
+        add_input(g, "--reference", help="an IMP run whose masks the baselines follow: the random ones copy its "
+                  "sparsity or mask; snip, grasp, synflow, omp and admm its kept count per round (over all layers, or "
+                  "per layer with --scope layerwise)")
         g.add_argument("--evaluate-tickets", action="store_true",
                        help="with --subsets: also retrain each round's ticket on the full data (as PrAC reports)")
         # The variants' own words, kept as written: the default formatter would run them together.

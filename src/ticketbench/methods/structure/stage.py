@@ -390,13 +390,13 @@ class Structure(MethodStage):
 
     @classmethod
     def add_stage_args(cls, parser: argparse.ArgumentParser) -> None:
-        add_input(parser, "--imp", required=True, help="a finished `ticketbench imp` run "
-                            "(Structure-LTH's own: `--variant structure_lth`); with --transfer-from, this dataset's "
-                            "run: it gives the rewind point and the IMP accuracy to compare with, not the masks")
+        add_input(parser, "--imp", required=True, help="a finished `ticketbench imp` run (Structure-LTH's own: "
+                  "`--variant structure_lth`); with --transfer-from, this dataset's run: it gives the rewind point "
+                  "and the IMP accuracy to compare with, not the masks")
         add_input(parser, "--transfer-from", default=None,
-                            help="a finished `structure` run of the same method and backbone on another dataset: each "
-                            "round's structured conv masks are taken from it (Structure-LTH Table A2); layers whose "
-                            "shape differs and the classifier stay dense")
+                  help="a finished `structure` run of the same method and backbone on another dataset: each round's "
+                  "structured conv masks are taken from it (Structure-LTH Table A2); layers whose shape differs and "
+                  "the classifier stay dense")
 
     @classmethod
     def settings(cls, pre, hp, args, config):
