@@ -427,8 +427,14 @@ def test_fuzz_damaged_metrics_never_pass_outside_the_contract(grid, fuzz_root, c
     assert "Traceback" not in cap.err
     if code == 2:
         assert len(_lines(cap.err)) == 1 and str(path.parent) in cap.err
-    elif name in ACCURACY_KEYS and not delete:  # accepted: then the value kept the contract
+        with pytest.raises(TicketbenchError):  # the report reads through the same validation, and refuses too
+            Results.scan(res)
+        return
+    if name in ACCURACY_KEYS and not delete:  # accepted: then the value kept the contract
         assert _within_contract(value) or value is None and name != "sparsity"
+    for m in Results.scan(res).runs.values():  # and every number the report would draw is a fraction
+        for row in [m, *m.get("rounds", [])]:
+            assert all(_within_contract(row[k]) for k in ACCURACY_KEYS if row.get(k) is not None)
 
 
 @FUZZ
