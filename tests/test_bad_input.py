@@ -31,6 +31,9 @@ def _files(folder):
     (["--dataset", "tiny-imagenet", "--data-root", "{empty}"], "tiny-imagenet"),
     (["--dataset", "imagenet", "--data-root", "{missing}"], "imagenet"),
     (["--dataset", "imagenet"], "imagenet"),
+    # Built for 224x224 (a fixed patch grid), or a stem that needs more than 32x32: found by one forward at build.
+    (["--backbone", "deit_tiny_patch16_224"], "its default 224"),
+    (["--backbone", "inception_v3"], "its default 299"),
 ])
 def test_invalid_pretrain_writes_nothing_and_the_corrected_retry_runs(capsys, tmp_path, flags, named):
     (tmp_path / "empty").mkdir()
@@ -102,3 +105,8 @@ def test_too_many_rounds_fail_before_the_imp_folder_is_written(capsys, tmp_path)
     err = _one_line_error(capsys, ["imp", "--pretrain", str(pre), "--rounds", "2", "--variant", "random_prune",
                                    "--reference", str(tmp_path / "nowhere"), "--no-progress", "--out", str(out)])
     assert "reference" in err and _files(out) == []
+
+
+def test_backbones_names_a_model_that_cannot_run_at_the_size_in_one_line(capsys):
+    err = _one_line_error(capsys, ["backbones", "swin_tiny_patch4_window7_224", "--image-size", "32"])
+    assert "backbone='swin_tiny_patch4_window7_224'" in err and "32x32" in err and "--image-size" in err

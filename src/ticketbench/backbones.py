@@ -32,7 +32,7 @@ def describe(name: str, *, num_classes: int = 10, in_chans: int = 3, image_size:
     from .methods.structure.units import unit_groups
     from .models import classifier_names, conv_linear_layers, create_model, stem_name
 
-    model = create_model(name, num_classes=num_classes, in_chans=in_chans).eval()
+    model = create_model(name, num_classes=num_classes, in_chans=in_chans, image_size=image_size).eval()
     layers = conv_linear_layers(model)
     heads, stem = set(classifier_names(model)), stem_name(model)
     weights = sum(m.weight.numel() for m in layers.values())

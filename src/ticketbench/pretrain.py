@@ -22,7 +22,8 @@ def build(data_hp: DataHparams, model_hp: ModelHparams):
     splits = load_splits(data_hp.dataset, root=data_hp.data_root or None, download=data_hp.download,
                          augment=not data_hp.no_augment,
                          image_size=data_hp.image_size or None, **({"cache": data_hp.cache} if data_hp.cache else {}))
-    model = create_model(model_hp.backbone, num_classes=splits.info.num_classes, in_chans=splits.info.in_chans)
+    model = create_model(model_hp.backbone, num_classes=splits.info.num_classes, in_chans=splits.info.in_chans,
+                         image_size=splits.info.image_size)
     return splits, model
 
 

@@ -53,13 +53,16 @@ _WS_ALLOWED = (
 )
 
 
-def create_model(name: str, num_classes: int, in_chans: int = 3, **kwargs: Any) -> nn.Module:
+def create_model(name: str, num_classes: int, in_chans: int = 3, image_size: int | None = None,
+                 **kwargs: Any) -> nn.Module:
     """Build a randomly initialised backbone by timm name.
 
     Args:
         name: Any timm model name, including the ``cifar_*`` networks registered by this package.
         num_classes: Number of classifier outputs.
         in_chans: Number of input image channels.
+        image_size: The side of the images it will see; given, one forward pass at that size (eval mode, no
+            gradient, parameters and random state untouched) checks that the model runs on them.
         **kwargs: Passed on to ``timm.create_model``; entries whose value is None are dropped so that
             unset config fields keep the model's defaults. ``pretrained`` defaults to False.
 
@@ -88,7 +91,29 @@ def create_model(name: str, num_classes: int, in_chans: int = 3, **kwargs: Any) 
     # Checked on the built model because the conv type is an implementation detail no registry entry records.
     if any(isinstance(m, WEIGHT_STANDARDISED) for m in model.modules()):
         raise ConfigError("backbone", name, _WS_ALLOWED)
+    if image_size is not None:
+        check_input_size(model, name, in_chans, image_size)
     return model
+
+
+def check_input_size(model: nn.Module, name: str, in_chans: int, image_size: int) -> None:
+    """Refuse, in one line, a backbone that cannot run on ``image_size`` inputs: one built for a fixed size (ViT,
+    Swin, Mixer at 224) or one whose stem needs more pixels (Inception v3), before a run claims its folder."""
+    import torch
+
+    was_training = model.training
+    try:
+        with torch.no_grad():
+            model.eval()(torch.zeros(1, in_chans, image_size, image_size))
+    except Exception as e:  # noqa: BLE001 - any failure of the forward means the same thing to the user
+        cfg = getattr(model, "pretrained_cfg", None) or {}
+        size = cfg.get("input_size", (0, 0, 0))[-1]
+        why = " ".join(str(e).split())[:160] or type(e).__name__
+        raise ConfigError("backbone", name, f"a backbone that runs on {image_size}x{image_size} inputs; this one "
+                          f"fails at that size ({why}): set data.image_size (--image-size) to one it takes"
+                          + (f", such as its default {size}" if size else "") + ", or choose another backbone") from None
+    finally:
+        model.train(was_training)
 
 
 def list_backbones(pattern: str = "*") -> list[str]:
