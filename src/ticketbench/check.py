@@ -241,7 +241,7 @@ def compare(baseline: dict, got: dict[tuple[str, str], dict[int, float]],
                      "n_base": 0, "n": len(vals), "got": statistics.fmean(vals), "allowed": None, "bound": "",
                      "verdict": "new", "gate": "not pinned"})
     for row in rows:
-        row["status"] = "FAIL" if row["verdict"] in FAILING or row["verdict"].startswith("missing") else row["verdict"]
+        row["status"] = "FAIL" if row["verdict"].split()[0] in FAILING else row["verdict"]  # "missing seed 2"
     return rows
 
 
@@ -250,7 +250,7 @@ def missing_artifacts(res: Results) -> list[str]:
     or holds other weights: a results folder whose checkpoints were lost must not pass on its JSON alone."""
     problems = []
     for (phase, d, b, seed, variant), m in sorted(res.runs.items()):
-        folder = res.root.joinpath(phase, d, b, f"seed{seed}", *([variant] if variant else []))
+        folder = res.folder(phase, (d, b), seed, variant)
         described = [(folder, m.get("state_hash"))] + [(folder / f"round{r['round']}", r.get("state_hash"))
                                                        for r in m.get("rounds", [])]
         for where, digest in described:

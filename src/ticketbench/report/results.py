@@ -103,11 +103,15 @@ class Results:
     def variants(self, phase: str, cell: Cell) -> list[str]:
         return sorted({v for (p, d, b, _, v) in self.runs if p == phase and (d, b) == cell})
 
+    def folder(self, phase: str, cell: Cell, seed: int, variant: str = "") -> Path:
+        """The folder of one seed of a run, as the results contract lays it out."""
+        return self.root.joinpath(phase, *cell, f"seed{seed}", *([variant] if variant else []))
+
     def run_settings(self, phase: str, cell: Cell, seed: int, variant: str = "") -> dict | None:
         """The resolved settings (hparams.json) of one seed of a run; read once per run and kept."""
         key = (phase, *cell, seed, variant)
         if key not in self._settings:
-            path = self.root.joinpath(phase, *cell, f"seed{seed}", *([variant] if variant else []), "hparams.json")
+            path = self.folder(phase, cell, seed, variant) / "hparams.json"
             settings = (_load(path) or {}).get("settings")
             if settings is not None and not isinstance(settings, dict):
                 raise ArtifactError(path, f"its settings are {type(settings).__name__}, not a JSON object; the file "
