@@ -31,9 +31,8 @@ def _files(folder):
     (["--dataset", "tiny-imagenet", "--data-root", "{empty}"], "tiny-imagenet"),
     (["--dataset", "imagenet", "--data-root", "{missing}"], "imagenet"),
     (["--dataset", "imagenet"], "imagenet"),
-    # Built for 224x224 (a fixed patch grid), or a stem that needs more than 32x32: found by one forward at build.
-    (["--backbone", "deit_tiny_patch16_224"], "its default 224"),
-    (["--backbone", "inception_v3"], "its default 299"),
+    # A stem that needs more than 32x32: found by one forward at build, with the smallest size that runs.
+    (["--backbone", "inception_v3", "--image-size", "32"], "--image-size (data.image_size) 75 or more"),
 ])
 def test_invalid_pretrain_writes_nothing_and_the_corrected_retry_runs(capsys, tmp_path, flags, named):
     (tmp_path / "empty").mkdir()
@@ -108,5 +107,26 @@ def test_too_many_rounds_fail_before_the_imp_folder_is_written(capsys, tmp_path)
 
 
 def test_backbones_names_a_model_that_cannot_run_at_the_size_in_one_line(capsys):
-    err = _one_line_error(capsys, ["backbones", "swin_tiny_patch4_window7_224", "--image-size", "32"])
-    assert "backbone='swin_tiny_patch4_window7_224'" in err and "32x32" in err and "--image-size" in err
+    err = _one_line_error(capsys, ["backbones", "inception_v3", "--image-size", "32"])
+    assert "backbone='inception_v3'" in err and "32x32" in err and "--image-size (data.image_size) 75 or more" in err
+
+
+@pytest.mark.parametrize("backbone, size, shapes", [
+    # timm builds these for 224x224; they are rebuilt for the data's size: a patch that keeps 8x8 patches, a Swin
+    # window that divides the first feature map, the size alone where the entrypoint fixes the patch (Mixer)
+    ("deit_tiny_patch16_224", 32, {"patch_embed.proj.weight": (192, 3, 4, 4), "pos_embed": (1, 65, 192)}),
+    ("deit_tiny_patch16_224", 16, {"patch_embed.proj.weight": (192, 3, 2, 2)}),
+    ("swin_tiny_patch4_window7_224", 32, {"layers.0.blocks.0.attn.relative_position_bias_table": (49, 3)}),
+    ("swin_tiny_patch4_window7_224", 56, {"layers.0.blocks.0.attn.relative_position_bias_table": (169, 3)}),
+    ("mixer_s16_224", 32, {"stem.proj.weight": (512, 3, 16, 16)}),
+    ("deit_tiny_patch16_224", 224, {"patch_embed.proj.weight": (192, 3, 16, 16)}),
+])
+def test_a_fixed_size_backbone_is_built_at_the_data_s_size(backbone, size, shapes):
+    import torch
+
+    from ticketbench.models import create_model
+
+    model = create_model(backbone, num_classes=10, image_size=size)
+    got = {n: tuple(p.shape) for n, p in model.named_parameters()}
+    assert {n: got[n] for n in shapes} == shapes
+    assert model.eval()(torch.zeros(2, 3, size, size)).shape == (2, 10)

@@ -170,3 +170,14 @@ def test_a_timm_backbone_trains_on_a_prac_sized_subset_of_129():
     res = train(model, data, splits.val, TrainHparams(epochs=1, batch_size=64, lr=0.05), device=CPU, seed=0,
                 progress=False)
     assert res.iterations == 2 and int((res.correctness >= 0).sum()) == 129
+
+
+def test_a_percentage_that_names_the_start_saves_the_start(synthetic_splits):
+    """5% of a 3-step run is iteration 0: the initial weights, saved as it0 (a stage asking for 5% reads it0)."""
+    hp = TrainHparams(epochs=1, batch_size=128, lr=0.05, rewind_epochs="1", rewind_iterations="5%,0")
+    torch.manual_seed(0)
+    model = TinyNet()
+    init = {k: v.clone() for k, v in model.state_dict().items()}
+    res = train(model, synthetic_splits.train, synthetic_splits.val, hp, device=CPU, seed=0, progress=False)
+    assert set(res.snapshots) == {"it0", "ep1"}
+    assert state_hash(res.snapshots["it0"]) == state_hash(init)

@@ -166,6 +166,10 @@ def train(model: nn.Module, train_ds: IndexedDataset, val_ds: IndexedDataset, hp
     first_epoch, skip = divmod(start_iteration, per_epoch)
     if skip == 0 and first_epoch in snap_epochs:
         snapshots[f"ep{first_epoch}"] = snapshot(model)
+    # A percentage of a short run can name the starting point itself (5% of 3 iterations is iteration 0): the
+    # loop below saves after each step, so the start is saved here.
+    if start_iteration in snap_iters:
+        snapshots[f"it{start_iteration}"] = snapshot(model)
 
     iteration = start_iteration
     best_val, best_epoch, best_state = -1.0, -1, snapshot(model)

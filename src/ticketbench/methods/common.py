@@ -44,7 +44,9 @@ class Pretrained:
         """An untrained model of the pretrain run's architecture (random init from ``seed``)."""
         torch.manual_seed(self.seed if seed is None else seed)
         info = self.splits.info
-        return create_model(self.model_hp.backbone, num_classes=info.num_classes, in_chans=info.in_chans)
+        # At the data's size, as pretrain built it (a fixed-size model is rebuilt for it); pretrain checked it runs.
+        return create_model(self.model_hp.backbone, num_classes=info.num_classes, in_chans=info.in_chans,
+                            image_size=info.image_size, check_size=False)
 
     @functools.cached_property
     def shapes(self) -> dict[str, tuple[int, ...]]:

@@ -54,15 +54,18 @@ _WS_ALLOWED = (
 
 
 def create_model(name: str, num_classes: int, in_chans: int = 3, image_size: int | None = None,
-                 **kwargs: Any) -> nn.Module:
+                 check_size: bool = True, **kwargs: Any) -> nn.Module:
     """Build a randomly initialised backbone by timm name.
 
     Args:
         name: Any timm model name, including the ``cifar_*`` networks registered by this package.
         num_classes: Number of classifier outputs.
         in_chans: Number of input image channels.
-        image_size: The side of the images it will see; given, one forward pass at that size (eval mode, no
-            gradient, parameters and random state untouched) checks that the model runs on them.
+        image_size: The side of the images it will see. A model timm builds for a fixed size (ViT, DeiT, Swin,
+            Mixer, LeViT, CoAtNet) is built for this one (``img_size``, a patch size that keeps 8 patches per side,
+            a Swin window that divides the feature map); with ``check_size``, one forward pass at that size (eval
+            mode, no gradient, parameters and random state untouched) checks that the model runs on them.
+        check_size: Run that forward pass (a stage that loads a model another stage built and checked skips it).
         **kwargs: Passed on to ``timm.create_model``; entries whose value is None are dropped so that
             unset config fields keep the model's defaults. ``pretrained`` defaults to False.
 
@@ -87,31 +90,106 @@ def create_model(name: str, num_classes: int, in_chans: int = 3, image_size: int
             "backbone", name,
             "any timm model name; e.g. cifar_resnet20, test_resnet; close matches: " + (", ".join(close) or "none"),
         )
-    model = timm.create_model(name, pretrained=pretrained, num_classes=num_classes, in_chans=in_chans, **kwargs)
+    def build(**extra: Any) -> nn.Module:
+        return timm.create_model(name, pretrained=pretrained, num_classes=num_classes, in_chans=in_chans,
+                                 **kwargs, **extra)
+
+    model = build()
     # Checked on the built model because the conv type is an implementation detail no registry entry records.
     if any(isinstance(m, WEIGHT_STANDARDISED) for m in model.modules()):
         raise ConfigError("backbone", name, _WS_ALLOWED)
     if image_size is not None:
+        model = _at_size(model, build, name, in_chans, image_size, check_size)
+    return model
+
+
+# Tokens per side that a patch size refitted to a small input keeps (ViTs on CIFAR use patch 4 at 32x32: 8x8).
+MIN_TOKENS = 8
+
+
+def _fixed_size(model: nn.Module) -> int | None:
+    """The input side a model was built for, where timm says its size is fixed (ViT, Swin, Mixer, LeViT, CoAtNet)."""
+    cfg = getattr(model, "pretrained_cfg", None) or {}
+    return int(cfg["input_size"][-1]) if cfg.get("fixed_input_size") and cfg.get("input_size") else None
+
+
+def _first(model: nn.Module, attr: str) -> int | None:
+    """The first value of ``attr`` (an int or a square pair) on the model's modules, in definition order."""
+    for m in model.modules():
+        v = getattr(m, attr, None)
+        if isinstance(v, int) or (isinstance(v, tuple) and v and isinstance(v[0], int)):
+            return int(v if isinstance(v, int) else v[0])
+    return None
+
+
+def _size_kwargs(model: nn.Module, image_size: int) -> list[dict[str, int]]:
+    """The timm arguments that rebuild a fixed-size model for ``image_size``, most faithful first: the size with a
+    patch size that keeps MIN_TOKENS patches per side and a window that divides the first feature map (Swin), then
+    the size alone (entrypoints that fix the patch size refuse a second one)."""
+    sizes: dict[str, int] = {"img_size": image_size}
+    patch = _first(model, "patch_size")
+    if patch:
+        fits = [p for p in range(1, patch + 1) if image_size % p == 0 and image_size // p >= MIN_TOKENS]
+        if image_size % patch or image_size // patch < MIN_TOKENS:
+            patch = max(fits, default=patch)
+            sizes["patch_size"] = patch
+    window = _first(model, "window_size") if hasattr(model, "layers") else None
+    if window and patch:
+        side = image_size // patch
+        w = max(d for d in range(1, window + 1) if side % d == 0)
+        if w != window:
+            sizes["window_size"] = w
+    return [sizes, {"img_size": image_size}] if len(sizes) > 1 else [sizes]
+
+
+def _at_size(model: nn.Module, build, name: str, in_chans: int, image_size: int, check: bool) -> nn.Module:
+    default = _fixed_size(model)
+    if default is not None and default != image_size:
+        for extra in _size_kwargs(model, image_size):
+            try:
+                model = build(**extra)
+            except TypeError:  # the entrypoint fixes that argument
+                continue
+            break
+    if check:
         check_input_size(model, name, in_chans, image_size)
     return model
 
 
-def check_input_size(model: nn.Module, name: str, in_chans: int, image_size: int) -> None:
-    """Refuse, in one line, a backbone that cannot run on ``image_size`` inputs: one built for a fixed size (ViT,
-    Swin, Mixer at 224) or one whose stem needs more pixels (Inception v3), before a run claims its folder."""
+def _runs(model: nn.Module, in_chans: int, side: int) -> str | None:
+    """None when one eval forward at ``side`` x ``side`` works, else why not."""
     import torch
 
-    was_training = model.training
     try:
         with torch.no_grad():
-            model.eval()(torch.zeros(1, in_chans, image_size, image_size))
+            model.eval()(torch.zeros(1, in_chans, side, side))
     except Exception as e:  # noqa: BLE001 - any failure of the forward means the same thing to the user
+        return " ".join(str(e).split())[:160] or type(e).__name__
+    return None
+
+
+def check_input_size(model: nn.Module, name: str, in_chans: int, image_size: int) -> None:
+    """Refuse, in one line, a backbone that cannot run on ``image_size`` inputs (a stem that needs more pixels, as
+    Inception v3's, or a fixed-size model timm cannot rebuild for it), before a run claims its folder. The line
+    names the smallest ``--image-size`` that works, up to the model's default size."""
+    was_training = model.training
+    try:
+        why = _runs(model, in_chans, image_size)
+        if why is None:
+            return
         cfg = getattr(model, "pretrained_cfg", None) or {}
-        size = cfg.get("input_size", (0, 0, 0))[-1]
-        why = " ".join(str(e).split())[:160] or type(e).__name__
-        raise ConfigError("backbone", name, f"a backbone that runs on {image_size}x{image_size} inputs; this one "
-                          f"fails at that size ({why}): set data.image_size (--image-size) to one it takes"
-                          + (f", such as its default {size}" if size else "") + ", or choose another backbone") from None
+        default = int(cfg.get("input_size", (0, 0, 0))[-1]) or 0
+        need = ""
+        if default > image_size and _fixed_size(model) is None and _runs(model, in_chans, default) is None:
+            lo, hi = image_size, default  # fails at lo, runs at hi: the smallest side that runs, by bisection
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                lo, hi = (lo, mid) if _runs(model, in_chans, mid) is None else (mid, hi)
+            need = f": it needs --image-size (data.image_size) {hi} or more (its default is {default})"
+        elif default:
+            need = f": set --image-size (data.image_size) to one it takes, such as its default {default}"
+        raise ConfigError("backbone", name, f"a backbone that runs on the data's {image_size}x{image_size} images; "
+                          f"this one fails at that size ({why}){need}, or choose another backbone")
     finally:
         model.train(was_training)
 

@@ -70,7 +70,8 @@ def load_slim(path) -> tuple[nn.Module, dict]:
     state, meta = storage.load_tensors(path)
     if meta.get("kind") != "slim":
         raise ArtifactError(path, f"is not a slimmed ticketbench model (kind={meta.get('kind')!r})")
-    model = create_model(meta["backbone"], num_classes=meta["num_classes"], in_chans=meta["in_chans"])
+    model = create_model(meta["backbone"], num_classes=meta["num_classes"], in_chans=meta["in_chans"],
+                         image_size=int(meta["input_size"][-1]), check_size=False)
     example = torch.zeros(1, *meta["input_size"])
     apply_plan(model, [(n, i) for n, i in meta["plan"]], example)
     model.load_state_dict(state)

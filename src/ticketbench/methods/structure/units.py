@@ -188,6 +188,39 @@ def out_channels(mod: nn.Module) -> int:
     return mod.out_channels if isinstance(mod, nn.Conv2d) else mod.out_features
 
 
+# Torch-Pruning maps a channel through a flatten by expanding each index into ``stride`` positions. On a graph that
+# flattens and reshapes back inside a block (CoAtNet's attention at a small input), one group's walk expands the same
+# channels again and again until the machine runs out of memory (18 GB for coatnet_nano_rw_224 at 32x32). A walk
+# that maps more indices than this is stopped, and its group blocked in words.
+MAX_MAPPED_INDICES = 1 << 22
+
+
+class _Unbounded(Exception):
+    pass
+
+
+@contextlib.contextmanager
+def _bounded_flatten() -> Iterator[list[int]]:
+    """Count the indices every flatten mapping produces (the yielded counter; reset it per group) and stop the walk
+    past MAX_MAPPED_INDICES."""
+    from torch_pruning.dependency.index_mapping import _FlattenIndexMapping
+
+    real = _FlattenIndexMapping.__call__
+    mapped = [0]
+
+    def bounded(self, idxs):
+        mapped[0] += len(idxs) * (1 if self.reverse else self._stride)
+        if mapped[0] > MAX_MAPPED_INDICES:
+            raise _Unbounded
+        return real(self, idxs)
+
+    _FlattenIndexMapping.__call__ = bounded
+    try:
+        yield mapped
+    finally:
+        _FlattenIndexMapping.__call__ = real
+
+
 def _groups(model: nn.Module, dg: tp.DependencyGraph) -> list[UnitGroup]:
     names = {m: n for n, m in model.named_modules()}
     modules = dict(model.named_modules())
@@ -199,7 +232,14 @@ def _groups(model: nn.Module, dg: tp.DependencyGraph) -> list[UnitGroup]:
         if layer in seen or layer not in dg.module2node:
             continue
         pruner = dg.get_pruner_of_module(layer)
-        group = dg.get_pruning_group(layer, pruner.prune_out_channels, list(range(out_channels(layer))))
+        try:
+            with _bounded_flatten():
+                group = dg.get_pruning_group(layer, pruner.prune_out_channels, list(range(out_channels(layer))))
+        except _Unbounded:
+            seen.add(layer)
+            out.append(UnitGroup(name, out_channels(layer), 1, (name,), (), "the channels are flattened and "
+                                 "reshaped on the way so often that the dependency graph cannot follow them"))
+            continue
         producers, norms, blockers, width = _describe(dg, names, params, heads, group.items)
         seen.update(modules[p] for p in producers)
         if name not in producers:
