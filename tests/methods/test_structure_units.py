@@ -175,3 +175,21 @@ def test_a_group_whose_removal_would_change_the_outputs_stays_whole():
     plan, unsafe = safe_plan(model, example)
     assert unsafe == ["c1"] and plan == []
     assert same_function(model, prune(copy.deepcopy(model), example, plan), example)
+
+
+def test_a_flatten_walk_past_the_bound_blocks_its_group_in_words(monkeypatch):
+    """CoAtNet at 32x32 made one group's walk through Torch-Pruning's flatten mappings take 18 GB; past the bound the
+    walk stops and the group is blocked (the other groups are read as before)."""
+    import torch
+
+    from ticketbench.methods.structure import units
+    from ticketbench.models import create_model
+
+    model = create_model("cifar_resnet20", num_classes=10)  # its walks pass flatten mappings
+    example = torch.zeros(1, 3, 32, 32)
+    free = {g.root: g for g in units.unit_groups(model, example)}
+    monkeypatch.setattr(units, "MAX_MAPPED_INDICES", 0)
+    bounded = {g.root: g for g in units.unit_groups(model, example)}
+    assert set(bounded) >= set(free)  # a stopped walk couples nothing, so its layers report their own groups
+    stopped = [r for r, g in bounded.items() if g.blocker and "flattened and reshaped" in g.blocker]
+    assert stopped and not any("flattened" in (g.blocker or "") for g in free.values())
