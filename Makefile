@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed-$(LOCK_HASH)
 CORES ?= all
 PYTEST_ARGS ?=
 
-.PHONY: install test reproduce smoke check check-avx2 accept-baselines push pull bench lock clean
+.PHONY: install test reproduce smoke paper-mini check check-avx2 accept-baselines push pull bench lock clean
 
 install: $(STAMP)
 
@@ -46,6 +46,15 @@ reproduce: install
 smoke: install
 	$(CHECK_CONFIG) --config config/smoke.yaml $(foreach f,$(CONFIGS),--config $(f))
 	$(SNAKEMAKE) --configfile config/smoke.yaml $(CONFIGS) $(SNAKEMAKE_FLAGS)
+
+# The paper grid in miniature (README "The paper grid in miniature"): generated replicas of the four datasets in
+# their real formats, then every job kind, dataset format and backbone of config/paper.yaml, in minutes on a laptop.
+# A lab runs it on its cluster before the paper grid: make paper-mini PROFILE=slurm CONFIGS=site.yaml.
+PAPER_MINI := config/paper.yaml config/paper-mini.yaml
+paper-mini: install
+	$(RUN) $(BIN)/ticketbench fake-data --out data/paper-mini
+	$(CHECK_CONFIG) $(foreach f,$(PAPER_MINI) $(CONFIGS),--config $(f))
+	$(SNAKEMAKE) --configfile $(PAPER_MINI) $(CONFIGS) $(SNAKEMAKE_FLAGS)
 
 # Share artifacts through the DVC remote (README "Sharing artifacts"). push records what Snakemake produced (no
 # re-run) and uploads it: every grid whose results exist, or GRID=<stage of dvc.yaml> alone. pull fetches one grid

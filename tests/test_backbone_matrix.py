@@ -157,3 +157,48 @@ def test_the_report_shows_every_backbone_with_its_cover(matrix):
     for b in BACKBONES:
         assert b in text
     assert "covered (%)" in text
+
+
+#: Fixed-size transformers at CIFAR's 32x32, rebuilt by create_model for it (img_size; DeiT's patch 16 -> 4 keeps 8x8
+#: patches; Swin's window 7 -> 4 divides its 8x8 first map). They train on the CIFAR-10 replica of `fake-data`
+#: (36 images), as digits at 32x32 would cost CI minutes per epoch.
+FIXED_SIZE = {"deit_tiny_patch16_224": {"patch_embed.proj.weight": (192, 3, 4, 4)},
+              "swin_tiny_patch4_window7_224": {"layers.0.blocks.0.attn.relative_position_bias_table": (49, 3)}}
+
+
+@pytest.fixture(scope="module")
+def cifar_replica(tmp_path_factory) -> Path:
+    from ticketbench.data.fake import make_fake_data
+
+    root = tmp_path_factory.mktemp("replica")
+    make_fake_data(root, ["cifar10"])
+    return root
+
+
+@pytest.mark.parametrize("backbone", sorted(FIXED_SIZE))
+def test_fixed_size_transformers_prune_and_refill_at_32(matrix, cifar_replica, backbone):
+    """Policy cover, Structure-LTH's IMP and refill on a model timm builds for 224x224, at the data's 32x32."""
+    cell = matrix / "fixed" / backbone
+    pre, imp, refilled = cell / "pretrain", cell / "imp", cell / "refill"
+    _ok(["pretrain", "--dataset", "cifar10", "--data-root", str(cifar_replica), "--backbone", backbone, "--epochs",
+         "1", "--batch-size", "16", "--rewind-epochs", "0,1", "--rewind-iterations", "5%", "--no-progress",
+         "--out", str(pre)])
+    shapes = load_pretrained(pre).shapes
+    for name, shape in FIXED_SIZE[backbone].items():
+        assert shapes[name] == shape, (name, shapes[name])
+    _ok(["imp", "--pretrain", str(pre), "--rounds", "2", "--variant", "structure_lth", *QUICK, "--out", str(imp)])
+    _ok(["structure", "--pretrain", str(pre), "--imp", str(imp), "--method", "refill", "--rounds", "2", *TIMING,
+         *QUICK, "--out", str(refilled)])
+    for run in (imp / "round1", imp / "round2", refilled / "round2"):
+        _assert_masks_hold(run)
+    row = artifacts.read_metrics(refilled / "round2" / "metrics.json")
+    assert row["flops_fraction"] < 1 and row["params_fraction"] < 1, row
+    run = refilled / "round2"
+    pre_run = load_pretrained(pre)
+    state, _ = artifacts.load_checkpoint(run / "model.safetensors")
+    masked = pre_run.model_from(state).eval()
+    slim, _ = load_slim(run / "slim.safetensors")
+    x = next(iter(make_loader(pre_run.splits.test, 8, shuffle=False)))[0]
+    with torch.inference_mode():
+        a64, b64 = masked.double()(x.double()), slim.double()(x.double())
+        assert float((a64 - b64).abs().max()) <= 1e-9, backbone

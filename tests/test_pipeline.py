@@ -93,7 +93,12 @@ def _expected_jobs(config: dict) -> dict[str, int]:
     # Structure-LTH's own IMP runs wherever a structure method or an ablation of one does, and on a transfer target
     # (outside grid.only there: its dense run and this IMP run are all it runs besides the transfers).
     targets_t = {(d, b, s) for _, d, b, s in transfers}
-    structure = (cells if methods else set()) | {(d, b, s) for _, d, b, s in structure_ablations} | targets_t
+    # A transfer's source outside grid.only runs its dense run, that IMP run and the structure run the transfer reads.
+    source_runs = {(name.split("-transfer-")[1], b, s, name.split("-")[0]) for name, _, b, s in transfers} - \
+        {(d, b, s, m) for d, b, s in cells for m in methods}
+    sources_t = {(d, b, s) for d, b, s, _ in source_runs}
+    structure = (cells if methods else set()) | {(d, b, s) for _, d, b, s in structure_ablations} | targets_t | \
+        sources_t
     # Each paper's stages start from its dense run: the base one, or its own where its recipe differs (one run per
     # distinct recipe). Full IMP (PrAC's) always runs; transfer sources run PrAC outside grid.only; a PrAC LT setting
     # is a recipe of its own.
@@ -101,8 +106,11 @@ def _expected_jobs(config: dict) -> dict[str, int]:
               "structure_lth": structure | (cells if "group_aware" in exp.get("imp_variants", []) else set()),
               "jackpot": (cells if magnitude else set()) | {(d, b, s) for _, d, b, s in searches},
               **{f"prac_{name}": {(d, b, s) for n_, d, b, s in settings if n_ == name} for name, *_ in settings}}
+    # grid.dense: cells that run the base dense run and each paper's own, nothing else
+    dense = {(d, b, s) for d, backbones in (grid.get("dense") or {}).items() for b in backbones for s in grid["seeds"]}
+    papers = {p: used | (dense if p in ("prac", "structure_lth", "jackpot") else set()) for p, used in papers.items()}
     runs = {(d, b, s, dense_run(config, paper, d, b)) for paper, used in papers.items() for d, b, s in used}
-    jobs = {"pretrain": len(cells | targets_t | {(d, b, s) for d, b, s, name in runs if not name}),
+    jobs = {"pretrain": len(cells | targets_t | sources_t | dense | {(d, b, s) for d, b, s, name in runs if not name}),
             "pretrain_paper": len({run for run in runs if run[3]}),
             "prac": len((cells if prac else set()) | sources),
             "prac_ablation": len(ablations) + len(settings),
@@ -115,7 +123,7 @@ def _expected_jobs(config: dict) -> dict[str, int]:
             "jackpot": n * (len(magnitude) + len(random)), "jackpot_search": len(searches),
             "jackpot_cost": n * len(random),
             "jackpot_overlap": 2 * n * len(random),  # random- and magnitude-init studies
-            "structure": n * len(methods) + len(structure_ablations) + len(transfers),
+            "structure": n * len(methods) + len(structure_ablations) + len(transfers) + len(source_runs),
             "timing": n if {"refill", "regroup"} <= set(methods) else 0, "evaluate": 1, "report": 1, "all": 1}
     return {rule: count for rule, count in jobs.items() if count}
 
@@ -139,6 +147,17 @@ def test_paper_dag_matches_its_grid():
     assert total == sum(expected.values())
     # The targets (pipeline.planned_runs, which `report --coverage` reads) name the rules that write them.
     assert set(planned_runs(config).values()) <= set(stats)
+
+
+def test_the_miniature_dag_matches_its_grid():
+    """config/paper-mini.yaml: three full cells, the other backbones' dense runs (grid.dense), one seed."""
+    config = load_config_files([DEFAULT, str(ROOT / "config" / "paper.yaml"), str(ROOT / "config" / "paper-mini.yaml")])
+    r = _snakemake("-n", "--forceall", "--configfile", "config/paper.yaml", "config/paper-mini.yaml", "--quiet",
+                   "rules")
+    assert r.returncode == 0, r.stderr[-2000:]
+    stats = _job_stats(r.stdout + r.stderr)
+    assert stats.pop("total") == sum(_expected_jobs(config).values())
+    assert stats == _expected_jobs(config)
 
 
 # One job of each kind the paper tables' former gaps added, and the flags that make it that job.

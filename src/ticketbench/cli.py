@@ -31,6 +31,9 @@ STAGE_MODULES: dict[str, tuple[str, str]] = {
                      "print the first problem as the same one line Snakemake prints"),
     "collect": ("ticketbench.collect",
                 "gather every metrics.json under a results folder into summary.json and summary.csv"),
+    "fake-data": ("ticketbench.data.fake",
+                  "write small generated replicas of CIFAR-10/100, Tiny-ImageNet and ImageNet in their real on-disk "
+                  "formats (the paper grid in miniature runs on them; a lab checks its cluster set-up with them)"),
     "imp": ("ticketbench.methods.imp",
             "iterative magnitude pruning with rewinding, on full data or on replayed PrAC sets; random baselines"),
     "jackpot": ("ticketbench.methods.jackpot.search", "search a lottery jackpot: a mask over frozen pre-trained weights"),

@@ -148,6 +148,14 @@ def _check_meaning(config: dict[str, Any]) -> None:
         for b in backbones:
             if dataset not in grid["datasets"] or b not in grid["backbones"]:
                 raise ConfigError(f"grid.only.{dataset}", b, "a dataset and backbones listed in the grid")
+    full = {(d, b) for d, b, _ in grid_cells(config)}
+    for dataset, backbones in (grid.get("dense") or {}).items():
+        for b in backbones:
+            if dataset not in grid["datasets"] or b not in grid["backbones"]:
+                raise ConfigError(f"grid.dense.{dataset}", b, "a dataset and backbones listed in the grid")
+            if (dataset, b) in full:
+                raise ConfigError(f"grid.dense.{dataset}", b, "a cell that grid.only leaves out: this one runs "
+                                  "every stage already (list the dataset's backbones in grid.only)")
     classes = block_classes()
     for name, cls in classes.items():
         block = dict(config.get(name) or {})
@@ -227,15 +235,15 @@ def _check_extra_runs(config: dict[str, Any]) -> None:
         if criterion is not None and criterion not in CHANNEL_SCORES:
             raise ConfigError("experiments.structure_ablations", name,
                               f"<method>-<criterion> with a criterion of {', '.join(CHANNEL_SCORES.names())}")
-    cells = {(d, b) for d, b, _ in grid_cells(config)}
     for name, targets in runs["structure_transfers"].items():
         _, source = structure_source(name)
         for d, b in targets:
-            # The source's structure run is a job of the grid: its cell runs Structure-LTH's whole pipeline.
-            if source == d or (source, b) not in cells:
+            # The source's structure run is a job of the grid: of its cell's whole pipeline, or of the runs a source
+            # outside grid.only makes for the transfer alone (planned_runs).
+            if source == d or source not in config["grid"]["datasets"]:
                 raise ConfigError(f"experiments.structure_transfers.{name}", f"{d}/{b}",
-                                  f"a cell <dataset>/<backbone> of another dataset than {source}, with a backbone "
-                                  f"that the grid runs on {source} (grid.only)")
+                                  f"a cell <dataset>/<backbone> of another dataset than {source}, with {source} "
+                                  f"in grid.datasets")
     for name in runs["jackpot_searches"]:
         lengths = [v for k, v in jackpot_changes(name)["jackpot"].items() if k.endswith("epochs")]
         if any(v < 1 for v in lengths):
@@ -368,7 +376,8 @@ EXTRA_RUNS_HELP = {
     "structure_transfers": "structured tickets found on another dataset, in results/structure/<d>/<b>/seed<k>/"
                            "<method>-transfer-<source>/: round r's structured conv masks are those of the <method> "
                            "run of <source> with the same backbone, retrained on <d>; name -> cells (a cell outside "
-                           "grid.only runs these, its dense run and its Structure-LTH IMP run, for the rewind point)",
+                           "grid.only runs these, its dense run and its Structure-LTH IMP run, for the rewind point; "
+                           "a source cell outside grid.only runs its dense run, that IMP run and the <method> run)",
     "jackpot_searches": "jackpot searches of another length in results/jackpot/<d>/<b>/seed<k>/<name>/: "
                         "<init>-s<sparsity>-e<epochs> (search epochs), <init>-s<sparsity>-t<epochs> (weight tuning "
                         "after the recipe's search) or <init>-s<sparsity>-r<rate> (swaps restricted to that rate, our "
@@ -382,6 +391,14 @@ def grid_cells(config: dict[str, Any]) -> list[tuple[str, str, int]]:
     only = grid.get("only") or {}
     return [(d, b, s) for d, b, s in itertools.product(grid["datasets"], grid["backbones"], grid["seeds"])
             if b in only.get(d, [b])]
+
+
+def dense_cells(config: dict[str, Any]) -> list[tuple[str, str, int]]:
+    """Every (dataset, backbone, seed) of ``grid.dense``: cells that run their dense runs alone (the base one and
+    each paper's own), outside grid.only."""
+    grid = config["grid"]
+    return [(d, b, s) for d, backbones in (grid.get("dense") or {}).items() for b in backbones
+            for s in grid["seeds"]]
 
 
 def extra_runs(config: dict[str, Any], key: str) -> dict[str, list[tuple[str, str]]]:
@@ -573,12 +590,22 @@ def planned_runs(config: dict[str, Any]) -> dict[str, str]:
         if {"refill", "regroup"} <= set(exp.get("structure_methods", [])):
             add("timing", "structure", d, b, s, "timing", "timing.json")
     for name, targets in extra["structure_transfers"].items():
+        method, _ = structure_run(name)
+        _, source = structure_source(name)
         for (d, b), s in itertools.product(targets, config["grid"]["seeds"]):
             # A target outside grid.only runs these alone: its dense run, and its own Structure-LTH IMP run, which
-            # gives the rewind point (the masks are the source's).
-            add("pretrain", "pretrain", d, b, s, "metrics.json")
-            add("imp", "imp", d, b, s, STRUCTURE_IMP, "metrics.json")
-            add("structure", "structure", d, b, s, name, "metrics.json")
+            # gives the rewind point (the masks are the source's); so does a source outside grid.only, with the
+            # structure run whose masks the transfer reads.
+            for cell, run in (((d, b), name), ((source, b), method)):
+                add("pretrain", "pretrain", *cell, s, "metrics.json")
+                add("imp", "imp", *cell, s, STRUCTURE_IMP, "metrics.json")
+                add("structure", "structure", *cell, s, run, "metrics.json")
+    for d, b, s in dense_cells(config):
+        add("pretrain", "pretrain", d, b, s, "metrics.json")
+        for paper in PAPERS:
+            name = dense_run(config, paper, d, b)
+            if name:
+                add("pretrain_paper", "pretrain", d, b, s, name, "metrics.json")
     dense: dict[tuple, str] = {}
     for path in list(out):
         phase, d, b, seed, *rest = os.path.relpath(path, root).split(os.sep)
@@ -591,6 +618,29 @@ def planned_runs(config: dict[str, Any]) -> dict[str, str]:
         if dense[key]:
             add("pretrain_paper", "pretrain", d, b, int(seed[4:]), dense[key], "metrics.json")
     return out
+
+
+NUMBER = re.compile(r"\d+(?:\.\d+)?")
+
+
+def job_kind(rule: str, path: str, root: str = "results") -> str:
+    """What a planned output's job is, as ``rule:phase/folder`` with every number in the folder as N (``imp:imp/
+    structure_lth-rwN``, ``pretrain_paper:pretrain/prac``): the paper grid's ~60 kinds, which its miniature runs
+    each at least once (the cells and seeds a kind runs on are the grid's scale, not another code path)."""
+    parts = os.path.relpath(path, root).split(os.sep)
+    if len(parts) < 5 or not parts[3].startswith("seed"):  # collecting and the report: one job per grid
+        return rule
+    phase, _, _, _, *rest = parts
+    return f"{rule}:{phase}/{NUMBER.sub('N', '/'.join(rest[:-1]) or rest[-1])}"
+
+
+def planned_kinds(config: dict[str, Any]) -> dict[str, list[str]]:
+    """Every job kind a config plans (:func:`job_kind`), with its outputs."""
+    root = config.get("results", "results")
+    kinds: dict[str, list[str]] = {}
+    for path, rule in planned_runs(config).items():
+        kinds.setdefault(job_kind(rule, path, root), []).append(path)
+    return kinds
 
 
 def _check_recipes(config: dict[str, Any], classes: dict[str, type[Hparams]]) -> None:
@@ -804,9 +854,9 @@ def schema() -> dict[str, Any]:
     classes = block_classes()
     blocks = {name: {"type": "object", "additionalProperties": False, "description": (cls.__doc__ or "").strip(),
                      "properties": {f.name: _field_schema(f) for f in cls._fields()}} for name, cls in classes.items()}
-    def strings(pattern: str | None = NAME) -> dict:
+    def strings(pattern: str | None = NAME, least: int = 1) -> dict:
         return {"type": "array", "items": {"type": "string", **({"pattern": pattern} if pattern else {})},
-                "minItems": 1}
+                "minItems": least}
 
     # A recipe's blocks have the top-level blocks' keys and types.
     recipe_blocks = {b: {"$ref": f"#/properties/{b}"} for b in RECIPE_BLOCKS}
@@ -826,8 +876,12 @@ def schema() -> dict[str, Any]:
             "grid": {"type": "object", "additionalProperties": False, "required": ["datasets", "backbones", "seeds"],
                      "description": "the experiment grid; every combination runs",
                      "properties": {"datasets": strings(), "backbones": strings(),
-                                    "only": {"type": "object", "additionalProperties": strings(),
-                                             "description": "dataset -> the backbones it runs with (default: all)"},
+                                    "only": {"type": "object", "additionalProperties": strings(least=0),
+                                             "description": "dataset -> the backbones it runs with (default: all; "
+                                             "[]: none)"},
+                                    "dense": {"type": "object", "additionalProperties": strings(),
+                                              "description": "dataset -> backbones that run their dense runs "
+                                              "alone (the base one and each paper's own), outside grid.only"},
                                     "seeds": {"type": "array", "items": {"type": "integer", "minimum": 0,
                                                                         "maximum": SEED_MAX}, "minItems": 1}}},
             "results": {"type": "string", "pattern": RESULTS_PATH,
@@ -861,7 +915,7 @@ def schema() -> dict[str, Any]:
                     "jackpot_sparsities": {"type": "array", "items": {"type": "number"}},
                     "jackpot_random_sparsities": {"type": "array", "items": {"type": "number"}},
                     "structure_methods": {"type": "array", "items": {"type": "string"}},
-                    **{key: {"type": "object", "additionalProperties": strings(None), "description": text}
+                    **{key: {"type": "object", "additionalProperties": strings(None, least=0), "description": text}
                        for key, text in EXTRA_RUNS_HELP.items()},
                 }},
             **blocks,

@@ -12,16 +12,20 @@ own targets (:func:`ticketbench.pipeline.planned_runs`). A cell is
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..pipeline import dense_run, planned_runs, recipe_of, resolve_recipe, run_changes
+from ..pipeline import dense_run, planned_runs, recipe_of, resolve_recipe, run_changes, structure_source
 from .needs import PaperOnly, PaperTable, Reading, Run, Unmapped, load_tables
 from .paper import needs_of
 
 MAPPED, PAPER_ONLY, UNMAPPED = "mapped", "recipe/config", "unmapped"
+# How far below a cell's sparsity a plan's last round may stop and still fill it: the report reads the round
+# nearest the cell's sparsity within 2.5 points at most (Table A2's transfers, whose refill moves the sparsity).
+SPARSITY_TOLERANCE = 2.5
 
 
 @dataclass(frozen=True)
@@ -56,8 +60,17 @@ class Planner:
     def check(self, run: Run) -> str | None:
         """None when the config plans ``run`` on every seed with the settings it needs, else why not."""
         missing = [self.paths(run, s) for s in self.seeds if self.paths(run, s) not in self.planned]
+        if run.dense:  # the report finds the dense run through the run that started from it
+            missing += [p for p in (self.paths(dataclasses.replace(run, dense=False), s) for s in self.seeds)
+                        if p not in self.planned]
         if missing:
             return f"{_seeds(missing[0], missing)} is not planned: {self._hint(run)}"
+        if run.sparsity is not None:
+            reach, why = self.reach(run)
+            if reach < run.sparsity - SPARSITY_TOLERANCE:
+                path = self.paths(run, self.seeds[0])
+                return (f"{_seeds(path, [self.paths(run, s) for s in self.seeds])} stops at {reach:.2f}% sparsity "
+                        f"({why}); the cell reads the round at {run.sparsity:.2f}%")
         if run.settings:
             d, b = run.cell
             recipe = resolve_recipe(self.config, recipe_of(run.phase, run.folder), d, b)
@@ -75,6 +88,16 @@ class Planner:
         paths = [self.paths(run, s) for s in self.seeds]
         return f"{self.planned.get(paths[0], '?')} {_seeds(paths[0], paths)}"
 
+    def reach(self, run: Run) -> tuple[float, str]:
+        """The sparsity (percent) of a run's last round as its recipe plans it, and how: a transfer's rounds are its
+        source's."""
+        d, b = run.cell
+        if run.phase == "structure" and structure_source(run.folder)[0] == "transfer":
+            d = structure_source(run.folder)[1]
+        imp = resolve_recipe(self.config, recipe_of(run.phase, run.folder), d, b)["imp"]
+        rounds, rate = int(imp.get("rounds", 0)), float(imp.get("rate", 0))
+        return 100 * (1 - (1 - rate) ** rounds), f"{rounds} rounds of {rate:.0%} on {d}/{b}, imp.rounds"
+
     def _hint(self, run: Run) -> str:
         d, b = run.cell
         grid = self.config["grid"]
@@ -85,6 +108,8 @@ class Planner:
         cells = {(dd, bb) for dd in grid["datasets"] for bb in grid["backbones"]
                  if bb in (grid.get("only") or {}).get(dd, [bb])}
         if (d, b) not in cells:
+            if b in (grid.get("dense") or {}).get(d, []):
+                return f"{d}/{b} runs its dense runs only (grid.dense)"
             return f"{d}/{b} is not a cell of the grid (grid.datasets, grid.backbones, grid.only)"
         if run.phase == "prac":
             return ("experiments.prac is off" if not folder else

@@ -84,7 +84,9 @@ class Run:
 
     ``settings`` ((block, key, value), ...) are what the paper's column assumes of the run (a 30-epoch search, E_F
     = 0): a run with other settings does not fill the cell. ``dense`` stands for the dense run that this run
-    started from (its data settings), wherever that run's folder is.
+    started from (its data settings), wherever that run's folder is. ``sparsity`` is the percentage of weights
+    pruned at which the cell reads the run's rounds (its round nearest that sparsity): a grid whose rounds stop
+    short of it does not fill the cell.
     """
 
     phase: str
@@ -93,6 +95,7 @@ class Run:
     file: str = "metrics.json"
     settings: tuple[tuple[str, str, Any], ...] = ()
     dense: bool = False
+    sparsity: float | None = None
     label: str = field(default="", compare=False)  # the cell as the paper names it, for a claim's text
 
     @property

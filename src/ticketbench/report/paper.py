@@ -228,7 +228,13 @@ def _prac_fraction(t: PaperTable, row: dict, res: Results, needs: dict[str, Need
     return {"prac_fraction": _ours(mean(r.get("prac_trained_fraction") for r in m.get("rounds", [])) for m in runs)}
 
 
-@table("prac_a3", needs=_prac_run)
+@_every_column
+def _prac_at_sparsity(t: PaperTable, row: dict) -> Need:
+    cell = cell_of(row, t)
+    return (Run("prac", cell, sparsity=float(row["sparsity"])),) if cell else _no_cell(t, row)
+
+
+@table("prac_a3", needs=_prac_at_sparsity)
 def _prac_sets(t: PaperTable, row: dict, res: Results, needs: dict[str, Need]) -> dict:
     return _round_sets(_runs(needs["cep"]), res, float(row["sparsity"]),
                        {"cep": "cep_size", "cet": "cet_size", "prac": "prac_size"}, overlap="overlap")
@@ -258,7 +264,8 @@ def _prac_a4_needs(t: PaperTable, row: dict) -> dict[str, Need]:
     ef = int(row["ef"])
     cell = cell_of(row, t)
     # E_F = 0 is PrAC's own setting: the PrAC run itself fills that row when it ran with it.
-    run = Run("prac", cell, f"ef{ef}" if ef else "", settings=(("prac", "forget_threshold", ef),))
+    run = Run("prac", cell, f"ef{ef}" if ef else "", settings=(("prac", "forget_threshold", ef),),
+              sparsity=100 - float(t.fixed["sparsity"]))
     return {c: (run,) for c in t.value_columns}
 
 
@@ -518,7 +525,14 @@ def _without_cep(row: dict, res: Results, runs: tuple[Run, ...]) -> str | None:
 PAI_BASELINES = {"SynFlow": "synflow", "SNIP": "snip", "GraSP": "grasp"}
 
 
-@claim_row("prac_claims", "vs pruning-at-init", _rn20_c10(("prac", ""), *(("imp", v) for v in PAI_BASELINES.values())))
+def _pai_runs(row: dict) -> Need:
+    at = float((row.get("numbers") or {}).get("sparsity", 0))
+    return _cells_or_unmapped([(" ".join(RN20_C10), cell_named(*RN20_C10))], lambda cell: [
+        Run(phase, cell, folder, sparsity=at) for phase, folder in (("prac", ""), *(("imp", v) for v in
+                                                                                   PAI_BASELINES.values()))])
+
+
+@claim_row("prac_claims", "vs pruning-at-init", _pai_runs)
 def _vs_pruning_at_init(row: dict, res: Results, runs: tuple[Run, ...]) -> str | None:
     """PrAC's ticket minus each pruning-at-init ticket at the round nearest the claim's sparsity, paired by seed: the
     variants prune to full IMP's kept count of each round, which PrAC's rounds share."""
@@ -619,7 +633,8 @@ def _transfer_needs(t: PaperTable, row: dict) -> Need:
     if cell is None or source is None or method is None:
         return Unmapped(f"{row['method']} from {t.fixed['source_dataset']}: no structure method or dataset of "
                         f"ticketbench stands for it")
-    return Reading((Run("structure", cell, f"{method}-transfer-{source}"),), "slth-a2-network")
+    return Reading((Run("structure", cell, f"{method}-transfer-{source}", sparsity=100 - float(row["remaining"])),),
+                   "slth-a2-network")
 
 
 @table("slth_a2", needs=_transfer_needs)
