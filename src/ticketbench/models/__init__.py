@@ -62,7 +62,7 @@ def create_model(name: str, num_classes: int, in_chans: int = 3, image_size: int
         num_classes: Number of classifier outputs.
         in_chans: Number of input image channels.
         image_size: The side of the images it will see. A model timm builds for a fixed size (ViT, DeiT, Swin,
-            Mixer, LeViT, CoAtNet) is built for this one (``img_size``, a patch size that keeps 8 patches per side,
+            Mixer, LeViT, CoAtNet) that fails at this one is rebuilt for it (``img_size``, a patch size that keeps 8 patches per side,
             a Swin window that divides the feature map); with ``check_size``, one forward pass at that size (eval
             mode, no gradient, parameters and random state untouched) checks that the model runs on them.
         check_size: Run that forward pass (a stage that loads a model another stage built and checked skips it).
@@ -144,7 +144,9 @@ def _size_kwargs(model: nn.Module, image_size: int) -> list[dict[str, int]]:
 
 def _at_size(model: nn.Module, build, name: str, in_chans: int, image_size: int, check: bool) -> nn.Module:
     default = _fixed_size(model)
-    if default is not None and default != image_size:
+    # Only a model that fails at the size as timm built it is rebuilt: one that runs (timm's test_vit at 32x32) keeps
+    # the architecture its earlier runs had.
+    if default is not None and default != image_size and _runs(model, in_chans, image_size) is not None:
         for extra in _size_kwargs(model, image_size):
             try:
                 model = build(**extra)
