@@ -107,31 +107,15 @@ def test_host_syncs_do_not_grow_with_the_number_of_steps():
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_step_loop_never_synchronises():
+    from test_cuda_paths import StrictSteps  # batches served with sync debugging on
+
     splits = load_splits("synthetic", augment=True, n_train=128, n_val=32, n_test=32)
     model = create_model("test_resnet", num_classes=10).cuda()
     hp = TrainHparams(epochs=1, batch_size=16, lr=0.05, rewind_epochs="", precision="bf16")
     import ticketbench.train as train_mod
 
     real = train_mod.make_batches
-
-    class Strict:
-        """Batches served with sync debugging on: any host sync inside the step loop raises."""
-
-        def __init__(self, inner):
-            self.inner = inner
-
-        def __len__(self):
-            return len(self.inner)
-
-        def __iter__(self):
-            it = iter(self.inner)
-            torch.cuda.set_sync_debug_mode("error")
-            try:
-                yield from it
-            finally:
-                torch.cuda.set_sync_debug_mode("default")
-
-    train_mod.make_batches = lambda *a, **k: Strict(real(*a, **k)) if k.get("shuffle") else real(*a, **k)
+    train_mod.make_batches = lambda *a, **k: StrictSteps(real(*a, **k)) if k.get("shuffle") else real(*a, **k)
     try:
         train(model, splits.train, splits.val, hp, device=torch.device("cuda"), seed=0, progress=False)
     finally:
