@@ -634,15 +634,6 @@ def job_kind(rule: str, path: str, root: str = "results") -> str:
     return f"{rule}:{phase}/{NUMBER.sub('N', '/'.join(rest[:-1]) or rest[-1])}"
 
 
-def planned_kinds(config: dict[str, Any]) -> dict[str, list[str]]:
-    """Every job kind a config plans (:func:`job_kind`), with its outputs."""
-    root = config.get("results", "results")
-    kinds: dict[str, list[str]] = {}
-    for path, rule in planned_runs(config).items():
-        kinds.setdefault(job_kind(rule, path, root), []).append(path)
-    return kinds
-
-
 def _check_recipes(config: dict[str, Any], classes: dict[str, type[Hparams]]) -> None:
     """Every paper's recipe, merged for every dataset and backbone of the grid, must make valid blocks."""
     grid = config["grid"]

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import os
 import pickle
 import shutil
 from dataclasses import dataclass, replace
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import storage
 from ..errors import ConfigError
 from ..hparams import SEED_MAX
 from ..stage import STAGES, Stage
@@ -62,16 +62,9 @@ def _images(rng: np.random.RandomState, pattern: np.ndarray, n: int) -> np.ndarr
     return np.clip(pattern[None] + shift + noise, 0, 255).astype(np.uint8)
 
 
-def _atomic_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 def _pickle(path: Path, obj: dict) -> None:
     # Protocol 2 and bytes keys, as the python-2 pickles of the original archives.
-    _atomic_bytes(path, pickle.dumps(obj, protocol=2))
+    storage.write_bytes(path, pickle.dumps(obj, protocol=2))
 
 
 def _jpeg(path: Path, chw: np.ndarray) -> None:
@@ -79,7 +72,7 @@ def _jpeg(path: Path, chw: np.ndarray) -> None:
 
     buf = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(chw.transpose(1, 2, 0))).save(buf, format="JPEG", quality=90)
-    _atomic_bytes(path, buf.getvalue())
+    storage.write_bytes(path, buf.getvalue())
 
 
 def _cifar(out: Path, hundred: bool, sizes: Sizes, seed: int) -> int:
@@ -131,8 +124,8 @@ def _tiny(out: Path, sizes: Sizes, seed: int) -> int:
     rng = np.random.RandomState(seed + 200)
     base = out / LAYOUT["tiny-imagenet"]
     wnids = _wnids(rng, sizes.classes)
-    _atomic_bytes(base / "wnids.txt", "".join(f"{w}\n" for w in wnids).encode())
-    _atomic_bytes(base / "words.txt", "".join(f"{w}\tfake class {k}\n" for k, w in enumerate(wnids)).encode())
+    storage.write_bytes(base / "wnids.txt", "".join(f"{w}\n" for w in wnids).encode())
+    storage.write_bytes(base / "words.txt", "".join(f"{w}\tfake class {k}\n" for k, w in enumerate(wnids)).encode())
     count = 0
     annotations = []
     for w in wnids:
@@ -141,13 +134,13 @@ def _tiny(out: Path, sizes: Sizes, seed: int) -> int:
         for k, img in enumerate(_images(rng, pattern, sizes.train)):
             _jpeg(base / "train" / w / "images" / f"{w}_{k}.JPEG", img)
             boxes.append(f"{w}_{k}.JPEG\t0\t0\t63\t63\n")
-        _atomic_bytes(base / "train" / w / f"{w}_boxes.txt", "".join(boxes).encode())
+        storage.write_bytes(base / "train" / w / f"{w}_boxes.txt", "".join(boxes).encode())
         for img in _images(rng, pattern, sizes.test):
             name = f"val_{len(annotations)}.JPEG"
             _jpeg(base / "val" / "images" / name, img)
             annotations.append(f"{name}\t{w}\t0\t0\t63\t63\n")
         count += sizes.train + sizes.test
-    _atomic_bytes(base / "val" / "val_annotations.txt", "".join(annotations).encode())
+    storage.write_bytes(base / "val" / "val_annotations.txt", "".join(annotations).encode())
     _jpeg(base / "test" / "images" / "test_0.JPEG", _images(rng, _class_pattern(rng, 64), 1)[0])  # unlabelled
     return count + 1
 
