@@ -222,6 +222,8 @@ BAD = [
     ({"overrides": {"digits": {"model": {"backbone": "x"}}}}, "overrides.digits.model"),
     ({"grid": {"backbones": ["resnet_nope"]}}, "grid.backbones"),
     ({"grid": {"datasets": ["mnist"]}}, "grid.datasets"),
+    ({"grid": {"dense": {"digits": ["test_resnet"]}}}, "grid.dense.digits"),  # a full cell already
+    ({"grid": {"dense": {"digits": ["resnet_nope"]}}}, "grid.dense.digits"),
     ({"experiments": {"jackpot_sparsities": [1.5]}}, "experiments.jackpot_sparsities"),
     ({"experiments": {"structure_methods": ["prune_all"]}}, "experiments.structure_methods"),
     ({"jackpot": {"sparsity": 0.5}}, "jackpot.sparsity"),
