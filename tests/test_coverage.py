@@ -126,6 +126,20 @@ def test_a_cell_whose_run_is_missing_or_runs_another_recipe_says_why(tmp_path):
     assert by[("jp_r1", "model=VGGNet-19, dataset=CIFAR-10, sparsity=90", "top1_160s")].status == MAPPED
 
 
+def test_a_cell_read_at_a_round_the_plan_never_reaches_says_why():
+    """Fewer rounds than a row's sparsity needs (the miniature's two) leave the row unfilled: coverage says so."""
+    config = _paper()
+    config["recipes"]["prac"]["imp"]["rounds"] = 2
+    config["recipes"]["structure_lth"]["overrides"]["imagenet"]["imp"] = {"rounds": 3}
+    by = {(c.table, c.row, c.column): c for c in coverage(config, TABLES)}
+    a3 = by[("prac_a3", "sparsity=48.8", "cep")]
+    assert a3.status == UNMAPPED and "stops at 36.00% sparsity (2 rounds of 20%" in a3.detail
+    # A transfer's rounds are its source's: ImageNet's three reach 48.8%, Table A2's 51.37% remaining (48.63%).
+    assert by[("slth_a2", "method=IMP-Refill, remaining=51.37", "transfer_acc")].status == MAPPED
+    a2 = by[("slth_a2", "method=IMP-Refill, remaining=41.01", "transfer_acc")]
+    assert a2.status == UNMAPPED and "on imagenet/resnet50" in a2.detail
+
+
 def test_the_embedded_default_maps_no_paper_cell():
     # Digits only: every cell is unmapped or paper-only, and the report says "not run" for them (test_report).
     cells = coverage(load_config_files([DEFAULT]), TABLES)
