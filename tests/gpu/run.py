@@ -53,9 +53,10 @@ def cifar10_jobs(log: str) -> list[dict]:
         if not (output and shell) or "/cifar10/" not in output.group(1) or "-transfer-" in output.group(1):
             continue
         inputs = re.search(r"^\s+input: (.*)$", block, re.M)
+        # Snakemake passes the --configfile files by absolute path: relative to the checkout, the plan runs in any
         jobs.append({"output": output.group(1).strip(),
                      "inputs": [i.strip() for i in inputs.group(1).split(",")] if inputs else [],
-                     "shell": shell.group(1).strip()})
+                     "shell": shell.group(1).strip().replace(f"={ROOT}{os.sep}", "=")})
     return jobs
 
 
