@@ -146,7 +146,9 @@ def _at_size(model: nn.Module, build, name: str, in_chans: int, image_size: int,
     default = _fixed_size(model)
     # Only a model that fails at the size as timm built it is rebuilt: one that runs (timm's test_vit at 32x32) keeps
     # the architecture its earlier runs had.
-    if default is not None and default != image_size and _runs(model, in_chans, image_size) is not None:
+    if default is not None and default != image_size:
+        if _runs(model, in_chans, image_size) is None:
+            return model  # runs as built: that forward was the check
         for extra in _size_kwargs(model, image_size):
             try:
                 model = build(**extra)
@@ -162,11 +164,14 @@ def _runs(model: nn.Module, in_chans: int, side: int) -> str | None:
     """None when one eval forward at ``side`` x ``side`` works, else why not."""
     import torch
 
+    was_training = model.training
     try:
         with torch.no_grad():
             model.eval()(torch.zeros(1, in_chans, side, side))
     except Exception as e:  # noqa: BLE001 - any failure of the forward means the same thing to the user
         return " ".join(str(e).split())[:160] or type(e).__name__
+    finally:
+        model.train(was_training)
     return None
 
 
@@ -174,26 +179,22 @@ def check_input_size(model: nn.Module, name: str, in_chans: int, image_size: int
     """Refuse, in one line, a backbone that cannot run on ``image_size`` inputs (a stem that needs more pixels, as
     Inception v3's, or a fixed-size model timm cannot rebuild for it), before a run claims its folder. The line
     names the smallest ``--image-size`` that works, up to the model's default size."""
-    was_training = model.training
-    try:
-        why = _runs(model, in_chans, image_size)
-        if why is None:
-            return
-        cfg = getattr(model, "pretrained_cfg", None) or {}
-        default = int(cfg.get("input_size", (0, 0, 0))[-1]) or 0
-        need = ""
-        if default > image_size and _fixed_size(model) is None and _runs(model, in_chans, default) is None:
-            lo, hi = image_size, default  # fails at lo, runs at hi: the smallest side that runs, by bisection
-            while hi - lo > 1:
-                mid = (lo + hi) // 2
-                lo, hi = (lo, mid) if _runs(model, in_chans, mid) is None else (mid, hi)
-            need = f": it needs --image-size (data.image_size) {hi} or more (its default is {default})"
-        elif default:
-            need = f": set --image-size (data.image_size) to one it takes, such as its default {default}"
-        raise ConfigError("backbone", name, f"a backbone that runs on the data's {image_size}x{image_size} images; "
-                          f"this one fails at that size ({why}){need}, or choose another backbone")
-    finally:
-        model.train(was_training)
+    why = _runs(model, in_chans, image_size)
+    if why is None:
+        return
+    cfg = getattr(model, "pretrained_cfg", None) or {}
+    default = int(cfg.get("input_size", (0, 0, 0))[-1]) or 0
+    need = ""
+    if default > image_size and _fixed_size(model) is None and _runs(model, in_chans, default) is None:
+        lo, hi = image_size, default  # fails at lo, runs at hi: the smallest side that runs, by bisection
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            lo, hi = (lo, mid) if _runs(model, in_chans, mid) is None else (mid, hi)
+        need = f": it needs --image-size (data.image_size) {hi} or more (its default is {default})"
+    elif default:
+        need = f": set --image-size (data.image_size) to one it takes, such as its default {default}"
+    raise ConfigError("backbone", name, f"a backbone that runs on the data's {image_size}x{image_size} images; "
+                      f"this one fails at that size ({why}){need}, or choose another backbone")
 
 
 def list_backbones(pattern: str = "*") -> list[str]:
