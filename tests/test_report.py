@@ -241,3 +241,60 @@ def test_settings_tables_read_the_recipe_of_the_runs_they_name(tmp_path):
     assert got["cifar_aug"].startswith("the data layer's augmentation") and "the dataset's own" in got["cifar_aug"]
     assert got["rewinding"] == "to ep3; the LR schedule restarts" and "init" not in got
     assert ours(t, t.rows[1], res) == {}  # VGG-16: no run
+
+
+def _set_code(root: Path, code: dict) -> None:
+    for f in root.rglob("metrics.json"):
+        data = json.loads(f.read_text())
+        f.write_text(json.dumps({**data, "versions": {**data["versions"], **code}}))
+
+
+def test_the_report_names_the_code_of_its_runs_and_says_when_it_is_stale(results, tmp_path, capsys):
+    from ticketbench.codeversion import code_version
+
+    now = code_version()
+    _set_code(results, now)
+    out = tmp_path / "report"
+    summary = build_report(results, TABLES, out)
+    assert summary["code"]["stale"] is False and summary["code"]["report"] == now
+    assert summary["code"]["runs"] == [{**now, "runs": sum(1 for _ in results.rglob("metrics.json"))}]
+    head = (out / "README.md").read_text().split("## Claims", 1)[0]
+    assert f"source {now['code']}" in head and "Stale" not in head
+    # --status compares with this checkout's code; DVC has no stage for a tmp folder, so it is not asked.
+    assert main(["report", "--status", "--results", str(results), "--out", str(out)]) == 0
+    assert "up to date" in capsys.readouterr().out
+
+    # One run from other code: the report says so at its top, and --status exits 1 naming both sources.
+    first = next(results.rglob("metrics.json"))
+    data = json.loads(first.read_text())
+    first.write_text(json.dumps({**data, "versions": {**data["versions"], "code": "0" * 16, "git": "abc"}}))
+    summary = build_report(results, TABLES, out)
+    assert summary["code"]["stale"] and summary["code"]["runs_by_other_code"] == 1
+    assert "**Stale:** 1 run(s) came from other code" in (out / "README.md").read_text()
+    assert "<strong>Stale:</strong>" in (out / "index.html").read_text()
+    assert main(["report", "--status", "--results", str(results), "--out", str(out)]) == 1
+    printed = capsys.readouterr().out
+    assert "STALE" in printed and "0" * 16 in printed and now["code"] in printed
+
+
+def test_report_status_refuses_a_report_without_a_code_record(tmp_path, capsys):
+    (tmp_path / "report.json").write_text("{}")
+    assert main(["report", "--status", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "records no code version" in err and len(err.strip().splitlines()) == 1
+
+
+def test_dvc_status_reads_changed_dependencies(tmp_path, monkeypatch):
+    """The `dvc status --json` shape: stage -> list of {"changed deps": {path: state}} and other entries."""
+    import subprocess
+
+    from ticketbench import codeversion
+
+    (tmp_path / "dvc.yaml").write_text("stages: {}\n")
+    answer = json.dumps({"grid": [{"changed deps": {"src/ticketbench": "modified", "workflow": "modified"}},
+                                  {"changed outs": {"results/imp": "not in cache"}}]})
+    monkeypatch.setattr(codeversion.shutil, "which", lambda *a, **k: "/bin/dvc")
+    monkeypatch.setattr(subprocess, "run", lambda cmd, **kw: subprocess.CompletedProcess(cmd, 0, answer, ""))
+    assert codeversion.dvc_status("grid", tmp_path) == ["src/ticketbench: modified", "workflow: modified"]
+    monkeypatch.setattr(subprocess, "run", lambda cmd, **kw: subprocess.CompletedProcess(cmd, 0, "{}", ""))
+    assert codeversion.dvc_status("grid", tmp_path) == []

@@ -77,9 +77,11 @@ def versions() -> dict[str, str]:
     import torchvision
 
     from . import __version__
+    from .codeversion import code_version
 
     out = {
         "ticketbench": __version__,
+        **code_version(),
         "python": platform.python_version(),
         "torch": torch.__version__,
         "torchvision": torchvision.__version__,
