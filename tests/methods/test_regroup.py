@@ -266,7 +266,8 @@ def test_regroup_presets_are_named_and_checked():
     assert StructureHparams().regroup_constants() == ADAPTIVE
     assert StructureHparams(regroup_preset="released").regroup_constants() == RELEASED
     assert RELEASED == RegroupConstants(parts=8, adaptive_parts=False, row_threshold=16, granularity=32,
-                                        column_factor=1.5, imbalance=0.1)
+                                        column_factor=1.5, imbalance=0.1, loop="released")
+    assert ADAPTIVE.loop == "paper"
     # The adaptive preset reads the individual keys.
     custom = StructureHparams(parts=4, fixed_parts=True, row_threshold=7).regroup_constants()
     assert (custom.parts, custom.adaptive_parts, custom.row_threshold) == (4, False, 7)
@@ -344,3 +345,33 @@ def test_to_blocksparse_never_times(monkeypatch):
     model, blocks = _rule_model()
     assert _chosen(to_blocksparse(model, blocks)) == ["0"]
     assert _chosen(to_blocksparse(model, blocks, max_work=1.0, min_macs=0)) == ["0", "2", "4"]
+
+
+def test_released_loop_differs_from_the_paper_rule_on_a_known_matrix():
+    """Hand-checked: the released loop decrements by natural column index, stops at the first failing row and
+    never takes the full width, so on a part whose rows all use every column it forms no block."""
+    from ticketbench.methods.structure.regroup import _grow_columns, _grow_columns_released
+
+    full = torch.ones(3, 4, dtype=torch.bool)
+    assert _grow_columns(full, 1.5).tolist() == [0, 1, 2]  # one column left out: 3 > 1.5 * 1
+    assert _grow_columns_released(full, 1.5) is None  # row 0 fails at widths 1-3, and width 4 is never tried
+    # Ranked columns 1, 0, 3, 2. Paper: width 2 leaves row 1 one weight (column 3), 2 > 1.5: block [1, 0].
+    # Released: width 1 subtracts column 1 from row 0 only, which fails, so row 1 keeps a stale count of 2;
+    # width 2 subtracts natural column 2 (empty) and row 1 fails on 2 <= 1.5 * 2; width 3 subtracts column 3.
+    m = torch.tensor([[1, 1, 0, 0], [0, 1, 0, 1]], dtype=torch.bool)
+    assert _grow_columns(m, 1.5).tolist() == [1, 0]
+    assert _grow_columns_released(m, 1.5).tolist() == [1, 0, 3]
+
+
+def test_given_partition_replaces_kahypar_and_is_checked():
+    matrix = torch.zeros(40, 6, dtype=torch.bool)
+    matrix[:34, :3] = True
+    part = torch.full((40,), -1)
+    part[:34] = 0
+    blocks = extract_blocks(matrix, partition=part, loop="released")
+    # 34 rows > 32: a 32-row chunk and the 2-row rest. Stale counts widen the block: rows 2-33 are never
+    # decremented (each width stops at row 0 or 1), so only width 5 > 1.5 * 3 passes: columns 0-4, where the paper rule takes 0-1.
+    assert [len(b.rows) for b in blocks] == [32, 2] and blocks[0].cols.tolist() == [0, 1, 2, 3, 4]
+    assert extract_blocks(matrix, partition=part)[0].cols.tolist() == [0, 1]  # 2 > 1.5 * 1 left outside
+    with pytest.raises(ValueError, match="partition"):
+        extract_blocks(matrix, partition=torch.zeros(40, dtype=torch.long))

@@ -11,7 +11,8 @@ rows assigned round-robin in index order, since any partition is then equally go
 
 Constants. The paper (Alg. 3) names its partition constants but gives no values. The released code uses 8 parts
 (hMETIS UBfactor 10), a column factor of 1.5, 32-row chunks and keeps a part only if it has MORE than 16 rows;
-:data:`RELEASED` holds exactly these and is the default of the functions here. A balanced 8-way partition gives
+:data:`RELEASED` holds exactly these, and its column loop (:func:`_grow_columns_released`), which differs from
+the paper's rule (:func:`_grow_columns`, the functions' default loop): see its docstring. A balanced 8-way partition gives
 every part at most ``1.1 * ceil(C_out / 8)`` rows, so with them no block can form on a layer of fewer than 121
 output channels, i.e. on no layer of a CIFAR ResNet-20 (16/32/64 channels: parts of at most 2, 4 and 8 rows).
 :data:`ADAPTIVE` (the ``structure`` stage's default) therefore lowers the part count per layer to
@@ -43,12 +44,15 @@ class RegroupConstants:
     granularity: int = 32  # row chunk size of the kernels
     column_factor: float = 1.5  # column growth rule of _grow_columns
     imbalance: float = 0.1  # KaHyPar epsilon; hMETIS UBfactor 10 in the released code
+    loop: str = "paper"  # column growth: "paper" (_grow_columns) or "released" (_grow_columns_released)
 
 
-#: The released code's constants (``pruning_utils.regroup``: cn = 8, UBfactor 10, t1 = 1.5, nn = 32, ``> B2 = 16``).
-RELEASED = RegroupConstants()
+#: The released code's constants (``pruning_utils.regroup``: cn = 8, UBfactor 10, t1 = 1.5, nn = 32, ``> B2 = 16``)
+#: and its column loop.
+RELEASED = RegroupConstants(loop="released")
 #: This suite's default: adaptive part count and parts of at least 16 rows, so narrow layers can form blocks.
 ADAPTIVE = RegroupConstants(adaptive_parts=True, row_threshold=15)
+LOOPS = ("paper", "released")
 PRESETS = {"adaptive": ADAPTIVE, "released": RELEASED}
 
 
@@ -156,6 +160,29 @@ def _grow_columns(sub: torch.Tensor, column_factor: float) -> torch.Tensor:
     return order[:i]
 
 
+def _grow_columns_released(sub: torch.Tensor, column_factor: float) -> torch.Tensor | None:
+    """The released code's column loop (``pruning_utils.regroup`` at Structure-LTH 8b10a76), reproduced exactly.
+
+    Columns are ranked as in :func:`_grow_columns`, but at width ``i`` each row's count is decremented for column
+    ``i`` of the *natural* order (not the i-th ranked column), the rows are checked in order and the check stops
+    at the first row that fails (the rows after it are not decremented for that width, so their counts go stale),
+    and widths run from 1 to ``n - 1`` only. None when no width passes: the part forms no block.
+    """
+    counts = sub.sum(0)
+    order = torch.sort(counts, descending=True, stable=True).indices
+    left = sub.sum(1).tolist()
+    cells = sub.tolist()
+    for i in range(1, sub.shape[1]):
+        for j, row in enumerate(cells):
+            if row[i]:
+                left[j] -= 1
+            if i <= column_factor * left[j]:
+                break
+        else:
+            return order[:i]
+    return None
+
+
 def _split_rows(rows: torch.Tensor, granularity: int) -> list[torch.Tensor]:
     """Kernels process rows in tiles of ``granularity``: a multiple-of-granularity chunk plus the remainder."""
     full = (len(rows) // granularity) * granularity
@@ -164,8 +191,19 @@ def _split_rows(rows: torch.Tensor, granularity: int) -> list[torch.Tensor]:
     return [rows[:full], rows[full:]]
 
 
+def _groups(ids: torch.Tensor, parts: int, loop: str) -> list[torch.Tensor]:
+    """Rows of each part, largest first. Equal sizes keep part-id order, or (released) the order in which a part
+    first appears among the rows, as the released code's dict of clusters does."""
+    present = [int(p) for p in ids[ids >= 0].tolist()]
+    labels = list(dict.fromkeys(present)) if loop == "released" else list(range(parts))
+    groups = [(ids == p).nonzero().flatten() for p in labels]
+    groups.sort(key=len, reverse=True)  # stable
+    return groups
+
+
 def extract_blocks(matrix: torch.Tensor, *, parts: int = 8, row_threshold: int = 16, granularity: int = 32,
-                   column_factor: float = 1.5, seed: int = 0, imbalance: float = 0.1) -> list[Block]:
+                   column_factor: float = 1.5, seed: int = 0, imbalance: float = 0.1, loop: str = "paper",
+                   partition: torch.Tensor | None = None) -> list[Block]:
     """Dense blocks of one layer's mask matrix (steps 1-4 of IMP-Regroup). Defaults: the released code's constants.
 
     Args:
@@ -176,22 +214,32 @@ def extract_blocks(matrix: torch.Tensor, *, parts: int = 8, row_threshold: int =
         column_factor: Column-growth threshold (see :func:`_grow_columns`).
         seed: KaHyPar seed.
         imbalance: KaHyPar epsilon.
+        loop: ``paper`` (:func:`_grow_columns`) or ``released`` (:func:`_grow_columns_released`).
+        partition: The part id of every row (-1 for empty rows) instead of KaHyPar's, e.g. a released run's
+            hMETIS partition.
 
     Returns:
         Blocks ordered by part size (largest first); rows of different blocks are disjoint. Empty if no part
         has more than ``row_threshold`` rows.
     """
     _check(parts, row_threshold, granularity, column_factor, imbalance)
+    if loop not in LOOPS:
+        raise ConfigError("loop", loop, f"one of {', '.join(LOOPS)}")
     m = _as_matrix(matrix)
-    ids = partition_rows(m, parts, seed=seed, imbalance=imbalance)
-    groups = [(ids == p).nonzero().flatten() for p in range(parts)]
-    groups.sort(key=len, reverse=True)  # stable: equal sizes keep part-id order
+    if partition is None:
+        ids = partition_rows(m, parts, seed=seed, imbalance=imbalance)
+    else:
+        ids = torch.as_tensor(partition, dtype=torch.long).flatten().cpu()
+        if ids.shape != (m.shape[0],) or bool(((ids >= 0) != m.any(1)).any()):
+            raise ValueError(f"a partition gives every non-empty row of the {tuple(m.shape)} matrix a part id and "
+                             "every empty row -1")
     blocks = []
-    for rows in groups:
+    for rows in _groups(ids, parts, loop):
         if len(rows) <= row_threshold:
             break
-        cols = _grow_columns(m[rows], column_factor)
-        blocks.extend(Block(chunk, cols) for chunk in _split_rows(rows, granularity))
+        cols = _grow_columns(m[rows], column_factor) if loop == "paper" else _grow_columns_released(m[rows], column_factor)
+        if cols is not None:
+            blocks.extend(Block(chunk, cols) for chunk in _split_rows(rows, granularity))
     return blocks
 
 
@@ -229,7 +277,8 @@ def blocks_from_json(data: Mapping[str, list[dict]]) -> dict[str, list[Block]]:
 
 def regroup(mask: Mapping[str, torch.Tensor], *, layers: Iterable[str] | None = None, parts: int = 8,
             row_threshold: int = 16, granularity: int = 32, column_factor: float = 1.5, seed: int = 0,
-            imbalance: float = 0.1, adaptive_parts: bool = False) -> RegroupResult:
+            imbalance: float = 0.1, adaptive_parts: bool = False, loop: str = "paper",
+            partitions: Mapping[str, torch.Tensor] | None = None) -> RegroupResult:
     """Regroup every 4-D (conv) entry of ``mask``, or only the named ones. Defaults: the released code's constants.
 
     Args:
@@ -238,6 +287,8 @@ def regroup(mask: Mapping[str, torch.Tensor], *, layers: Iterable[str] | None = 
         parts, row_threshold, granularity, column_factor, seed, imbalance: See :func:`extract_blocks`.
         adaptive_parts: Use min(parts, C_out // (row_threshold + 1)) parts per layer (at least one), so that
             layers narrower than parts * (row_threshold + 1) can still form blocks.
+        loop: Column growth, see :func:`extract_blocks`.
+        partitions: Per layer, a given row partition instead of KaHyPar's (see :func:`extract_blocks`).
 
     Returns:
         The new mask (union of blocks per regrouped layer). A layer that is not regrouped, is not 4-D or yields
@@ -255,7 +306,8 @@ def regroup(mask: Mapping[str, torch.Tensor], *, layers: Iterable[str] | None = 
             matrix = m.reshape(m.shape[0], -1)
             k = max(1, min(parts, m.shape[0] // (row_threshold + 1))) if adaptive_parts else parts
             blocks = extract_blocks(matrix, parts=k, row_threshold=row_threshold, granularity=granularity,
-                                    column_factor=column_factor, seed=seed, imbalance=imbalance)
+                                    column_factor=column_factor, seed=seed, imbalance=imbalance, loop=loop,
+                                    partition=(partitions or {}).get(name))
             if blocks:
                 result.mask[name] = blocks_to_mask(tuple(matrix.shape), blocks).reshape(m.shape)
                 result.blocks[name] = blocks

@@ -67,7 +67,8 @@ class StructureHparams(Hparams):
     regroup_preset: str = hp("adaptive", "regroup constants: adaptive (parts, fixed_parts, row_threshold, "
                                          "granularity, column_factor and imbalance as set) or released (the released "
                                          "code's: 8 fixed parts, more than 16 rows, 32-row chunks, column factor 1.5, "
-                                         "imbalance 0.1; those six keys then stay at their defaults)")
+                                         "imbalance 0.1 and its column loop; those six keys then stay at their "
+                                         "defaults; KaHyPar still partitions)")
     blocksparse_max_work: float = hp(MAX_WORK, "regroup: a layer runs block-sparse only if its blocks gather at most this "
                                            "fraction of the dense multiply-adds (0.55: measured on CPU, see "
                                            "ticketbench.methods.structure.blocksparse)")
