@@ -28,6 +28,7 @@ CIFAR_MODELS = {
     "cifar_resnet32": ("conv1", "fc"),
     "cifar_resnet56": ("conv1", "fc"),
     "cifar_wrn32_2": ("conv1", "fc"),
+    "cifar_wrn32_2a": ("conv1", "fc"),
     "cifar_mobilenet_v1": ("conv1", "linear"),
     "cifar_vgg16_bn": ("features.0", "classifier"),
     "cifar_vgg19_bn": ("features.0", "classifier"),
@@ -338,7 +339,9 @@ def test_structure_lth_models_prunable_names(name):
     convs = {f"{n}.weight" for n, m in model.named_modules() if isinstance(m, nn.Conv2d)}
     # Neither net has a linear layer besides the classifier, so jackpot reduces to the convs.
     expected = {"prac": convs, "structure_lth": convs - {stem}, "openlth": convs | {head}, "jackpot": convs,
-                "convs_only": convs}
+                "convs_only": convs, "openlth_vgg": convs,
+                # The released Structure-LTH code skips a module named conv1: a ResNet's stem, none of VGG's convs.
+                "structure_lth_released": convs - {"conv1.weight"}}
     assert set(expected) == set(POLICIES.names())
     for policy, names in expected.items():
         assert set(prunable_names(model, policy)) == names, policy

@@ -6,6 +6,7 @@ import csv
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -209,6 +210,34 @@ def test_the_report_has_the_deviations_section(results, tmp_path):  # noqa: F811
     rows = list(csv.reader((out / "tables" / "deviations.csv").open()))
     assert rows[0] == table.columns and len(rows) == len(DEVIATIONS) + 1
     assert all(d.why in readme for d in DEVIATIONS)
+
+
+COMMITTED = Path(__file__).resolve().parents[1] / "results" / "report"
+
+
+def test_the_committed_report_lists_exactly_the_deviations_of_its_source():
+    """The committed report is generated; a deviation added to the source without regenerating it would be missing
+    from what users read."""
+    from ticketbench.report.render import csv_text, latex, markdown
+
+    table = deviations_table()
+    for ext, render in (("md", markdown), ("tex", latex), ("csv", csv_text)):
+        assert (COMMITTED / "tables" / f"deviations.{ext}").read_text() == render(table), (
+            f"results/report/tables/deviations.{ext} differs from ticketbench.report.deviations: regenerate the "
+            f"report (make reproduce)")
+    readme = (COMMITTED / "README.md").read_text()
+    assert readme.split("## Deviations\n\n", 1)[1] == markdown(table) + "\n"
+    summary = json.loads((COMMITTED / "report.json").read_text())
+    assert summary["deviations"] == [d.key for d in DEVIATIONS]
+
+
+def test_the_committed_report_names_the_code_that_produced_it():
+    summary = json.loads((COMMITTED / "report.json").read_text())
+    code = summary["code"]
+    assert code["runs"] and all(len(r["code"]) == 16 and r["git"] for r in code["runs"])
+    assert not code["stale"], "the committed report's runs came from other code than the report's"
+    readme = (COMMITTED / "README.md").read_text()
+    assert f"source {code['runs'][0]['code']}" in readme.split("## Claims", 1)[0]
 
 
 def test_the_rules_and_deviations_import_no_torch():

@@ -180,7 +180,7 @@ class ModelHparams(Hparams):
     backbone: str = hp("test_resnet", "any timm model name, or a paper network such as cifar_resnet20")
 
 
-SCHEDULES = ("cosine", "multistep", "constant")
+SCHEDULES = ("cosine", "cosine_epoch", "multistep", "constant")
 PRECISIONS = ("fp32", "bf16", "fp16")
 LAYOUTS = ("channels_last", "contiguous")
 
@@ -196,7 +196,9 @@ class TrainHparams(Hparams):
     momentum: float = hp(0.9, "SGD momentum")
     nesterov: bool = hp(False, "use Nesterov momentum")
     weight_decay: float = hp(5e-4, "L2 weight decay")
-    schedule: str = hp("cosine", "learning-rate schedule: cosine, multistep or constant")
+    schedule: str = hp("cosine", "learning-rate schedule: cosine (annealed every iteration), cosine_epoch (annealed "
+                                 "once per epoch, as torch's CosineAnnealingLR stepped per epoch), multistep or "
+                                 "constant")
     milestones: str = hp("", "multistep: comma-separated epochs at which the lr is multiplied by --gamma")
     gamma: float = hp(0.1, "multistep decay factor")
     warmup_epochs: int = hp(0, "linear learning-rate warm-up epochs")

@@ -7,6 +7,7 @@ policy, because the three papers disagree on which layers count.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Iterable, Mapping
 
@@ -35,6 +36,7 @@ class LayerPolicy:
     classifier: bool
     description: str
     narrow: bool = False
+    skip_name: str = ""  # a released code's rule: skip the module of exactly this name instead of the stem
 
 
 POLICIES: Registry[LayerPolicy] = Registry("prune_policy")
@@ -44,6 +46,11 @@ POLICIES.add("structure_lth", LayerPolicy(True, True, False, False, "every conv 
                                           "classifier kept (Structure-LTH)"))
 POLICIES.add("openlth", LayerPolicy(True, True, True, True, "every conv and linear layer, stem and classifier included (OpenLTH)"))
 POLICIES.add("jackpot", LayerPolicy(True, True, True, False, "every conv and linear except the classifier (lottery jackpots)"))
+POLICIES.add("structure_lth_released", LayerPolicy(
+    True, False, True, False, "Structure-LTH's released code: every conv except a module named exactly conv1 (a "
+    "ResNet's stem; VGG's first conv features.0 is pruned), no linear layer", skip_name="conv1"))
+POLICIES.add("openlth_vgg", LayerPolicy(True, True, True, False, "open_lth's VGG: every conv and linear except the "
+                                        "classifier (its pruning_layers_to_ignore fc.weight)"))
 POLICIES.add("convs_only", LayerPolicy(True, False, True, False, "every conv, stem included, and nothing else: on a "
                                        "transformer only the patch embedding (asked for by name; no coverage check)",
                                        narrow=True))
@@ -69,6 +76,8 @@ def prunable_names(model: nn.Module, policy: str | LayerPolicy) -> list[str]:
         if (is_conv and not pol.conv) or (not is_conv and not pol.linear and name not in heads):
             continue
         if name == stem and not pol.stem:
+            continue
+        if pol.skip_name and name == pol.skip_name:
             continue
         if name in heads and not pol.classifier:
             continue
@@ -193,8 +202,23 @@ def _lowest(scores: torch.Tensor, alive: torch.Tensor, k: int) -> torch.Tensor:
     return idx[order[:k]]
 
 
+#: How many weights a magnitude-pruning step removes and how ties at the threshold fall.
+PRUNE_RULES = ("exact", "openlth")
+
+
+def _openlth_drop(scores: torch.Tensor, alive: torch.Tensor, fraction: float, counted: int) -> torch.Tensor:
+    """open_lth's ``sparse_global`` step (2ce732f): the threshold is the ``ceil(fraction * counted)``-th smallest
+    alive score (0-based), and every alive weight not above it goes, so ``ceil(fraction * counted) + 1`` weights
+    and all ties at the threshold. ``counted`` is every weight its mask still keeps, layers it does not prune too."""
+    k = math.ceil(fraction * counted)
+    values = torch.sort(scores[alive]).values
+    if k >= len(values):
+        return alive.nonzero().flatten()  # open_lth would index past the end; nothing is left above the threshold
+    return (alive & (scores <= values[k])).nonzero().flatten()
+
+
 def magnitude_prune(weights: Mapping[str, torch.Tensor], fraction: float, mask: Mapping[str, torch.Tensor] | None = None,
-                    scope: str = "global") -> Mask:
+                    scope: str = "global", rule: str = "exact", uncounted: int = 0) -> Mask:
     """Remove ``fraction`` of the weights that ``mask`` still keeps, smallest magnitude first.
 
     Args:
@@ -202,9 +226,17 @@ def magnitude_prune(weights: Mapping[str, torch.Tensor], fraction: float, mask: 
         fraction: share of the *remaining* weights to remove (0.2 for IMP).
         mask: the current mask (all kept if None); pruned weights stay pruned.
         scope: ``global`` ranks all layers together, ``layerwise`` removes ``fraction`` in each layer.
+        rule: ``exact`` removes ``round(fraction * remaining)`` weights, ties to the lower flat index;
+            ``openlth`` reproduces open_lth's count and ties (:func:`_openlth_drop`; global scope only).
+        uncounted: with ``openlth``, weights of layers that are not pruned but count towards the remaining total
+            (open_lth's VGG: its classifier).
     """
     if not 0 <= fraction <= 1:
         raise ConfigError("fraction", fraction, "a fraction in [0, 1]")
+    if rule not in PRUNE_RULES:
+        raise ConfigError("prune_rule", rule, f"one of {', '.join(PRUNE_RULES)}")
+    if rule == "openlth" and scope != "global":
+        raise ConfigError("scope", scope, "global with prune_rule openlth (open_lth prunes globally)")
     names = list(weights)
     old = {n: (mask[n].bool().cpu() if mask is not None else torch.ones_like(weights[n], dtype=torch.bool, device="cpu"))
            for n in names}
@@ -220,7 +252,10 @@ def magnitude_prune(weights: Mapping[str, torch.Tensor], fraction: float, mask: 
         raise ConfigError("scope", scope, "global or layerwise")
     scores = torch.cat([weights[n].detach().abs().flatten().cpu().double() for n in names])
     alive = torch.cat([old[n].flatten() for n in names])
-    drop = _lowest(scores, alive, _prune_count(int(alive.sum()), fraction))
+    if rule == "openlth":
+        drop = _openlth_drop(scores, alive, fraction, int(alive.sum()) + uncounted)
+    else:
+        drop = _lowest(scores, alive, _prune_count(int(alive.sum()), fraction))
     flat = torch.cat([new[n].flatten() for n in names])
     flat[drop] = False
     offset = 0

@@ -50,6 +50,9 @@ def lr_at(hp: TrainHparams, iteration: int, iters_per_epoch: int) -> float:
     if hp.schedule == "cosine":
         progress = (iteration - warm) / max(1, total - warm)
         return 0.5 * hp.lr * (1 + math.cos(math.pi * min(1.0, progress)))
+    if hp.schedule == "cosine_epoch":
+        epoch = (iteration - warm) // iters_per_epoch
+        return 0.5 * hp.lr * (1 + math.cos(math.pi * min(1.0, epoch / max(1, hp.epochs - hp.warmup_epochs))))
     if hp.schedule == "multistep":
         epoch = iteration // iters_per_epoch
         return hp.lr * hp.gamma ** sum(epoch >= m for m in int_list(hp.milestones))

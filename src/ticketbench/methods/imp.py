@@ -24,7 +24,8 @@ import torch
 
 from .. import storage
 from ..hparams import Hparams, TrainHparams, hp
-from ..masks import POLICIES, Mask, keep_highest, magnitude_prune, policy_names
+from ..masks import POLICIES, PRUNE_RULES, Mask, keep_highest, magnitude_prune, policy_names
+from ..models import conv_linear_layers
 from ..registry import Registry
 from ..runtime import layer_generator
 from ..errors import ConfigError
@@ -49,6 +50,14 @@ class ImpHparams(Hparams):
                              "backbones NAME`; a policy covering under 80% of a backbone's conv and linear weights is "
                              "refused, except convs_only)")
     scope: str = hp("global", "global (one threshold over all layers) or layerwise")
+    prune_rule: str = hp("exact", "how many weights a round removes: exact (round(rate * remaining), ties to the "
+                                  "lower index) or openlth (open_lth's released step: ceil(rate * n) + 1 and every "
+                                  "tie at the threshold, n counting the conv and linear weights the policy leaves "
+                                  "out too; global scope)")
+    structure_policy: str = hp("structure_lth", "prunable layers of Structure-LTH's own IMP (variants structure_lth "
+                                                "and group_aware): structure_lth (the paper: every conv but the stem) "
+                                                "or structure_lth_released (the released code: every conv but one "
+                                                "named conv1, so VGG's first conv is pruned)")
     rewind: str = hp("ep1", "rewind point from the pretrain run: init, ep<k>, it<n> or p% of its iterations")
     lr_resume: bool = hp(False, "resume the LR schedule at the rewind point (OpenLTH; it<n> resumes mid-epoch) "
                                 "instead of restarting it")
@@ -70,6 +79,11 @@ class ImpHparams(Hparams):
         self._require("rate", 0 < self.rate < 1, "a fraction in (0, 1)")
         self._require("policy", self.policy in POLICIES, f"one of {', '.join(POLICIES.names())}")
         self._require("scope", self.scope in ("global", "layerwise"), "global or layerwise")
+        self._require("prune_rule", self.prune_rule in PRUNE_RULES, f"one of {', '.join(PRUNE_RULES)}")
+        self._require("scope", self.prune_rule != "openlth" or self.scope == "global",
+                      "global with prune_rule openlth (open_lth prunes globally)")
+        self._require("structure_policy", self.structure_policy in ("structure_lth", "structure_lth_released"),
+                      "structure_lth or structure_lth_released")
         for key in ("rewind", "structure_rewind"):
             self._require(key, is_rewind_point(getattr(self, key)), "init, ep<k>, it<n> or p% (0 < p <= 100)")
         self._require("variant", self.variant in VARIANTS, f"one of {', '.join(VARIANTS.names())}")
@@ -228,6 +242,7 @@ class RoundInputs:
     device: torch.device = torch.device("cpu")  # where a variant that computes (scores, ADMM) works
     train_hp: TrainHparams | None = None  # the rounds' recipe
     progress: bool = False
+    uncounted: int = 0  # prune_rule openlth: conv and linear weights outside the policy, which open_lth counts
 
     def reference_mask(self) -> Mask:
         mask, _ = Mask.load(round_dir(self.reference, self.r) / "mask.safetensors")
@@ -250,7 +265,7 @@ class Variant:
         return imp
 
     def mask(self, x: RoundInputs) -> tuple[Mask, dict[str, Any]]:
-        return magnitude_prune(x.weights, x.imp.rate, x.previous, x.imp.scope), {}
+        return magnitude_prune(x.weights, x.imp.rate, x.previous, x.imp.scope, x.imp.prune_rule, x.uncounted), {}
 
     def start(self, pre: Pretrained, rewind: dict, r: int) -> dict:
         return rewind
@@ -266,7 +281,7 @@ class StructureLth(Variant):
             "imp.structure_rewind; `ticketbench structure` post-processes its rounds")
 
     def settings(self, imp: ImpHparams) -> ImpHparams:
-        return dataclasses.replace(imp, policy="structure_lth", rewind=imp.structure_rewind)
+        return dataclasses.replace(imp, policy=imp.structure_policy, rewind=imp.structure_rewind)
 
 
 class GroupAware(StructureLth):
@@ -482,7 +497,12 @@ def run_imp(pre: Pretrained, imp: ImpHparams, train_hp: TrainHparams, out: str |
     variant = VARIANTS.get(imp.variant)
     method = method or variant.method
     selector = selector or FullData()
-    names, cover = policy_names(pre.new_model(), imp.policy, "imp.policy", pre.model_hp.backbone)
+    model0 = pre.new_model()
+    names, cover = policy_names(model0, imp.policy, "imp.policy", pre.model_hp.backbone)
+    uncounted = 0
+    if imp.prune_rule == "openlth":
+        uncounted = sum(m.weight.numel() for n, m in conv_linear_layers(model0).items() if f"{n}.weight" not in names)
+    del model0
     rewind = pre.rewind_state(imp.rewind)
     start_epoch = pre.resume_epoch(imp.rewind) if imp.lr_resume else 0
     weights = {n: pre.final_state[n] for n in names}
@@ -493,7 +513,7 @@ def run_imp(pre: Pretrained, imp: ImpHparams, train_hp: TrainHparams, out: str |
     for r in range(1, imp.rounds + 1):
         t0 = time.perf_counter()
         mask, facts = variant.mask(RoundInputs(pre, imp, r, weights, mask, Path(reference) if reference else None,
-                                               config or {}, device, train_hp, progress))
+                                               config or {}, device, train_hp, progress, uncounted))
         start = variant.start(pre, rewind, r)
         ids = selector.ids(r)
         frac = 1.0 if ids is None else len(ids) / n_full

@@ -1,6 +1,6 @@
 """Backbones: any timm model, plus the lottery-ticket papers' CIFAR networks.
 
-Importing this package registers ``cifar_resnet20/32/56``, ``cifar_wrn32_2``, ``cifar_resnet18``,
+Importing this package registers ``cifar_resnet20/32/56``, ``cifar_wrn32_2`` (and ``cifar_wrn32_2a`` with the jackpots' zero-pad shortcuts), ``cifar_resnet18``,
 ``cifar_vgg16_bn/19_bn``, ``cifar_mobilenet_v1`` (Structure-LTH's MobileNet-v1) and ``resnet50_cifar_stem``
 (Structure-LTH's "RN-50(+)" for Tiny-ImageNet: timm's resnet50 with a 3x3 stride-1 stem and no max-pool) in
 timm's own registry, so ``timm.create_model`` and ``timm.list_models`` know them (all but the last match

@@ -182,6 +182,7 @@ default_cfgs = generate_default_cfgs({
     "cifar_resnet32": _cfg(),
     "cifar_resnet56": _cfg(),
     "cifar_wrn32_2": _cfg(),
+    "cifar_wrn32_2a": _cfg(),
     "cifar_resnet18": _cfg(pool_size=(4, 4)),
 })
 
@@ -212,6 +213,13 @@ def cifar_wrn32_2(pretrained: bool = False, **kwargs: Any) -> CifarResNet:
     """WRN-32-2 / GraSP ResNet-32 (32/64/128 channels); ``shortcut="B"`` (default, ~1.86M) or ``"A"``."""
     model_args = dict(layers=(5, 5, 5), channels=(32, 64, 128), stem_chs=32, shortcut="B")
     return _create_cifar_resnet("cifar_wrn32_2", pretrained, **dict(model_args, **kwargs))
+
+
+@register_model
+def cifar_wrn32_2a(pretrained: bool = False, **kwargs: Any) -> CifarResNet:
+    """The lottery-jackpots ResNet-32 (released models/resnet_cifar.py): 32/64/128 channels, option-A shortcuts."""
+    model_args = dict(layers=(5, 5, 5), channels=(32, 64, 128), stem_chs=32, shortcut="A")
+    return _create_cifar_resnet("cifar_wrn32_2a", pretrained, **dict(model_args, **kwargs))
 
 
 @register_model

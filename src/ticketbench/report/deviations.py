@@ -111,6 +111,14 @@ DEVIATIONS: list[Deviation] = [
         "count of that round, on the weights of PrAC's rewind point, and trains from there like an IMP round.",
         "Scoring where the IMP tickets start keeps the comparison about the mask; imp.rewind: init scores at "
         "initialisation proper."),
+    Deviation(
+        "prac-empty-set", "PrAC", "a round where no sample is critical for training",
+        "Released code (main_PrAC_imp.py): selects argsort(counts)[-rest:], where rest counts the samples above the "
+        "forgetting threshold; with rest = 0 the slice [-0:] selects every row, validation ids and untrained samples "
+        "included.",
+        "No sample is selected by that rule (the PrAC set is then the pruning-critical samples alone). No setting "
+        "restores the released behaviour.",
+        "The empty slice is a bug: it trains on the validation split, and the paper's rule selects nobody."),
     # --- Structure-LTH (Chen et al., ICML 2022) -------------------------------------------------------------------
     Deviation(
         "slth-rewind", "Structure-LTH", "rewind point",
@@ -223,6 +231,55 @@ DEVIATIONS: list[Deviation] = [
         "A validation split held out of the training set, for every dataset; accuracy is the test accuracy at the "
         "best-validation epoch.",
         "Selecting on the test set biases the reported accuracy upwards."),
+    Deviation(
+        "slth-stem-rule", "Structure-LTH", "which conv is left unpruned as the stem",
+        "Paper (§3.1): every conv layer but the first is pruned. Released code (pruning_utils.pruning_model, "
+        "conv1=False): skips only a module named exactly 'conv1', so a ResNet's stem is kept but VGG's first conv "
+        "(features.0) is pruned, and no linear layer is pruned.",
+        "The network's stem (timm's first_conv) is kept on every network (imp.structure_policy: structure_lth); "
+        "imp.structure_policy: structure_lth_released restores the name rule (tests/conformance/test_structure_lth.py).",
+        "The paper's rule is about the first layer, which a module's name only finds on the networks the code was "
+        "written for."),
+    Deviation(
+        "slth-regroup-loop", "Structure-LTH", "Regroup: how a part's columns are chosen",
+        "Paper (Alg. 3): a part's block takes the columns most of its rows use, widening until every row has fewer "
+        "than width / 1.5 weights outside. Released code (pruning_utils.regroup): at width i it subtracts natural "
+        "column i (not the i-th ranked one) from the rows' counts, checks the rows in order and stops at the first "
+        "that fails (the later rows' counts go stale), and never tries the full width. Its blocks come out about "
+        "twice as wide: on a CIFAR ResNet-18 at 10.7% IMP density the released loop leaves about 25% density, the "
+        "paper's rule about 16%.",
+        "The paper's rule (structure.regroup_preset: adaptive); structure.regroup_preset: released runs the released "
+        "loop with the released constants, identical to the released code for the same partition "
+        "(tests/conformance/test_regroup_released.py). The report's regroup notes give both on the default grid.",
+        "The loop's index and early exit are bugs against the paper's description; the preset shows what they cost."),
+    Deviation(
+        "slth-refill-batchnorm", "Structure-LTH", "Refill: BatchNorm of emptied channels during retraining",
+        "Released code (prune_model_custom_fillback, main_imp_fillback.py): only conv weights are masked, so an "
+        "emptied channel's BatchNorm scale and shift keep training and the channel outputs a trainable constant "
+        "ReLU(beta).",
+        "The scale and shift of emptied channels are zeroed and frozen, so the ticket computes what its slimmed "
+        "model computes (structure.refill_batchnorm: zero); structure.refill_batchnorm: released leaves them "
+        "trainable as the released code does.",
+        "A channel that still outputs a constant is not removed: the slimmed model, which drops it, would compute "
+        "something else than the ticket that was trained and evaluated."),
+    Deviation(
+        "slth-refill-ties", "Structure-LTH", "Refill: channels tied at the threshold",
+        "Released code: channels scoring exactly the k-th value (kthvalue threshold) are not all kept: one of them, "
+        "chosen by torch.randperm, is filled, and the other tied channels keep their partial IMP mask; with "
+        "criterion 'remain', ties are common (channels with the same surviving count).",
+        "Exactly the layer's channel budget is kept, ties going to the lower channel index, and every channel is "
+        "either whole or empty (structure.ties: exact); structure.ties: released reproduces the released choice for "
+        "the same torch seed.",
+        "A partly pruned channel is neither structured nor removable; a seed-dependent pick makes runs differ."),
+    Deviation(
+        "slth-refill-activation-counter", "Structure-LTH", "Refill: activation-based channel scores",
+        "Released code: criteria l1, l2 and saliency score channels from feature maps, but the layer counter never "
+        "advances, so every layer is scored from the first pruned conv's output (and layers of another width fail "
+        "or score the wrong channels).",
+        "Each layer is scored from its own output (structure.criterion act_l1, act_l2, saliency). The released "
+        "behaviour is a bug and is not the default of anything; structure.criterion: released_stale_act_l1 "
+        "reproduces it, by that name only.",
+        "Scores from another layer's output choose channels at random with respect to the layer being slimmed."),
     # --- Lottery Jackpots (Zhang et al., TPAMI 2023) --------------------------------------------------------------
     Deviation(
         "jp-batchnorm", "Lottery-Jackpots", "BatchNorm statistics during the search",
@@ -271,6 +328,39 @@ DEVIATIONS: list[Deviation] = [
         "Holds when the paired interval of jackpot minus dense lies above minus the dense model's standard "
         "deviation over seeds (0 with one seed).",
         "A rule is needed to decide; the dense model's own seed spread is the smallest gap the seeds can resolve."),
+    Deviation(
+        "jp-budget-rounding", "Lottery-Jackpots", "per-layer budget rounding",
+        "Released code: each layer keeps int(n x (1 - s)) weights, n the layer's size and s its sparsity from the "
+        "global magnitude threshold.",
+        "Exactly round(s x N) weights are pruned over all N prunable weights (one global count), which can keep one "
+        "weight more in some layers; jackpot.budget_rounding: released restores int(n x (1 - s)) per layer "
+        "(tests/conformance/test_jackpot.py).",
+        "One global count keeps the sparsity the tables report exact; the per-layer floor drops up to one weight per "
+        "layer below it."),
+    Deviation(
+        "jp-lr-schedule", "Lottery-Jackpots", "learning-rate steps of the search",
+        "Released code: torch's CosineAnnealingLR(T_max = epochs) stepped once per epoch, so the score learning rate "
+        "is constant within an epoch.",
+        "Cosine annealing at every iteration (jackpot.lr_schedule: cosine); jackpot.lr_schedule: cosine_epoch steps "
+        "it once per epoch, equal to the released rate at every step (tests/conformance/test_jackpot.py).",
+        "The suite anneals every training schedule per iteration; over 30 epochs the two differ by at most half an "
+        "epoch's decay."),
+    Deviation(
+        "jp-swap-single", "Lottery-Jackpots", "swap step on a layer with one candidate pair",
+        "Released code (final_pop_up): with exactly one revive and one remove candidate, torch.squeeze turns the index "
+        "tensors 0-d and the layer never swaps (a layer keeping one weight, or pruning one, keeps its mask).",
+        "The pair swaps, as every other budget-preserving swap does. No setting reproduces it.",
+        "A shape accident of the released code, not a rule; it only touches layers with one kept or one pruned "
+        "weight."),
+    Deviation(
+        "jp-resnet32-network", "Lottery-Jackpots", "the ResNet-32 of the jackpot tables",
+        "Released code (models/resnet_cifar.py): ResNet-32 with 32/64/128 channels and zero-pad (option-A) "
+        "shortcuts.",
+        "config/paper.yaml runs cifar_wrn32_2 for every paper's ResNet-32 cells: the same widths with 1x1 projection "
+        "shortcuts (Structure-LTH's networks use projections). The registered cifar_wrn32_2a is the released "
+        "network; naming it as the backbone of the jackpot cells restores it.",
+        "One ResNet-32 per grid lets the jackpot, IMP and structure rows share their dense models; the projections "
+        "add 2 convs (about 10k weights, 0.5%) to the searched layers."),
     # --- All three papers -----------------------------------------------------------------------------------------
     Deviation(
         "grid-imp-rate", "all", "pruning rate of the default grid",
@@ -289,6 +379,37 @@ DEVIATIONS: list[Deviation] = [
         "holds the papers' recipes.",
         "The default grid runs on a 2-core CPU in about half an hour without downloads. It tests how the methods "
         "behave, not the papers' values."),
+    Deviation(
+        "all-precision", "all", "numeric precision of the paper grid",
+        "All three released codes train in fp32.",
+        "config/paper.yaml trains in bf16 autocast (train.precision: bf16); train.precision: fp32 restores fp32. The "
+        "embedded default grid trains in fp32.",
+        "bf16 halves the memory traffic of a grid of about 1,400 GPU jobs; the report's numerics table lists the "
+        "precision of every run."),
+    Deviation(
+        "all-magnitude-ties", "all", "magnitude pruning: weights tied at the threshold",
+        "PrAC's and Structure-LTH's released IMP (torch.topk, torch.nn.utils.prune's L1Unstructured) keep or drop "
+        "weights of exactly the threshold magnitude in torch.topk's order, which PyTorch leaves unspecified and "
+        "which differs between devices and versions.",
+        "The lower flat index (layers in module order) is pruned first, on every device; the count is the same. No "
+        "setting reproduces an unspecified order; tests/conformance compares every other weight exactly.",
+        "A tie order that depends on the device makes the same run give different tickets on a CPU and a GPU."),
+    Deviation(
+        "openlth-prune-count", "all", "IMP step: how many weights a round removes",
+        "open_lth (sparse_global): the threshold is the ceil(0.2 n)-th smallest remaining magnitude (0-based), and "
+        "every weight not above it goes: ceil(0.2 n) + 1 weights, plus all ties at the threshold; n counts the "
+        "layers it does not prune too (its VGG's classifier).",
+        "round(0.2 n) weights of the pruned layers, ties to the lower index, so every round's sparsity is exact "
+        "(imp.prune_rule: exact); imp.prune_rule: openlth reproduces open_lth's count and ties "
+        "(tests/conformance/test_openlth.py).",
+        "An exact count makes the sparsity of round r the same on every network and seed, which the tables compare "
+        "at; the released count differs by one weight and by the ties."),
+    Deviation(
+        "openlth-vgg-classifier", "all", "open_lth's VGG classifier",
+        "open_lth's VGG (default pruning_layers_to_ignore fc.weight) never prunes its classifier; its ResNets do.",
+        "The openlth policy prunes the classifier on every network; imp.policy: openlth_vgg leaves it out as "
+        "open_lth's VGG does.",
+        "One policy means one layer set on every backbone; the VGG exception is a model default of open_lth."),
 ]
 
 COLUMNS = ["paper", "topic", "the paper / its released code", "ours", "why"]

@@ -25,7 +25,8 @@ from torch.nn.utils import parametrize
 
 from ... import artifacts, paths, storage
 from ...hparams import Hparams, TrainHparams, hp, numerics_of
-from ...masks import POLICIES, Mask, policy_names, prune_to_sparsity
+from ...errors import ConfigError
+from ...masks import POLICIES, Mask, keep_highest, policy_names, prune_to_sparsity
 from ...stage import STAGES
 from ...train import EpochContext, train
 from ..common import MethodStage, Pretrained, Run
@@ -124,6 +125,12 @@ class JackpotHparams(Hparams):
     epochs: int = hp(10, "search epochs")
     batch_size: int = hp(128, "search minibatch size")
     lr: float = hp(0.1, "score learning rate (cosine schedule)")
+    lr_schedule: str = hp("cosine", "cosine annealing of the score learning rate: cosine (every iteration) or "
+                                    "cosine_epoch (once per epoch, the released code's CosineAnnealingLR)")
+    budget_rounding: str = hp("exact", "per-layer budgets: exact (round(sparsity * N) weights pruned over all N "
+                                       "prunable weights) or released (the released code: kept int(N * (1 - "
+                                       "sparsity)) weights at or above a global threshold, then int(rate * n) pruned "
+                                       "per layer; layerwise global only)")
     weight_decay: float = hp(5e-4, "weight decay on the scores")
     tune_epochs: int = hp(0, "optional weight tuning after the search, mask fixed (the paper's '(T)' rows)")
     tune_lr: float = hp(0.01, "weight-tuning learning rate (cosine, no weight decay)")
@@ -139,7 +146,32 @@ class JackpotHparams(Hparams):
         for key in ("epochs", "batch_size"):
             self._require(key, getattr(self, key) > 0, "a positive integer")
         self._require("lr", self.lr > 0, "a positive learning rate")
+        self._require("lr_schedule", self.lr_schedule in ("cosine", "cosine_epoch"), "cosine or cosine_epoch")
+        self._require("budget_rounding", self.budget_rounding in ("exact", "released"), "exact or released")
+        self._require("layerwise", self.budget_rounding == "exact" or self.layerwise == "global",
+                      "global with budget_rounding released")
         self._require("tune_epochs", self.tune_epochs >= 0, "0 or more epochs")
+
+
+def released_budget(weights: dict[str, torch.Tensor], sparsity: float) -> Mask:
+    """Per-layer budgets as the released code computes them (``cifar.py:generate_pr_cfg`` at 1b802ea).
+
+    ``int(N * (1 - sparsity))`` weights are preserved globally (a float product truncated, so one fewer where
+    ``1 - sparsity`` rounds down); the threshold is the magnitude of the last of them, and each layer prunes
+    ``int(n * rate)`` of its ``n`` weights, ``rate`` the share of its magnitudes strictly below the threshold: every
+    weight tied with the threshold is kept, and the float product can prune one weight fewer.
+    """
+    flat = torch.cat([w.detach().abs().flatten().float().cpu() for w in weights.values()])
+    preserve = int(flat.numel() * (1 - sparsity))
+    if preserve < 1:
+        raise ConfigError("jackpot.sparsity", sparsity, f"a sparsity that keeps at least one of {flat.numel()} weights")
+    threshold = torch.topk(flat, preserve).values[preserve - 1]
+    kept = {}
+    for n, w in weights.items():
+        a = w.detach().abs().flatten().float().cpu()
+        rate = int(torch.lt(a, threshold).sum()) / a.numel()
+        kept[n] = a.numel() - int(a.numel() * rate)
+    return keep_highest({n: w.detach().abs().cpu() for n, w in weights.items()}, kept)
 
 
 def initial_scores(weights: dict[str, torch.Tensor], budget: Mask, init: str, seed: int) -> dict[str, torch.Tensor]:
@@ -189,7 +221,10 @@ def search(pre: Pretrained, jp: JackpotHparams, *, device: torch.device, progres
     params = dict(model.named_parameters())
     weights = {n: params[n].detach().cpu() for n in names}
     frozen_hash = _weights_hash(model)
-    budget = prune_to_sparsity(weights, jp.sparsity, scope="global" if jp.layerwise == "global" else "layerwise")
+    if jp.budget_rounding == "released":
+        budget = released_budget(weights, jp.sparsity)
+    else:
+        budget = prune_to_sparsity(weights, jp.sparsity, scope="global" if jp.layerwise == "global" else "layerwise")
     scored = attach(model, initial_scores(weights, budget, jp.init, pre.seed), budget, jp.update)
     initial = Mask({n: pm.mask.clone() for n, pm in scored.items()})
     model.to(device)
@@ -207,7 +242,7 @@ def search(pre: Pretrained, jp: JackpotHparams, *, device: torch.device, progres
             last[n] = pm.mask.clone()
 
     hp_search = TrainHparams(epochs=jp.epochs, batch_size=jp.batch_size, lr=jp.lr, weight_decay=jp.weight_decay,
-                             schedule="cosine", rewind_epochs="", **numerics_of(pre.train_hp))
+                             schedule=jp.lr_schedule, rewind_epochs="", **numerics_of(pre.train_hp))
     res = train(model, pre.splits.train, pre.splits.val, hp_search, device=device, seed=pre.seed,
                 test_ds=pre.splits.test, workers=pre.data_hp.workers, callbacks=[count_flips],
                 step_hooks=[swap] if jp.update == "swap" else [], progress=progress, desc=f"jackpot {jp.init}")

@@ -3,11 +3,17 @@ stopped moving. It is active in every round, round 0 (the dense run) included.""
 
 from __future__ import annotations
 
+import struct
 from collections import deque
 from typing import Sequence
 
 from ...masks import Mask, magnitude_prune
 from ...train import EpochContext
+
+def _float32(x: float) -> float:
+    """``x`` rounded to the nearest float32, as a Python float."""
+    return struct.unpack("f", struct.pack("f", x))[0]
+
 
 class EarlyStop:
     """The PrAC paper's early stop: the would-be mask has converged.
@@ -15,16 +21,19 @@ class EarlyStop:
     Distances are recorded only once one has exceeded ``eps`` (the first epochs after rewinding
     barely move the weights); training stops when the last ``patience`` recorded distances are
     all below ``eps``. The queue starts full of 1s, so at least ``patience`` recorded epochs pass.
+    Distances and ``eps`` are compared as float32, as the released code compares its float32 tensors: a distance
+    within float32 rounding of eps decides as it does there (tests/conformance/test_prac.py).
     """
 
     def __init__(self, eps: float = 0.07, patience: int = 5):
-        self.eps = eps
+        self.eps = _float32(eps)
         self.queue: deque[float] = deque([1.0] * patience, maxlen=patience)
         self.recording = False
         self.history: list[float] = []
 
     def update(self, distance: float) -> bool:
         self.history.append(distance)
+        distance = _float32(distance)
         if distance > self.eps:
             self.recording = True
         if self.recording:
