@@ -263,14 +263,18 @@ DEVIATIONS: list[Deviation] = [
         "A channel that still outputs a constant is not removed: the slimmed model, which drops it, would compute "
         "something else than the ticket that was trained and evaluated."),
     Deviation(
-        "slth-refill-ties", "Structure-LTH", "Refill: channels tied at the threshold",
-        "Released code: channels scoring exactly the k-th value (kthvalue threshold) are not all kept: one of them, "
-        "chosen by torch.randperm, is filled, and the other tied channels keep their partial IMP mask; with "
-        "criterion 'remain', ties are common (channels with the same surviving count).",
-        "Exactly the layer's channel budget is kept, ties going to the lower channel index, and every channel is "
-        "either whole or empty (structure.ties: exact); structure.ties: released reproduces the released choice for "
-        "the same torch seed.",
-        "A partly pruned channel is neither structured nor removable; a seed-dependent pick makes runs differ."),
+        "slth-refill-rule", "Structure-LTH", "Refill: how many channels a layer keeps, and ties",
+        "Released code (prune_model_custom_fillback): with x = remaining / row size + (C - that) x rho, it fills the "
+        "rows scoring above the (C - int(x))-th smallest score and ONE row drawn by torch.randperm among those scoring "
+        "exactly that value: int(x) + 1 channels where scores are distinct (one more than x when x is whole), one "
+        "random channel of a layer IMP emptied, and the other tied rows keep their partial IMP rows (common with "
+        "criterion 'remain').",
+        "ceil(x) channels (rounded up to structure.round_to), the highest scores with ties to the lower index, every "
+        "channel whole or empty, none for an emptied layer (structure.refill_rule: exact); structure.refill_rule: "
+        "released (with coupled: per_layer) reproduces the released choice for the same torch seed "
+        "(tests/conformance/test_structure_lth.py).",
+        "A partly pruned channel is neither structured nor removable; the paper's budget is what the remaining "
+        "weights fill, and a seed-dependent pick makes two runs differ."),
     Deviation(
         "slth-refill-activation-counter", "Structure-LTH", "Refill: activation-based channel scores",
         "Released code: criteria l1, l2 and saliency score channels from feature maps, but the layer counter never "

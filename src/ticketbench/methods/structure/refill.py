@@ -93,6 +93,27 @@ def saliency(model: nn.Module, mask: Mask, batch) -> dict[str, torch.Tensor]:
     return {n: _channels_first(n, modules, (a * a.grad).detach().abs()).sum(1).cpu() for n, a in acts.items()}
 
 
+@CHANNEL_SCORES.register("released_stale_act_l1")
+def released_stale_act_l1(model: nn.Module, mask: Mask, batch) -> dict[str, torch.Tensor]:
+    """The released code's activation 'l1', bug for bug (deviation slth-refill-activation-counter): every layer is
+    scored from the output of the first masked layer to run, cut into C contiguous chunks (``view(C, -1)`` of a
+    batch-major tensor, not channels), after one forward in train mode. Never a default; only by this name."""
+    modules = dict(model.named_modules())
+    first: list[torch.Tensor] = []
+    handles = [modules[n.rsplit(".", 1)[0]].register_forward_hook(
+        lambda _m, _i, out: first.append(out.detach()) if not first else None) for n in mask]
+    was_training = model.training
+    model.train()
+    try:
+        with torch.no_grad():
+            model(batch[0])
+    finally:
+        model.train(was_training)
+        for h in handles:
+            h.remove()
+    return {n: first[0].reshape(m.shape[0], -1).abs().sum(1).cpu() for n, m in mask.items()}
+
+
 def channel_budget(layer_mask: torch.Tensor, rho: float = 0.0, round_to: int = 1) -> int:
     """Channels to keep: ceil(c_eq + (C_out - c_eq) * rho), c_eq = remaining / weights per channel.
 
@@ -171,6 +192,44 @@ def refill(mask: Mask, scores: Mapping[str, torch.Tensor], rho: float = 0.0, rou
         keep = torch.zeros(m.shape[0], dtype=torch.bool)
         keep[order] = True
         out[n], kept[n] = _rows(keep, m), order
+    return Mask({n: out[n] for n in mask}), kept
+
+
+#: How Refill picks a layer's channels: exact (the budget's top scores, always channel-wise) or released.
+REFILL_RULES = ("exact", "released")
+
+
+def refill_released(mask: Mask, scores: Mapping[str, torch.Tensor], rho: float, generator: torch.Generator,
+                    criterion: str) -> tuple[Mask, dict[str, torch.Tensor]]:
+    """Refill per layer as the released code does it (``prune_model_custom_fillback`` at Structure-LTH 8b10a76).
+
+    Per layer: ``x = c + (C - c) * rho`` with ``c`` = remaining weights / row size in float32, and ``k = C - int(x)``
+    (``max(k, 1)`` for ``remain``; ``k <= 0`` fills every row for the others). With ``t`` the k-th smallest score,
+    rows above ``t`` become whole and rows below empty; of the rows scoring exactly ``t``, ONE drawn by
+    ``torch.randperm`` becomes whole and the others keep their partial IMP rows. So distinct scores keep
+    ``int(x) + 1`` channels, an empty layer gets one random channel back, and ties leave partial rows. The draws
+    follow ``generator``, one per layer in order: the released code's for the same torch seed.
+    """
+    out, kept = Mask(), {}
+    for n, m in mask.items():
+        rows = m.reshape(m.shape[0], -1)
+        c_out, size = rows.shape
+        remaining = (torch.tensor(int(rows.sum()), dtype=torch.float32) / size).item()
+        int_channel = int(remaining + (c_out - remaining) * rho)
+        k = c_out - int_channel
+        new = rows.clone()
+        if criterion == "remain":
+            k = max(k, 1)
+        elif k <= 0:
+            out[n], kept[n] = torch.ones_like(m), torch.arange(c_out)
+            continue
+        score = scores[n].float()
+        threshold = torch.kthvalue(score, k).values
+        new[score > threshold] = True
+        new[score < threshold] = False
+        tied = (score == threshold).nonzero().flatten()
+        new[tied[torch.randperm(len(tied), generator=generator)[0]]] = True
+        out[n], kept[n] = new.reshape(m.shape), new.all(1).nonzero().flatten()
     return Mask({n: out[n] for n in mask}), kept
 
 

@@ -28,8 +28,8 @@ from ...timing import NOISY, TimedRatio, for_inference, paired_until_tight, savi
 from ..common import (MethodStage, Pretrained, Run, check_source, load_mask_from, round_dir, train_round, write_round,
                       write_summary)
 from .blocksparse import MAX_WORK, MIN_MACS
-from .refill import (CHANNEL_SCORES, batchnorm_after, batchnorm_mask, channel_sparsity, group_norm_mask,
-                     joint_choice, refill)
+from .refill import (CHANNEL_SCORES, REFILL_RULES, batchnorm_after, batchnorm_mask, channel_sparsity,
+                     group_norm_mask, joint_choice, refill, refill_released)
 from .units import UnitGroup, unit_groups
 from .regroup import PRESETS, RELEASED, RegroupConstants, RegroupResult
 
@@ -46,7 +46,15 @@ class StructureHparams(Hparams):
     section: ClassVar[str] = "structure"
     method: str = hp("refill", "refill, refill_plus or regroup")
     criterion: str = hp("l1", "refill channel score: l1 (of trained weights; the paper), remain (the released code), "
-                              "act_l1, act_l2 or saliency")
+                              "act_l1, act_l2 or saliency; released_stale_act_l1 reproduces the released activation "
+                              "l1 with its bugs (every layer scored from the first layer's output)")
+    refill_rule: str = hp("exact", "refill's channel choice per layer: exact (the budget's top scores, ties to the lower "
+                                   "index, every channel whole or empty) or released (the released code: int(x) + 1 "
+                                   "channels, one random channel of a tie filled and the other tied ones left "
+                                   "partial; needs coupled per_layer)")
+    refill_batchnorm: str = hp("zero", "BatchNorm of channels refill empties: zero (scale and shift zeroed and frozen, so "
+                                       "the channel can be removed) or released (left trainable, as the released code: "
+                                       "the channel outputs a constant and slimming cannot remove it)")
     coupled: str = hp("joint", "refill where channels are coupled (residual streams, depthwise and grouped convs, "
                                "squeeze-excite): joint (the coupled layers choose together, so the channels can be "
                                "removed; a deviation the report lists) or per_layer (the paper's Alg. 2 everywhere)")
@@ -88,6 +96,10 @@ class StructureHparams(Hparams):
     def check(self) -> None:
         self._require("method", self.method in METHODS, f"one of {', '.join(METHODS)}")
         self._require("coupled", self.coupled in ("joint", "per_layer"), "joint or per_layer")
+        self._require("refill_rule", self.refill_rule in REFILL_RULES, f"one of {', '.join(REFILL_RULES)}")
+        self._require("coupled", self.refill_rule == "exact" or self.coupled == "per_layer",
+                      "per_layer with refill_rule released (the released code chooses per layer)")
+        self._require("refill_batchnorm", self.refill_batchnorm in ("zero", "released"), "zero or released")
         self._require("criterion", self.criterion in CHANNEL_SCORES, f"one of {', '.join(CHANNEL_SCORES.names())}")
         self._require("rho", 0 <= self.rho < 1, "a fraction in [0, 1)")
         self._require("timing_width", 0 < self.timing_width <= 1, "a ratio width in (0, 1], e.g. 0.05")
@@ -196,9 +208,16 @@ def structure_round(pre: Pretrained, imp_dir: Path, r: int, st: StructureHparams
         x, y, _ = next(iter(make_loader(pre.splits.train_eval, 64, shuffle=True, seed=pre.seed)))
         scores = CHANNEL_SCORES.get(st.criterion)(model, layers, (x, y))
         groups = groups if st.coupled == "joint" else []
-        channel_mask, _ = refill(layers, scores, st.rho if st.method == "refill_plus" else 0.0, st.round_to, groups)
-        bn = batchnorm_mask(model, channel_mask, batchnorm_after(pre.new_model(), list(channel_mask), example))
-        bn.update(group_norm_mask(model, channel_mask, groups))
+        rho = st.rho if st.method == "refill_plus" else 0.0
+        if st.refill_rule == "released":
+            draws = torch.Generator().manual_seed(pre.seed * 1000 + r)
+            channel_mask, _ = refill_released(layers, scores, rho, draws, st.criterion)
+        else:
+            channel_mask, _ = refill(layers, scores, rho, st.round_to, groups)
+        bn = {}
+        if st.refill_batchnorm == "zero":
+            bn = batchnorm_mask(model, channel_mask, batchnorm_after(pre.new_model(), list(channel_mask), example))
+            bn.update(group_norm_mask(model, channel_mask, groups))
         joint = [g.root for g in groups if joint_choice(g, layers)]
         return Mask({**channel_mask, **others}), bn, {"channel_sparsity": channel_sparsity(channel_mask),
                                                       "coupled_groups": joint}
@@ -257,6 +276,8 @@ def transferred_round(pre: Pretrained, source: Path, r: int, st: StructureHparam
             dense[n] = "not in the source mask"
     facts = {"transfer_dense_layers": dict(sorted(dense.items()))}
     if st.method in ("refill", "refill_plus"):
+        if st.refill_batchnorm == "released":
+            return mask, {}, {**facts, "channel_sparsity": channel_sparsity(mask)}
         bn = batchnorm_mask(model, mask, batchnorm_after(pre.new_model(), list(mask), example))
         if st.coupled == "joint":
             groups = unit_groups(pre.new_model(), example) if groups is None else groups
