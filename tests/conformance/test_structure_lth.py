@@ -68,15 +68,23 @@ def _expected_rows(per_layer: list) -> dict:
     return {p["layer"]: {k: v for k, v in p["refilled_digest"].items() if k != "shape"} for p in per_layer}
 
 
-def _refill_inputs(c: dict, net: str):
-    i = c["inputs"]
-    model, to_released = _model(net, c["expected"]["layers"], shapes=i["synth_shapes"])
-    layers = [n for n in prunable_names(model, "structure_lth_released")]
+def _starting_mask(model, to_released: dict, record: dict) -> Mask:
+    """The released one-shot magnitude mask: above the threshold, plus the tied weights torch.topk kept."""
     params = dict(model.named_parameters())
-    # The released starting mask: one global magnitude step to px (ties at its threshold are torch.topk's).
-    start = magnitude_prune({n: params[n].detach() for n in layers}, i["px"])
+    by_name = {t: o for o, t in to_released.items()}
+    threshold = torch.tensor(record["threshold_abs"], dtype=torch.float32)
+    mask = Mask({by_name[t]: params[by_name[t]].detach().abs() > threshold for t in record["kept_per_layer"]})
+    for layer, flat, removed in record["threshold_ties"]:
+        mask[by_name[layer]].view(-1)[flat] = not removed
+    assert differing(digests({to_released[n]: m for n, m in mask.items()}), record["mask_digests"]) == []
+    return mask
+
+
+def _refill_inputs(c: dict, net: str, record: dict):
+    model, to_released = _model(net, c["expected"]["layers"], shapes=c["inputs"]["synth_shapes"])
+    start = _starting_mask(model, to_released, record)
     with torch.no_grad():
-        Mask(start).apply_(model)
+        start.apply_(model)
     return model, to_released, start
 
 
@@ -84,7 +92,7 @@ def _refill_inputs(c: dict, net: str):
 def test_refill_per_layer_rule(name):
     c = case("slth", name)
     net = name.split("_")[1]
-    model, to_released, start = _refill_inputs(c, net)
+    model, to_released, start = _refill_inputs(c, net, c["expected"]["starting_mask"])
     per_layer = c["expected"]["per_layer"]
     assert {to_released[n]: int(m.sum()) for n, m in start.items()} == {p["layer"]: p["input_kept"] for p in per_layer}
     rho = c["inputs"]["fillback_rate"]
@@ -159,11 +167,9 @@ def test_released_stale_activation_criterion_reproduces_the_released_bug(net):
     e = c["expected"][net]["by_fillback_rate"]["0.0"]
     shapes = [(n, s) for n, s, kind in c["expected"][net]["layers"] if kind == "conv"]
     model, to_released = _model(net, c["expected"][net]["layers"], shapes=shapes)
-    layers = prunable_names(model, "structure_lth_released")
-    params = dict(model.named_parameters())
-    start = magnitude_prune({n: params[n].detach() for n in layers}, 0.67)
+    start = _starting_mask(model, to_released, c["expected"][net]["starting_mask"])
     with torch.no_grad():
-        Mask(start).apply_(model)
+        start.apply_(model)
     x = as_tensor(synth.values(c["inputs"]["batch_seed"], 0, (4, 3, 32, 32)))
     mean, std = torch.tensor(CIFAR10_MEAN), torch.tensor(CIFAR10_STD)
     x = (x - mean[None, :, None, None]) / std[None, :, None, None]  # the released model normalises inside

@@ -212,3 +212,24 @@ def test_group_aware_reads_structure_lths_recipe_and_checks_it_first(tmp_path, c
 
 def run_settings(run):
     return storage.read_json(paths.hparams(run))["settings"]
+
+
+def test_openlth_prune_rule_removes_ceil_plus_one_counting_unpruned_layers(pretrained):
+    """imp.prune_rule openlth: each round removes ceil(0.2 n) + 1 weights (no ties in trained weights), n counting
+    the conv and linear weights the policy leaves out (here the classifier)."""
+    import math
+
+    from ticketbench.models import conv_linear_layers
+
+    root, runs = pretrained
+    m = _imp(runs["test_resnet"], root / "imp_openlth", "--prune-rule", "openlth")
+    model = load_pretrained(runs["test_resnet"]).new_model()
+    names = prunable_names(model, "prac")
+    outside = sum(mod.weight.numel() for n, mod in conv_linear_layers(model).items() if f"{n}.weight" not in names)
+    assert outside > 0
+    kept = sum(dict(model.named_parameters())[n].numel() for n in names)
+    for r in range(1, ROUNDS + 1):
+        mask, _ = Mask.load(root / "imp_openlth" / f"round{r}" / "mask.safetensors")
+        assert kept - mask.kept == math.ceil(0.2 * (kept + outside)) + 1
+        kept = mask.kept
+    assert m["rounds"][-1]["sparsity"] > 1 - 0.8 ** ROUNDS

@@ -168,3 +168,24 @@ def test_cli_search_overlap_and_cost(pre_dir, tmp_path):
                  "--out", str(tmp_path / "cost.json")]) == 0
     assert main(["jackpot-cost", "--magnitude", str(runs["random"]), "--random", str(runs["magnitude"]),
                  "--out", str(tmp_path / "bad.json")]) == 2
+
+
+def test_released_budget_and_per_epoch_cosine_run_through_the_search(pre_dir):
+    """jackpot.budget_rounding released and lr_schedule cosine_epoch reach the search: its budget is the released
+    per-layer rule and the learning rate holds within each epoch, annealed once per epoch."""
+    from ticketbench.methods.jackpot.search import released_budget
+    from ticketbench.masks import policy_names
+
+    pre = load_pretrained(pre_dir)
+    jp = JackpotHparams(sparsity=0.8, epochs=3, batch_size=64, budget_rounding="released", lr_schedule="cosine_epoch")
+    s = search(pre, jp, device=CPU, progress=False)
+    model = pre.model_from(pre.best_state)
+    names, _ = policy_names(model, "jackpot")
+    params = dict(model.named_parameters())
+    expected = released_budget({n: params[n].detach() for n in names}, 0.8)
+    assert all(torch.equal(s["budget"][n], expected[n]) for n in names)
+    assert s["mask"].kept == expected.kept  # swaps keep every layer's released budget
+    lrs = [e["lr"] for e in s["result"].history]  # the rate of each epoch's last step
+    assert lrs == pytest.approx([0.5 * jp.lr * (1 + math.cos(math.pi * e / 3)) for e in range(3)])
+    with pytest.raises(Exception, match="budget_rounding"):
+        JackpotHparams.from_dict({"budget_rounding": "floor"})

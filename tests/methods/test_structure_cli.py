@@ -146,3 +146,31 @@ def test_reinit_retrains_each_ticket_from_a_fresh_initialisation(imp_run, monkey
     (start,) = starts
     assert all(torch.equal(start[k], fresh[k]) for k in fresh)
     assert not all(torch.equal(start[k], rewind[k]) for k in rewind if k in start and rewind[k].is_floating_point())
+
+
+def test_released_refill_presets_run_end_to_end(imp_run):
+    """structure.refill_rule released and refill_batchnorm released reach the stage: each layer keeps the released
+    rule's channels (int(x) + 1 with distinct scores), and emptied channels keep a trainable BatchNorm, so slimming
+    removes nothing and says why."""
+    import math
+
+    root, pre, imp = imp_run
+    out = root / "refill_released"
+    assert main(["structure", *FAST_TIMING, "--pretrain", str(pre), "--imp", str(imp), "--method", "refill",
+                 "--refill-rule", "released", "--coupled", "per_layer", "--refill-batchnorm", "released",
+                 "--timing-rounds", "2", "--no-progress", "--out", str(out)]) == 0
+    for r in range(1, ROUNDS + 1):
+        imp_mask, _ = Mask.load(imp / f"round{r}" / "mask.safetensors")
+        mask, _ = Mask.load(out / f"round{r}" / "mask.safetensors")
+        for n, m_imp in imp_mask.items():
+            rows = m_imp.flatten(1)
+            x = int(rows.sum()) / rows.shape[1]
+            full = int(mask[n].flatten(1).all(1).sum())
+            assert full == min(rows.shape[0], math.floor(x) + 1) or int(rows.sum()) == 0, n
+        state, _ = load_checkpoint(out / f"round{r}" / "model.safetensors")
+        assert not any(k.endswith(".bias") and "bn" in k and bool((v == 0).all()) for k, v in state.items())
+        row = read_metrics(out / f"round{r}" / "metrics.json")
+        assert row["units_removed"] == 0 and row["no_structure_reason"]
+    assert main(["structure", "--pretrain", str(pre), "--imp", str(imp), "--method", "refill", "--refill-rule",
+                 "released", "--out", str(root / "refused")]) == 2  # coupled joint: one line, nothing written
+    assert not (root / "refused").exists()
