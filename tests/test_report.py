@@ -298,3 +298,22 @@ def test_dvc_status_reads_changed_dependencies(tmp_path, monkeypatch):
     assert codeversion.dvc_status("grid", tmp_path) == ["src/ticketbench: modified", "workflow: modified"]
     monkeypatch.setattr(subprocess, "run", lambda cmd, **kw: subprocess.CompletedProcess(cmd, 0, "{}", ""))
     assert codeversion.dvc_status("grid", tmp_path) == []
+
+
+def test_regroup_loop_table_pairs_the_released_loop_with_the_paper_rule_by_seed(results, tmp_path):
+    seed = results / "structure" / "cifar10" / "cifar_resnet20" / "seed0"
+    base = dict(dataset="cifar10", backbone="cifar_resnet20", **CORE)
+    for folder, accs, sparsity in (("regroup", [0.92, 0.915], [0.25, 0.40]),
+                                   ("regroup-released", [0.90, 0.90], [0.10, 0.20])):
+        rows = _rounds(accs, imp_sparsity=[0.2, 0.36])
+        for row, s in zip(rows, sparsity):
+            row["sparsity"] = s
+        _write(seed / folder / "metrics.json", {**base, "method": "regroup", "sparsity": sparsity[-1],
+                                               "test_acc": accs[-1], "rounds": rows})
+    out = tmp_path / "report"
+    summary = build_report(results, TABLES, out)
+    assert "grid_regroup_loop_cifar10_cifar_resnet20" in summary["grid_tables"]
+    rows = _table(out, "grid_regroup_loop_cifar10_cifar_resnet20")
+    assert rows[0][:4] == ["round", "IMP remaining (%)", "paper rule remaining (%)", "released loop remaining (%)"]
+    assert rows[1][1:4] == ["80.00", "75.00", "90.00"] and rows[2][1:4] == ["64.00", "60.00", "80.00"]
+    assert rows[1][6].startswith("-2.00")  # released minus paper, paired by seed

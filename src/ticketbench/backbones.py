@@ -33,12 +33,13 @@ def describe(name: str, *, num_classes: int = 10, in_chans: int = 3, image_size:
     from .models import classifier_names, conv_linear_layers, create_model, stem_name
 
     model = create_model(name, num_classes=num_classes, in_chans=in_chans, image_size=image_size).eval()
+    W = max(len(p) for p in POLICIES.names())  # noqa: N806 - the policy column's width
     layers = conv_linear_layers(model)
     heads, stem = set(classifier_names(model)), stem_name(model)
     weights = sum(m.weight.numel() for m in layers.values())
     lines = [f"{name}: {len(layers)} conv and linear layers, {weights / 1e6:.3f}M weights "
              f"(in_chans {in_chans}, {image_size}x{image_size}, {num_classes} classes)", "",
-             f"{'policy':<14} {'covered':>8} {'layers':>8}  pruned / kept"]
+             f"{'policy':<{W}} {'covered':>8} {'layers':>8}  pruned / kept"]
     for policy in POLICIES.names():
         pol = POLICIES.get(policy)
         try:
@@ -51,10 +52,10 @@ def describe(name: str, *, num_classes: int = 10, in_chans: int = 3, image_size:
         why = {n: "classifier" if n in heads else "stem" if n == stem else "" for n in kept}
         flag = " (asked for by name only)" if pol.narrow else (
             f" REFUSED: below {MIN_COVERAGE:.0%}" if cover < MIN_COVERAGE else "")
-        lines.append(f"{policy:<14} {cover:>8.1%} {len(names):>3}/{len(layers):<4}  prunes {pattern_counts(mods)}"
+        lines.append(f"{policy:<{W}} {cover:>8.1%} {len(names):>3}/{len(layers):<4}  prunes {pattern_counts(mods)}"
                      f"{flag}")
         if kept:
-            lines.append(f"{'':<33}keeps  " + ", ".join(f"{n} ({why[n]})" if why[n] else n for n in kept[:4])
+            lines.append(f"{'':<{W + 19}}keeps  " + ", ".join(f"{n} ({why[n]})" if why[n] else n for n in kept[:4])
                          + (f" and {len(kept) - 4} more: {pattern_counts(kept[4:])}" if len(kept) > 4 else ""))
     example = torch.zeros(1, in_chans, image_size, image_size)
     groups = unit_groups(model, example)

@@ -182,9 +182,12 @@ def _check_meaning(config: dict[str, Any]) -> None:
         for v in exp.get(key, []):
             if v not in allowed:
                 raise ConfigError(f"experiments.{key}", v, f"one of {', '.join(allowed)}")
+    released = [f"{m}-released" for m in STRUCTURE_METHODS]
     for m in exp.get("structure_methods", []):
-        if m not in STRUCTURE_METHODS:
-            raise ConfigError("experiments.structure_methods", m, f"one of {', '.join(STRUCTURE_METHODS)}")
+        if m not in STRUCTURE_METHODS and m not in released:
+            raise ConfigError("experiments.structure_methods", m,
+                              f"one of {', '.join(STRUCTURE_METHODS)}, or {', '.join(released)} (the released "
+                              f"code's settings)")
     for key in ("jackpot_sparsities", "jackpot_random_sparsities"):
         for s in exp.get(key, []):
             if not 0 < s < 1:
@@ -229,9 +232,11 @@ def _check_extra_runs(config: dict[str, Any]) -> None:
             check_source("structure_ablations", name, source)
             continue
         criterion = changes["structure"].get("criterion")
-        if method == "regroup" and not changes["structure"].get("reinit"):
-            raise ConfigError("experiments.structure_ablations", name, "regroup-reinit, regroup-rw<p> or "
-                              "regroup-from-<variant>: a channel criterion or rho changes refill and refill_plus only")
+        if method == "regroup" and not (changes["structure"].get("reinit") or
+                                        changes["structure"].get("regroup_preset")):
+            raise ConfigError("experiments.structure_ablations", name, "regroup-reinit, regroup-released, "
+                              "regroup-rw<p> or regroup-from-<variant>: a channel criterion or rho changes refill and "
+                              "refill_plus only")
         if criterion is not None and criterion not in CHANNEL_SCORES:
             raise ConfigError("experiments.structure_ablations", name,
                               f"<method>-<criterion> with a criterion of {', '.join(CHANNEL_SCORES.names())}")
@@ -338,8 +343,15 @@ IMP_RUN = re.compile(
     rf"{STRUCTURE_IMP}-(?:rw(?P<percent>\d+)|(?P<follower>{IMP_VARIANT}))|(?P<variant>{IMP_VARIANT})")
 # The rewind point, the mask source and the transfer come before the criterion: a criterion is any name.
 STRUCTURE_ABLATION = re.compile(
-    rf"(?P<method>{STRUCTURE_METHOD})-(?:(?P<reinit>reinit)|rho(?P<rho>0\.\d+)|rw(?P<percent>\d+)|"
-    rf"from-(?P<source>{IMP_VARIANT})|(?P<criterion>{CHANNEL_CRITERION}))")
+    rf"(?P<method>{STRUCTURE_METHOD})-(?:(?P<reinit>reinit)|(?P<released>released)|rho(?P<rho>0\.\d+)|"
+    rf"rw(?P<percent>\d+)|from-(?P<source>{IMP_VARIANT})|(?P<criterion>{CHANNEL_CRITERION}))")
+#: ``<method>-released``: the structure settings that reproduce the released Structure-LTH code (tests/conformance).
+RELEASED_STRUCTURE = {
+    "regroup": {"regroup_preset": "released"},
+    "refill": {"refill_rule": "released", "coupled": "per_layer", "refill_batchnorm": "released", "criterion": "remain"},
+    "refill_plus": {"refill_rule": "released", "coupled": "per_layer", "refill_batchnorm": "released",
+                    "criterion": "remain"},
+}
 STRUCTURE_TRANSFER = re.compile(rf"(?P<method>{STRUCTURE_METHOD})-transfer-(?P<dataset>{DATASET})")
 JACKPOT_SEARCH = re.compile(r"(magnitude|random)-s(0\.\d+)-(?:([et])(\d+)|r(0\.\d+))")
 EXTRA_RUNS = {
@@ -348,8 +360,8 @@ EXTRA_RUNS = {
     "imp_runs": (IMP_RUN, "<variant> (follows full IMP), structure_lth-<variant> (follows Structure-LTH's IMP) or "
                  "structure_lth-rw<p> (Structure-LTH's IMP rewound to p% of training)"),
     "structure_ablations": (STRUCTURE_ABLATION, "<method>-<criterion> or <method>-rho<r> (refill, refill_plus), "
-                            "or <method>-reinit, <method>-rw<p>, <method>-from-<variant> (refill, refill_plus, "
-                            "regroup)"),
+                            "or <method>-reinit, <method>-released, <method>-rw<p>, <method>-from-<variant> (refill, "
+                            "refill_plus, regroup)"),
     "structure_transfers": (STRUCTURE_TRANSFER, "<method>-transfer-<dataset> (refill, refill_plus, regroup), e.g. "
                             "regroup-transfer-imagenet"),
     "jackpot_searches": (JACKPOT_SEARCH, "<init>-s<sparsity>-e<search epochs>, <init>-s<sparsity>-t<tuning "
@@ -370,7 +382,9 @@ EXTRA_RUNS_HELP = {
                 "training); name -> cells",
     "structure_ablations": "Structure-LTH ablations in results/structure/<d>/<b>/seed<k>/<name>/: "
                            "<method>-<criterion> (refill channel score), <method>-rho<r> (Refill+ rate), "
-                           "<method>-reinit (random re-initialisation), <method>-rw<p> (from the IMP run "
+                           "<method>-reinit (random re-initialisation), <method>-released (the released code's "
+                           "settings: regroup_preset released; refill_rule released, coupled per_layer, "
+                           "refill_batchnorm released, criterion remain), <method>-rw<p> (from the IMP run "
                            "structure_lth-rw<p>), <method>-from-<variant> (from the masks of the IMP run "
                            "structure_lth-<variant>); the IMP runs they read run too; name -> cells",
     "structure_transfers": "structured tickets found on another dataset, in results/structure/<d>/<b>/seed<k>/"
@@ -477,6 +491,8 @@ def structure_run(folder: str) -> tuple[str, dict[str, dict]]:
     found = m.groupdict()
     if found.get("reinit"):
         return m["method"], {"structure": {"reinit": True}}
+    if found.get("released"):
+        return m["method"], {"structure": dict(RELEASED_STRUCTURE[m["method"]])}
     if found.get("rho"):
         return m["method"], {"structure": {"rho": float(m["rho"])}}
     if found.get("criterion"):

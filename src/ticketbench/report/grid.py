@@ -229,6 +229,38 @@ def structure_table(res: Results, cell: Cell) -> Table | None:
                  [*([note] if note else []), *notes, INTERVALS])
 
 
+#: The structure run with the released Structure-LTH settings beside the paper's regroup (pipeline's
+#: ``<method>-released``; deviation slth-regroup-loop).
+RELEASED_REGROUP = "regroup-released"
+
+
+def regroup_loop_table(res: Results, cell: Cell) -> Table | None:
+    """Regroup with the paper's column rule against the released loop, round by round on the same IMP masks."""
+    paper, released = (res.by_seed("structure", cell, v) for v in ("regroup", RELEASED_REGROUP))
+    seeds = sorted(set(paper) & set(released))
+    if not seeds:
+        return None
+    rounds = lambda m: {row["round"]: row for row in m.get("rounds", [])}  # noqa: E731
+    rows = []
+    for r in sorted({r for k in seeds for r in rounds(paper[k])} & {r for k in seeds for r in rounds(released[k])}):
+        a = [rounds(paper[k]).get(r) for k in seeds]
+        b = [rounds(released[k]).get(r) for k in seeds]
+        pairs = [(x, y) for x, y in zip(a, b) if x and y]
+        rows.append([r, _fixed(1 - x["imp_sparsity"] for x, _ in pairs if x.get("imp_sparsity") is not None),
+                     _fixed(1 - x["sparsity"] for x, _ in pairs), _fixed(1 - y["sparsity"] for _, y in pairs),
+                     _acc([x for x, _ in pairs]), _acc([y for _, y in pairs]),
+                     _val(y["test_acc"] - x["test_acc"] for x, y in pairs
+                          if x.get("test_acc") is not None and y.get("test_acc") is not None)])
+    return Table(f"grid_regroup_loop_{cell[0]}_{cell[1]}", f"Regroup: the paper's column rule against the released "
+                 f"loop: {cell[0]} x {cell[1]}",
+                 ["round", "IMP remaining (%)", "paper rule remaining (%)", "released loop remaining (%)",
+                  "paper rule acc (%)", "released loop acc (%)", "released minus paper (points)"], rows,
+                 f"Both regroup the same IMP masks with the same KaHyPar partitions; the paper rule's run uses this "
+                 f"grid's regroup settings, the released loop's the released code's constants "
+                 f"(structure.regroup_preset: released; deviations slth-regroup-loop, slth-regroup-parts). "
+                 f"Differences are paired by seed ({len(seeds)} seeds).", [INTERVALS])
+
+
 def jackpot_table(res: Results, cell: Cell) -> Table | None:
     dense = dict(zip(res.seeds("pretrain", cell), res.dense_runs(cell)))
     rows = []
@@ -319,6 +351,7 @@ def numerics_table(res: Results) -> Table | None:
 def grid_tables(res: Results) -> list[Table]:
     tables = []
     for cell in res.cells():
-        tables += [imp_table(res, cell), prac_sets_table(res, cell), structure_table(res, cell), jackpot_table(res, cell)]
+        tables += [imp_table(res, cell), prac_sets_table(res, cell), structure_table(res, cell),
+                   regroup_loop_table(res, cell), jackpot_table(res, cell)]
     tables += [savings_table(res), overlap_table(res), timing_table(res), numerics_table(res)]
     return [t for t in tables if t is not None]
