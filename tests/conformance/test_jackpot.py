@@ -105,12 +105,11 @@ def test_cosine_epoch_schedule_is_the_released_learning_rate_at_every_step():
         [0.05 * (1 + math.cos(math.pi * k / 30)) for k in range(30)], abs=1e-15)
 
 
-def test_twenty_search_steps_swap_as_the_released_search():
+def _search_steps(variant: str = "ipe391"):
     """Our masked conv, straight-through scores, SGD on the scores and swap step, on the released network's weights
-    and batches. Float sums differ in the last bits (our classifier is a linear layer, theirs a 1x1 conv), so swap
-    counts and masks must agree exactly only where the fixture's mask was decided away from a near-tie."""
+    and batches: per step the swaps per layer, and the first two layers' scores and masks after steps 1 and 20."""
     c = case("jackpot", "search20")
-    i, e = c["inputs"], c["expected"]["ipe391"]
+    i = c["inputs"]
     torch.manual_seed(0)
     model, weights, to_released, raw = _setup("resnet32_cifar10", c["expected"]["layers"], i["weights"]["seed"],
                                               i["weights"]["levels"])
@@ -124,18 +123,50 @@ def test_twenty_search_steps_swap_as_the_released_search():
     scored = attach(model, initial_scores(weights, budget, "magnitude", 0), budget, "swap")
     opt = torch.optim.SGD([pm.scores for pm in scored.values()], lr=0.1, momentum=0.9, weight_decay=5e-4)
     model.train()
-    steps = []
+    swaps, snaps = [], {}
     for step in range(i["steps"]):
         x = as_tensor(synth.values(1000 + step, 0, (16, 3, 32, 32)))
         y = torch.from_numpy(synth.labels(1000 + step, 1, 16, 10))
         opt.zero_grad()
         F.cross_entropy(model(x), y).backward()
         opt.step()
-        steps.append([swap_update(pm.scores, pm.mask, 1.0) for pm in scored.values()])
-        snap = e["snapshots_after_steps"].get(str(step + 1))
-        if snap:
-            masks = digests({to_released[n]: pm.mask for n, pm in scored.items()})
-            snap = {n: d for n, d in snap["mask_digests"].items() if n not in HEADS}
-            assert differing(masks, snap) == [], f"step {step + 1}"
-    released = [s["swaps"][: len(scored)] for s in e["per_step"]]
-    assert steps == released
+        swaps.append([swap_update(pm.scores, pm.mask, 1.0) for pm in scored.values()])
+        if step + 1 in (1, 5, 20):
+            snaps[step + 1] = {to_released[n]: (pm.scores.detach().clone(), pm.mask.clone())
+                               for n, pm in list(scored.items())[:2]}
+            snaps[f"digests{step + 1}"] = digests({to_released[n]: pm.mask for n, pm in scored.items()})
+    return c["expected"][variant], tensors("jackpot", "search20"), swaps, snaps
+
+
+#: Spread measured over the native, avx2 and default CPU kernel paths (ATEN_CPU_CAPABILITY, ONEDNN_MAX_CPU_ISA):
+#: step-1 scores differ by up to 1.7e-5 from the released ones; every layer swaps as the released search through
+#: step 6; then a swap decided by a near-tie goes the other way and the searches drift apart (on the fixture's own
+#: kernel path they stay identical to step 20): cumulative swaps within 4.2%, the first two layers' masks agree on
+#: 82-100% of their weights after 20 steps. The bounds below leave a margin of about 2-3x.
+SCORE_ATOL, EXACT_STEPS, SWAP_SPREAD, MASK_AGREEMENT = 5e-5, 5, 0.10, 0.70
+
+
+def test_twenty_search_steps_swap_as_the_released_search():
+    """Float sums differ in the last bits between our network (a linear classifier) and the released one (a 1x1
+    conv), and between CPU kernel paths, so the comparison is exact as long as no swap can have gone the other way,
+    and within the measured spread after that."""
+    e, t, swaps, snaps = _search_steps()
+    released = [s["swaps"][: len(swaps[0])] for s in e["per_step"]]
+    # Steps 1-2: nothing swaps (the 0.01 gap between kept and pruned scores is wider than one step); the scores
+    # moved by one SGD step equal the released ones.
+    assert released[0] == swaps[0] == [0] * len(swaps[0])
+    for layer, (score, mask) in snaps[1].items():
+        key = f"ipe391.step1.{layer.removesuffix('.weight')}"
+        assert torch.allclose(score, t[f"{key}.score"], rtol=0, atol=SCORE_ATOL)
+        assert torch.equal(mask, t[f"{key}.b_mask"].bool())
+    # Steps 1-5: every layer swaps as many pairs as the released search, and every mask is the released one.
+    assert swaps[:EXACT_STEPS] == released[:EXACT_STEPS]
+    for step in (1, EXACT_STEPS):
+        expected = {n: d for n, d in e["snapshots_after_steps"][str(step)]["mask_digests"].items() if n not in HEADS}
+        assert differing(snaps[f"digests{step}"], expected) == [], f"step {step}"
+    # Steps 6-20: the search follows the released one to within the measured spread.
+    ours, theirs = sum(map(sum, swaps)), sum(map(sum, released))
+    assert abs(ours - theirs) <= SWAP_SPREAD * theirs, (ours, theirs)
+    for layer, (_, mask) in snaps[20].items():
+        key = f"ipe391.step20.{layer.removesuffix('.weight')}"
+        assert float((mask == t[f"{key}.b_mask"].bool()).float().mean()) >= MASK_AGREEMENT
