@@ -25,9 +25,9 @@ def cases(paper: str, prefix: str = "") -> list[str]:
 
 
 def tensors(paper: str, name: str) -> dict[str, torch.Tensor]:
-    from safetensors.torch import load_file
+    from . import tensorjson
 
-    return load_file(str(FIXTURES / paper / name / "expected.safetensors"))
+    return {k: torch.from_numpy(v) for k, v in tensorjson.load(FIXTURES / paper / name / "expected.tensors.json").items()}
 
 
 def layer_map(model: torch.nn.Module, layers: list) -> dict[str, str]:

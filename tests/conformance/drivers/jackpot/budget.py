@@ -10,7 +10,6 @@ Run (DIR holds released/jackpot; writes DIR/fixtures/jackpot/budget):
 
 from __future__ import annotations
 
-import math
 import sys
 from pathlib import Path
 

@@ -20,7 +20,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.numpy import save_file
 
 DRIVER = "tests/conformance/drivers/jackpot/search20.py"
 R = None  # the sibling _released helper, bound by _setup() in main(): importing this file only defines things
@@ -194,7 +193,7 @@ def main() -> None:
     expected["adjust_rate_per_epoch"] = rates
     expected["layers"] = [[n, list(s), "linear" if n.startswith("fc") else "conv"] for n, s in shapes.items()]
     out.mkdir(parents=True, exist_ok=True)
-    save_file(tensors, str(out / "expected.safetensors"))
+    __import__('tensorjson').save(out / "expected.tensors.json", tensors)
     case = {
         "repository": R.REPO, "commit": R.COMMIT,
         "command": R.command(DRIVER),
@@ -226,7 +225,7 @@ def main() -> None:
         "expected": expected,
         "notes": ("Step numbering: snapshot '0' is before any step, 'k' after k optimizer steps + pop_ups. "
                   "per_step[i].swaps = released final_pop_up return per layer (module order); flips = changed mask "
-                  "entries (= 2*swaps). lr = optimizer lr used by that step. Tensors: expected.safetensors keys "
+                  "entries (= 2*swaps). lr = optimizer lr used by that step. Tensors: expected.tensors.json keys "
                   "ipe<N>.step1/.step20/.final.<layer>.score (float32) and .b_mask (bool) for conv1 and "
                   "layer1.0.conv1. The scores depend on float gradients (conv/BN/loss), so a reimplementation should "
                   "compare scores with a tolerance and masks where no near-tie at tau exists."),

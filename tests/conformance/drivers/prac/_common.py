@@ -20,7 +20,6 @@ import sys
 import types
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn as nn
 
@@ -127,8 +126,8 @@ def write_case(case: str, *, driver: str, command: str, released_function: str, 
             "released_function": released_function, "inputs": inputs, "expected": expected, "notes": notes}
     (d / "case.json").write_text(json.dumps(meta, indent=1, sort_keys=False) + "\n")
     if tensors:
-        from safetensors.numpy import save_file
-        save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, str(d / "expected.safetensors"))
+        import tensorjson  # beside synth.py (on sys.path since setup)
+        tensorjson.save(d / "expected.tensors.json", tensors)
     return d
 
 

@@ -138,12 +138,12 @@ def main():
                            "utils/pruner.py:FIFO; calculate_hamming_distance fed (see notes)"),
         inputs={"seed": SEED, "n_sequences": N, "max_len": MAXLEN, "warmup": 0,
                 "configs": [{"eps": e, "queue_length": q} for e, q in CONFIGS],
-                "distances": "expected.safetensors['distances'] float32 [N, 40], NaN past lengths[s]; distances[s, i] is "
+                "distances": "expected.tensors.json['distances'] float32 [N, 40], NaN past lengths[s]; distances[s, i] is "
                              "the distance computed at epoch i+1 (epoch 0 computes none); generator "
                              "drivers/prac/early_stop.py:sequences",
-                "lengths": "expected.safetensors['lengths']: number of distances (the round has lengths+1 epochs)"},
+                "lengths": "expected.tensors.json['lengths']: number of distances (the round has lengths+1 epochs)"},
         expected={**expected,
-                  "stop_epoch": "expected.safetensors['stop_epoch_eps<eps>_q<q>'] int64: 0-based epoch after whose "
+                  "stop_epoch": "expected.tensors.json['stop_epoch_eps<eps>_q<q>'] int64: 0-based epoch after whose "
                                 "check training breaks (= index i+1 of the last distance consumed), -1 if never"},
         notes=("Per epoch e >= 1: d = hamming(last_mask, epoch_mask) / remain_para as a 0-dim float32 tensor; "
                "start_record |= d > eps; if e > warmup and start_record: queue = [d] + queue[:-1] (FIFO, queue a float32 "

@@ -249,12 +249,12 @@ def run_round0(rel: Released, lines: str):
                     "data_prune": "zero_out", "split": "identity (int32)" if ident else
                     "argsort(synth.uniform_ints(seed, 50, n_all), stable) as int32",
                     "trained_ids": "split[:train_number]", "record_mode": mode,
-                    "record": "expected.safetensors['record'] int8 [n_all, epochs]: 1 right / 0 wrong / -1 not trained "
+                    "record": "expected.tensors.json['record'] int8 [n_all, epochs]: 1 right / 0 wrong / -1 not trained "
                               "(generator: drivers/prac/sets.py:records)"},
             expected={"selected_size": int(len(sel)), "n_never_learned": int((fc == 200000).sum()),
                       "n_untrained": int((fc == -1).sum()), "n_zero_forget": int((fc == 0).sum()),
                       "selected_all_rows": bool(len(sel) == n_all),
-                      "selected": sel.tolist() if len(sel) <= 64 else "see expected.safetensors"},
+                      "selected": sel.tolist() if len(sel) <= 64 else "see expected.tensors.json"},
             tensors={"record": rec, "split": split, "forgetting": fc, "selected": sel})
         print(case, "selected", len(sel), "of", n_all)
 
@@ -308,9 +308,9 @@ def run_later(rel: Released):
                     "threshold": thr, "data_prune": "zero_out", "classes": classes,
                     "split": "identity (int32)" if ident else
                     "argsort(synth.uniform_ints(seed, 50, n_all), stable) as int32",
-                    "previous_set": "expected.safetensors['previous_set']: sorted split[:train_number][p] for p with "
+                    "previous_set": "expected.tensors.json['previous_set']: sorted split[:train_number][p] for p with "
                                     f"uniform_ints(seed, 60, train_number) % 100 < {pct}",
-                    "record": "expected.safetensors['record'] int8 [n_all, epochs] (-1 outside previous_set)",
+                    "record": "expected.tensors.json['record'] int8 [n_all, epochs] (-1 outside previous_set)",
                     "dense_logits": f"synth.values(seed, 10, [train_number, classes], levels={levels})",
                     "sparse_logits": f"where(uniform_ints(seed, 12, train_number) % 1000 < {flip}, "
                                      f"synth.values(seed, 11, [train_number, classes], levels={levels}), dense)",
@@ -318,7 +318,7 @@ def run_later(rel: Released):
                     "logit_levels": levels, "flip_per_mille": flip, "record_mode": mode},
             expected={"cet_size": int(len(cet)), "cep_size": int(len(cep)), "selected_size": int(len(sel)),
                       "overlap": int(len(np.intersect1d(cet, cep))),
-                      "selected": sel.tolist() if len(sel) <= 64 else "see expected.safetensors"},
+                      "selected": sel.tolist() if len(sel) <= 64 else "see expected.tensors.json"},
             tensors={"record": rec, "split": split, "previous_set": prev, "dense_logits": dense,
                      "sparse_logits": sparse, "labels": labels, "forgetting": forgetting, "dense_preds": dp,
                      "sparse_preds": sp, "cet": cet, "cep_positions": pie_index, "cep": cep, "selected": sel})

@@ -15,7 +15,6 @@ import sys
 
 import numpy as np
 import torch
-from safetensors.numpy import save_file
 
 DRIVER = "tests/conformance/drivers/slth-regroup/hand_cases.py"
 OUT = None  # DIR/fixtures/slth-regroup, bound by _setup()
@@ -130,7 +129,7 @@ def run_case(name, spec):
             "construction": {k: spec[k] for k in ("seed", "shape", "base_thr", "planted", "empty", "dense")},
             "construction_rule": "M = |synth.values(seed,0,shape)| > base_thr; for (rows, cols, thr) in planted: "
                                  "M[rows x cols] |= synth.values(seed,1,shape)[rows x cols] > thr; M[empty]=False; "
-                                 "M[dense]=True. Also stored as expected.safetensors['input'] (bool).",
+                                 "M[dense]=True. Also stored as expected.tensors.json['input'] (bool).",
             "matrix_dtype_passed": "float32 0/1 (torch)",
             "partition_per_row": spec["part"],
             "partition_per_nonempty_row": given,
@@ -145,7 +144,7 @@ def run_case(name, spec):
     os.makedirs(folder, exist_ok=True)
     with open(os.path.join(folder, "case.json"), "w") as f:
         json.dump(case, f, indent=1)
-    save_file({"input": m, "output": out_np, "partition": part}, os.path.join(folder, "expected.safetensors"))
+    __import__('tensorjson').save(os.path.join(folder, "expected.tensors.json"), {"input": m, "output": out_np, "partition": part})
     print(name, "blocks", [(len(b[0]), len(b[1])) for b in r["blocks"]], "is_input", r["is_input"],
           "density", round(float(m.mean()), 4), "->", round(float(out_np.mean()), 4), f"{r['seconds']:.3f}s")
 

@@ -21,7 +21,6 @@ import time
 
 import numpy as np
 import torch
-from safetensors.numpy import save_file
 
 DRIVER = "tests/conformance/drivers/slth-regroup/resnet18_imp.py"
 OUT = None  # DIR/fixtures/slth-regroup, bound by _setup()
@@ -163,7 +162,7 @@ def main():
             "partition": "stub: KaHyPar 1.3.7 km1, k=cn=8, epsilon=0.1, seed=0, context drivers/slth-regroup/"
                          "kahypar_km1.ini, on the hypergraph as the released code writes it (vertices = non-empty "
                          "rows, hyperedges = non-empty columns incl. single-row ones). Recorded per layer as "
-                         "partition_per_nonempty_row (order of non-empty rows ascending) and in expected.safetensors "
+                         "partition_per_nonempty_row (order of non-empty rows ascending) and in expected.tensors.json "
                          "'<name>.partition' (per row, -1 = empty row)",
             "hyperparameters": {"t1": 1.5, "nn": 32, "B2": 16, "cn": 8},
         },
@@ -171,9 +170,9 @@ def main():
             "layers": per_layer,
             "group_kept_before": kb, "group_kept_after": ka, "group_numel": numel,
             "group_density_before": kb / numel, "group_density_after": ka / numel,
-            "tensors": ("expected.safetensors: '<name>.input' and '<name>.output' bool masks (4-D), '<name>.partition'"
+            "tensors": ("expected.tensors.json: '<name>.input' and '<name>.output' bool masks (4-D), '<name>.partition'"
                         if args.group in SAVE_TENSORS else
-                        "expected.safetensors: '<name>.partition' only; masks as synth.digest + blocks"),
+                        "expected.tensors.json: '<name>.partition' only; masks as synth.digest + blocks"),
             "driver_wall_seconds": None,
         },
         "notes": ("Output mask = union of the blocks (rows x cols set to 1.0, everything else 0; original weights "
@@ -187,7 +186,7 @@ def main():
     folder = os.path.join(OUT, name)
     os.makedirs(folder, exist_ok=True)
     c.dump_json(case, os.path.join(folder, "case.json"))
-    save_file(tensors, os.path.join(folder, "expected.safetensors"))
+    __import__('tensorjson').save(os.path.join(folder, "expected.tensors.json"), tensors)
     print(name, f"density {kb / numel:.4f} -> {ka / numel:.4f}", f"{case['expected']['driver_wall_seconds']}s")
 
 

@@ -286,7 +286,7 @@ def run_refill(case, rel):
                 L["n_full"] == min(L["C_out"], L["int_channel"] + 1) for L in per_layer),
             "starting_mask": start,
         },
-        "tensors": "expected.safetensors: row_state/<layer> int8[C] (0 all-zero row, 1 all-ones row, 2 partial row "
+        "tensors": "expected.tensors.json: row_state/<layer> int8[C] (0 all-zero row, 1 all-ones row, 2 partial row "
                    "left as the input mask), score/<layer> float32[C] (l1 of weight_orig*weight_mask per output "
                    "channel, computed by the driver the way line 135 sees it)",
         "notes": (
@@ -376,7 +376,7 @@ def run_remain_ties(case, rel):
             "by_torch_seed": per_seed,
             "layers_where_the_two_seeds_fill_a_different_tied_row": differs,
         },
-        "tensors": "expected.safetensors: seed<s>/row_state/<layer> int8[C] (0 empty, 1 full, 2 partial = input row)",
+        "tensors": "expected.tensors.json: seed<s>/row_state/<layer> int8[C] (0 empty, 1 full, 2 partial = input row)",
         "notes": (
             "criteria='remain': score = number of kept weights in the row (float). threshold = kthvalue(count, "
             "max(C - int_channel, 1)); count > threshold -> row all ones, count < threshold -> all zeros, and among "
@@ -459,7 +459,7 @@ def run_integer_budget(case, rel):
             "refilled_layers": [n + ".weight" for n in names],
             "by_fillback_rate": by_rho,
         },
-        "tensors": "expected.safetensors: rho<r>/row_state/<layer> int8[C] (0 empty, 1 full, 2 partial); "
+        "tensors": "expected.tensors.json: rho<r>/row_state/<layer> int8[C] (0 empty, 1 full, 2 partial); "
                    "rho<r>/score/<layer> float32[C] (l1 of the masked trained weights per output channel)",
         "notes": (
             "When x = num_channel + (C - num_channel) * rho is an exact integer the released code keeps x + 1 "
@@ -553,7 +553,7 @@ def run_activation_l1(case, rel):
             "batch_seed": BATCH_SEED, "torch_manual_seed_before_call": TORCH_SEED,
         },
         "expected": res_by_net,
-        "tensors": "expected.safetensors: <net>/rho0.0/row_state/<layer> int8[C]; <net>/rho0.0/score/<layer> "
+        "tensors": "expected.tensors.json: <net>/rho0.0/row_state/<layer> int8[C]; <net>/rho0.0/score/<layer> "
                    "float32[C] = feature_maps[0].view(C, -1).abs().sum(1) (the score the released code uses)",
         "notes": (
             "criteria='l1' is activation-based: count = feature_maps[counter].view(C, -1).abs().sum(1) but `counter` "
