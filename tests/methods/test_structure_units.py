@@ -2,6 +2,7 @@
 changes no output, joint refill choices in coupled groups, policy cover, and `ticketbench backbones`."""
 
 import copy
+import re
 
 import pytest
 import torch
@@ -111,6 +112,11 @@ def test_coupled_layers_choose_their_channels_together():
 def test_every_policy_but_the_narrow_one_covers_a_transformer():
     vit = _model("test_vit")
     for name in POLICIES.names():
+        if not POLICIES.get(name).linear and not POLICIES.get(name).narrow:
+            # A released code's conv-only rule (structure_lth_released): on a transformer it is refused in one line.
+            with pytest.raises(ConfigError, match=rf"imp\.policy='{name}' .*at least 80%"):
+                policy_names(vit, name, "imp.policy", "test_vit")
+            continue
         names, cover = policy_names(vit, name, "imp.policy", "test_vit")
         assert cover == coverage(vit, names) and (cover >= MIN_COVERAGE or POLICIES.get(name).narrow)
     assert coverage(vit, prunable_names(vit, "convs_only")) < 0.2
@@ -135,7 +141,8 @@ def test_imp_refuses_a_narrow_cover_in_one_line(tmp_path, monkeypatch, capsys):
 def test_backbones_lists_cover_and_structure(capsys):
     assert main(["backbones", "test_vit"]) == 0
     out = capsys.readouterr().out
-    assert "structure_lth     83.3%" in out and "asked for by name only" in out
+    assert re.search(r"^structure_lth +83\.3% ", out, re.M) and "asked for by name only" in out
+    assert re.search(r"^structure_lth_released +16\.7% .*REFUSED: below 80%", out, re.M)
     assert "refill, refill_plus: 6 of 13 channel groups can lose channels" in out and "blocks.*.mlp.fc1 (6)" in out
     assert "regroup: 0 of 24 pruned layers are plain convolutions" in out
 
