@@ -131,7 +131,7 @@ def test_refill_keeps_one_channel_more_when_the_budget_is_whole():
     declared("slth-refill-rule")
 
 
-def _remain_mask(model, to_released: dict, layers: list[str]) -> Mask:
+def _remain_mask(model, layers: list[str]) -> Mask:
     params = dict(model.named_parameters())
     out = Mask()
     for i, n in enumerate(layers):
@@ -150,7 +150,7 @@ def test_refill_remain_ties_as_the_released_draw():
     model = create_model("cifar_resnet18", num_classes=10)
     to_released = layer_map(model, c["expected"]["layers"])
     layers = prunable_names(model, "structure_lth_released")
-    mask = _remain_mask(model, to_released, layers)
+    mask = _remain_mask(model, layers)
     for seed, e in c["expected"]["by_torch_seed"].items():
         scores = CHANNEL_SCORES.get("remain")(model, mask)
         released, _ = refill_released(mask, scores, 0.0, torch.Generator().manual_seed(int(seed)), "remain")
