@@ -7,7 +7,7 @@ from snakemake.utils import min_version
 
 min_version("9.0")
 
-from ticketbench.pipeline import DEFAULT_CONFIG, check_workflow_config
+from ticketbench.config import DEFAULT_CONFIG, check_workflow_config
 
 # Checked before `configfile:` layers the command line's config on the file: that directive logs a line of its own,
 # and a bad config must print its one error line alone. A dry run skips the data folders, so that a grid can be

@@ -60,7 +60,7 @@ def chain(root: Path, backbone: str) -> Path:
         _ok(["structure", "--pretrain", str(pre), "--imp", str(imp), "--method", method, "--rounds", "2", *TIMING,
              *QUICK, "--out", str(st / method)])
     _ok(["timing", "--pretrain", str(pre), "--imp", str(imp), "--refill", str(st / "refill"), "--regroup",
-         str(st / "regroup"), "--rounds", "3", "--max-seconds", "0.5", "--no-progress", "--overwrite",
+         str(st / "regroup"), "--timing-rounds", "3", "--timing-max-seconds", "0.5", "--no-progress", "--overwrite",
          "--out", str(st / "timing")])
     return root
 

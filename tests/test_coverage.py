@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from ticketbench.pipeline import load_config_files, planned_runs
+from ticketbench.config import load_config_files
+from ticketbench.runs import planned_runs
 from ticketbench.report.coverage import MAPPED, PAPER_ONLY, UNMAPPED, coverage
 from ticketbench.report.deviations import DEVIATIONS
 from ticketbench.report.paper import load_tables

@@ -119,6 +119,6 @@ def test_structured_tickets_and_their_timing_run_on_the_gpu(dense, strict, tmp_p
             "--epochs", "1", "--timing-rounds", "3", "--timing-max-seconds", "0.5", *RUN,
             "--out", str(tmp_path / method))
     _ok("timing", "--pretrain", str(dense), "--imp", str(imp), "--refill", str(tmp_path / "refill"), "--regroup",
-        str(tmp_path / "regroup"), "--rounds", "3", "--max-seconds", "0.5", "--device", DEVICE, "--no-progress",
+        str(tmp_path / "regroup"), "--timing-rounds", "3", "--timing-max-seconds", "0.5", "--device", DEVICE, "--no-progress",
         "--overwrite", "--out", str(tmp_path / "timing"))
     assert (tmp_path / "timing" / "timing.json").is_file()

@@ -21,7 +21,9 @@ from pathlib import Path
 
 import pytest
 
-from ticketbench.pipeline import cluster_resources, job_kind, load_config_files
+from ticketbench.cluster import cluster_resources
+from ticketbench.config import load_config_files
+from ticketbench.runs import job_kind
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent

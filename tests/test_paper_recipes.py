@@ -21,8 +21,9 @@ import pytest
 import yaml
 
 from ticketbench.hparams import int_list
-from ticketbench.pipeline import (RELEASED_STRUCTURE, DENSE_BLOCKS, PAPERS, block_classes, dense_run, load_config_files, recipe_changes,
-                                  recipe_layers, resolve_recipe)
+from ticketbench.config import block_classes, load_config_files
+from ticketbench.methods.registry import STRUCTURE_METHODS
+from ticketbench.recipes import DENSE_BLOCKS, PAPERS, dense_run, recipe_changes, recipe_layers, resolve_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "config"
@@ -361,7 +362,7 @@ def test_a_config_without_recipes_runs_the_jobs_it_ran_before(files):
     # but the few the grid sets per job.
     per_job = {"--dataset", "--backbone", "--seed", "--variant", "--init", "--sparsity", "--method"}
     # ... and the released code's settings, which a <method>-released run's folder names.
-    per_job |= {f"--{k.replace('_', '-')}" for v in RELEASED_STRUCTURE.values() for k in v}
+    per_job |= {f"--{k.replace('_', '-')}" for v in (STRUCTURE_METHODS.spec(m).released for m in STRUCTURE_METHODS.names()) for k in v}
     used = {f for c in commands for f in re.findall(r"(?<= )--[a-z-]+", c)}
     assert used & _flags_of_blocks() <= per_job, sorted(used & _flags_of_blocks() - per_job)
 

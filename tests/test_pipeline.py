@@ -13,8 +13,9 @@ import yaml
 
 from ticketbench.cli import build_parser, main
 from ticketbench.errors import ConfigError
-from ticketbench.pipeline import (STRUCTURE_REWIND, block_classes, check_config, dense_run, load_config_files,
-                                  planned_runs, schema, schema_text)
+from ticketbench.config import block_classes, check_config, load_config_files, schema, schema_text
+from ticketbench.recipes import dense_run
+from ticketbench.runs import STRUCTURE_REWIND, planned_runs
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [str(Path(sys.executable).with_name("snakemake"))]
@@ -429,5 +430,5 @@ def test_cluster_jobs_ask_for_the_configs_resources():
         # timing alone asks for a whole node: latency on a shared one measures the neighbours
         assert ("--exclusive" in res.get("slurm_extra", "")) == (name == "timing"), (name, res)
     # an empty partition or account is left to the cluster, never passed as -p ''
-    from ticketbench.pipeline import cluster_resources
+    from ticketbench.cluster import cluster_resources
     assert cluster_resources({"cluster": {"partition": "", "account": "", "gpu_model": "a100"}}, "imp") == {"gpu": 0}

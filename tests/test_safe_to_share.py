@@ -26,8 +26,9 @@ from hypothesis import strategies as st
 
 from ticketbench.cli import main
 from ticketbench.errors import ConfigError, DataRootError
-from ticketbench.pipeline import (PATTERN_WORDS, RESULTS_PATH, SLURM_OPTIONS, check_config, cluster_resources,
-                                  load_config_files, planned_runs)
+from ticketbench.cluster import SLURM_OPTIONS, cluster_resources
+from ticketbench.config import PATTERN_WORDS, RESULTS_PATH, check_config, load_config_files
+from ticketbench.runs import planned_runs
 from ticketbench.untrusted import MAX_CONFIG_BYTES, MAX_CONFIG_DEPTH, RefusedPickle, load_pickle
 from test_data import _fake_cifar
 from test_pipeline import _rules

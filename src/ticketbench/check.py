@@ -335,7 +335,7 @@ class Check(Stage):
         folders = args.results or ["results"]
         expected = None
         if args.configfiles:
-            from .pipeline import DEFAULT_CONFIG, load_config_files
+            from .config import DEFAULT_CONFIG, load_config_files
 
             expected = (load_config_files([DEFAULT_CONFIG, *args.configfiles]).get("grid") or {}).get("seeds")
             if not isinstance(expected, list) or not all(isinstance(x, int) for x in expected):

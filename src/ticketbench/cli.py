@@ -26,7 +26,7 @@ STAGE_MODULES: dict[str, tuple[str, str]] = {
     "check": ("ticketbench.check",
               "compare a results folder with baselines pinned from measured spread; exit 1 on a drop past what the "
               "noise allows (--accept re-pins from one or more results folders)"),
-    "check-config": ("ticketbench.pipeline",
+    "check-config": ("ticketbench.config",
                      "validate workflow config files (merged in order, as `snakemake --configfile` merges them) and "
                      "print the first problem as the same one line Snakemake prints"),
     "collect": ("ticketbench.collect",
@@ -49,7 +49,7 @@ STAGE_MODULES: dict[str, tuple[str, str]] = {
                  "train a dense model and save rewind snapshots and per-sample training dynamics"),
     "report": ("ticketbench.report",
                "regenerate every paper table (paper vs ours), this grid's tables, seaborn figures and the claims"),
-    "schema": ("ticketbench.pipeline",
+    "schema": ("ticketbench.config",
                "write the workflow config's JSON schema (generated from the hparams dataclasses)"),
     "share": ("ticketbench.share",
               "share a grid's checkpoints and masks through the DVC remote: push records what Snakemake produced and "

@@ -12,7 +12,7 @@ from . import storage, paths
 from .errors import ArtifactError, ConfigError
 from .hparams import SEED_MAX, THREADS_MAX
 from .registry import Registry
-from .untrusted import read_yaml_mapping
+from .untrusted import read_config_files
 
 STAGES: Registry[type["Stage"]] = Registry("stage")
 
@@ -79,19 +79,9 @@ def check_out(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None
 
 
 def load_config(files: list[str] | str | None) -> dict[str, Any]:
-    """Read and merge config files in order; a later file overrides keys inside each block."""
-    merged: dict[str, Any] = {}
-    for path in [files] if isinstance(files, str) else (files or []):
-        for key, value in _load_one(path).items():
-            if isinstance(value, dict) and isinstance(merged.get(key), dict):
-                merged[key] = {**merged[key], **value}
-            else:
-                merged[key] = value
-    return merged
-
-
-def _load_one(path: str) -> dict[str, Any]:
-    return read_yaml_mapping(path, "blocks such as data:, model:, train:")
+    """Read and merge config files in order, as the workflow merges them (nested mappings merge)."""
+    return read_config_files([files] if isinstance(files, str) else (files or []),
+                             "blocks such as data:, model:, train:")
 
 
 def setup_runtime(args: argparse.Namespace, config: dict[str, Any] | None = None):

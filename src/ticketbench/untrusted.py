@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pickle
 from pathlib import Path
-from typing import Any, BinaryIO, Iterable
+from typing import Any, BinaryIO, Iterable, Mapping
 
 import yaml
 
@@ -140,6 +140,26 @@ class _RestrictedUnpickler(pickle.Unpickler):
         if (module, name) not in self._allowed:
             raise RefusedPickle(f"it refers to {module}.{name}, which a data file has no reason to hold")
         return super().find_class(module, name)
+
+
+def read_config_files(paths: Iterable[str | Path], holds: str) -> dict[str, Any]:
+    """Read YAML config files and merge them in order, nested mappings key by key, as Snakemake merges its
+    ``--configfile`` files (``snakemake.utils.update_config``): the CLI stages and the workflow see one config."""
+    merged: dict[str, Any] = {}
+    for path in paths:
+        merge_config(merged, read_yaml_mapping(path, holds))
+    return merged
+
+
+def merge_config(into: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """``new`` layered on ``into`` in place: mappings merge recursively, anything else replaces."""
+    for key, value in new.items():
+        if isinstance(value, Mapping):
+            base = into.get(key)
+            into[key] = merge_config(base if isinstance(base, dict) else {}, value)
+        else:
+            into[key] = value
+    return into
 
 
 def load_pickle(file: BinaryIO, allowed: Iterable[tuple[str, str]] = NUMPY_ARRAY_GLOBALS, **kwargs) -> Any:

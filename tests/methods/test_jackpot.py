@@ -11,7 +11,7 @@ from ticketbench.artifacts import load_checkpoint, read_metrics
 from ticketbench.cli import main
 
 from conftest import pretrain_synthetic
-from ticketbench.methods.jackpot.criteria import CRITERIA, mask_with_budget
+from ticketbench.criteria import CRITERIA, mask_with_budget
 from ticketbench.masks import Mask
 from ticketbench.methods.common import load_pretrained
 from ticketbench.methods.jackpot.search import JackpotHparams, ScoredMask, search, swap_update, topk_mask

@@ -105,8 +105,8 @@ def test_regroup_tickets(imp_run, regroup_run):
 def test_timing_uses_the_regroup_runs_rule(imp_run, regroup_run):
     root, pre, imp = imp_run
     out = root / "timing"
-    assert main(["timing", "--max-seconds", "1", "--pretrain", str(pre), "--imp", str(imp), "--regroup", str(regroup_run), "--rounds", "2",
-                 "--batch", "4", "--out", str(out)]) == 0
+    assert main(["timing", "--timing-max-seconds", "1", "--pretrain", str(pre), "--imp", str(imp), "--regroup", str(regroup_run), "--timing-rounds", "2",
+                 "--timing-batch", "4", "--out", str(out)]) == 0
     timing = storage.read_json(out / "timing.json")
     row = read_metrics(regroup_run / f"round{ROUNDS}" / "metrics.json")
     rule = timing["regroup_rule"]

@@ -11,8 +11,9 @@ from ticketbench.artifacts import load_checkpoint, read_metrics
 from ticketbench.cli import main
 from ticketbench.masks import Mask, keep_highest, prunable_names, prune_to_sparsity
 from ticketbench.methods.common import load_pretrained
-from ticketbench.methods.imp import VARIANTS, ImpHparams, RoundInputs, score_batches
-from ticketbench.methods.jackpot.criteria import CRITERIA
+from ticketbench.methods.imp import ImpHparams, RoundInputs, score_batches
+from ticketbench.methods.registry import IMP_VARIANTS as VARIANTS
+from ticketbench.criteria import CRITERIA
 from ticketbench.methods.prac.critical_sets import critical_for_training
 
 from conftest import pretrain_synthetic

@@ -3,10 +3,10 @@ import os
 import re
 import sys
 
-from ticketbench.pipeline import (CHANNEL_CRITERION, IMP_VARIANT, PRAC_SETTINGS, RECIPES, STRUCTURE_IMP,
-                                  STRUCTURE_METHOD, cluster_resources, dense_run, imp_run, planned_runs, recipe_changes, recipe_of,
-                                  resolve_recipe, run_changes, structure_run, structure_source)
-
+from ticketbench.cluster import cluster_resources
+from ticketbench.recipes import RECIPES, dense_run, recipe_changes, resolve_recipe
+from ticketbench.runs import (STRUCTURE_IMP, field_patterns, folder_pattern, imp_run, planned_runs, recipe_of,
+                              run_changes, structure_run, structure_source)
 
 envvars:
     "PATH",
@@ -37,21 +37,13 @@ wildcard_constraints:
     dataset="|".join(map(re.escape, GRID["datasets"])),
     backbone="|".join(map(re.escape, GRID["backbones"])),
     seed=r"\d+",
-    # full IMP, a variant of it, Structure-LTH's IMP at another rewind point or a variant following it
-    # (experiments.imp_runs, structure_ablations), a PrAC transfer target or full IMP under an LT setting
-    variant=rf"{IMP_VARIANT}|{STRUCTURE_IMP}-(?:rw\d+|{IMP_VARIANT})|prac-from-[^/]+|"
-    rf"full-(?:{'|'.join(PRAC_SETTINGS)})",
-    init="magnitude|random",
-    sparsity=r"0\.\d+",
-    # a structure method, an ablation of it (experiments.structure_ablations) or a transfer
-    # (experiments.structure_transfers)
-    method=rf"(?:{STRUCTURE_METHOD})(?:-(?:reinit|rho0\.\d+|rw\d+|from-{IMP_VARIANT}|{CHANNEL_CRITERION}|"
-    rf"transfer-(?:{'|'.join(map(re.escape, GRID['datasets']))})))?",
+    variant=folder_pattern("imp"),
+    init=field_patterns()["init"],
+    sparsity=field_patterns()["sparsity"],
+    method=folder_pattern("structure", GRID["datasets"]),
     paper="|".join(RECIPES),
-    # a PrAC ablation or LT setting (experiments.prac_ablations, experiments.prac_settings)
-    ablation=rf"no_cep|no_early_stop|random_subset|ef\d+|{'|'.join(PRAC_SETTINGS)}",
-    search=r"[et]\d+|r0\.\d+",
-
+    ablation=folder_pattern("prac"),
+    search=field_patterns()["search"],
 
 def cell(phase, *parts):
     """``results/<phase>/{dataset}/{backbone}/seed{seed}/<parts...>`` as a Snakemake pattern."""
@@ -134,7 +126,7 @@ def recipe(*blocks, paper=None, run=None):
 
 
 def folder_changes(phase, folder):
-    """What a job's run folder changes (pipeline.run_changes); ``folder``: the wildcard that names it, or a function
+    """What a job's run folder changes (runs.run_changes); ``folder``: the wildcard that names it, or a function
     of the wildcards."""
     return lambda wildcards: run_changes(phase, folder(wildcards) if callable(folder) else wildcards[folder])
 
@@ -170,7 +162,7 @@ def dense(paper):
 
 def imp_paper(wildcards):
     """Structure-LTH's own IMP runs and those following it take its recipe; full IMP, the variants that follow it
-    and transfer take PrAC's, and full-<setting> PrAC's LT setting (pipeline.recipe_of)."""
+    and transfer take PrAC's, and full-<setting> PrAC's LT setting (runs.recipe_of)."""
     return recipe_of("imp", wildcards.variant)
 
 
@@ -185,7 +177,7 @@ def _resolved(paper, dataset, backbone):
 
 
 def imp_changes(wildcards):
-    """What an IMP folder changes (pipeline.imp_changes): a variant following Structure-LTH's IMP rewinds where its
+    """What an IMP folder changes (runs.run_changes): a variant following Structure-LTH's IMP rewinds where its
     recipe has Structure-LTH's IMP rewind."""
     resolved = _resolved(imp_paper(wildcards), wildcards.dataset, wildcards.backbone)
     return run_changes("imp", wildcards.variant, resolved)
@@ -193,7 +185,7 @@ def imp_changes(wildcards):
 
 def get_imp_reference(wildcards):
     """A variant that follows another IMP run's masks (random baselines, pruning at init, ...) reads that run of the
-    same cell: full IMP, or Structure-LTH's own (pipeline.imp_run)."""
+    same cell: full IMP, or Structure-LTH's own (runs.imp_run)."""
     reference = imp_run(wildcards.variant)[1]
     return cell("imp", reference, "metrics.json").format(**wildcards) if reference else []
 
@@ -217,7 +209,7 @@ def imp_flags(wildcards, input):
 
 def get_structure_imp(wildcards):
     """The IMP run whose rounds a structure run structures: Structure-LTH's own, one rewound elsewhere or one of
-    another mask source (pipeline.structure_source); a transfer structures the source dataset's tickets."""
+    another mask source (runs.structure_source); a transfer structures the source dataset's tickets."""
     kind, source = structure_source(wildcards.method)
     folder = source if kind == "imp" else STRUCTURE_IMP
     return cell("imp", folder, "metrics.json").format(**wildcards)
@@ -246,5 +238,5 @@ def structure_overrides(wildcards):
 
 
 def get_final_output():
-    """Every run of the config (pipeline.planned_runs, which `ticketbench report --coverage` reads too)."""
+    """Every run of the config (runs.planned_runs, which `ticketbench report --coverage` reads too)."""
     return list(planned_runs(config))

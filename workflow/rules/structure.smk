@@ -44,8 +44,9 @@ rule timing:
         imp=folder_of("imp"),
         refill=folder_of("refill"),
         regroup=folder_of("regroup"),
-        max_seconds=config.get("structure", {}).get("timing_max_seconds", 30.0),
-        width=config.get("structure", {}).get("timing_width", 0.05),
+        configs=config_flags(),
+        recipe=recipe("structure", paper="structure_lth"),
+        overrides=recipe_flags("structure", paper="structure_lth"),
     log:
         "logs/structure/{dataset}/{backbone}/seed{seed}/timing.log",
     benchmark:
@@ -58,6 +59,6 @@ rule timing:
     conda:
         "../../environment.yml"
     shell:
-        "ticketbench timing --pretrain {params.pretrain:q} --imp {params.imp:q} --refill {params.refill:q} "
-        "--regroup {params.regroup:q} --threads {threads:q} --max-seconds {params.max_seconds:q} "
-        "--width {params.width:q} --out {params.out:q} --overwrite > {log:q} 2>&1"
+        "ticketbench timing {params.configs:q} --pretrain {params.pretrain:q} {params.overrides:q} --imp {params.imp:q} "
+        "--refill {params.refill:q} --regroup {params.regroup:q} --threads {threads:q} --out {params.out:q} "
+        "--overwrite > {log:q} 2>&1"

@@ -26,10 +26,10 @@ from .. import storage
 from ..hparams import Hparams, TrainHparams, hp
 from ..masks import POLICIES, PRUNE_RULES, Mask, keep_highest, magnitude_prune, policy_names
 from ..models import conv_linear_layers
-from ..registry import Registry
 from ..runtime import layer_generator
 from ..errors import ConfigError
 from ..stage import STAGES, add_input
+from .registry import IMP_VARIANTS
 from .common import (MethodStage, Pretrained, Run, check_source, finished_run, load_mask_from, round_dir,
                      scaled_hparams, train_round, write_round, write_summary)
 
@@ -61,9 +61,8 @@ class ImpHparams(Hparams):
     rewind: str = hp("ep1", "rewind point from the pretrain run: init, ep<k>, it<n> or p% of its iterations")
     lr_resume: bool = hp(False, "resume the LR schedule at the rewind point (OpenLTH; it<n> resumes mid-epoch) "
                                 "instead of restarting it")
-    variant: str = hp("full", "which IMP: full (vanilla), structure_lth, group_aware, or a baseline that follows "
-                              "--reference: random_prune, random_prune_layerwise, random_reinit, snip, grasp, "
-                              "synflow, omp, admm (`ticketbench imp --help` lists them)")
+    variant: str = hp("full", "which IMP: full (vanilla) or another registered variant (ticketbench.methods.registry "
+                              "or an installed package's; `ticketbench imp --help` lists them)")
     structure_rewind: str = hp("5%", "rewind point of Structure-LTH's own IMP run (variants structure_lth and "
                                      "group_aware); the paper rewinds to epoch 8 of 160, 5% of training")
     epoch_scaling: str = hp("linear", "training length on a subset: linear (same epochs, fewer iterations; PrAC "
@@ -86,7 +85,7 @@ class ImpHparams(Hparams):
                       "structure_lth or structure_lth_released")
         for key in ("rewind", "structure_rewind"):
             self._require(key, is_rewind_point(getattr(self, key)), "init, ep<k>, it<n> or p% (0 < p <= 100)")
-        self._require("variant", self.variant in VARIANTS, f"one of {', '.join(VARIANTS.names())}")
+        self._require("variant", self.variant in IMP_VARIANTS, f"one of {', '.join(IMP_VARIANTS.names())}")
         self._require("epoch_scaling", self.epoch_scaling in ("linear", "quadratic"), "linear or quadratic")
         self._require("admm_epochs", self.admm_epochs > 0, "a positive number of epochs")
         self._require("admm_rho", self.admm_rho >= 0, "a non-negative penalty weight")
@@ -164,7 +163,7 @@ def check_inputs(pre: Pretrained, imp: "ImpHparams", *, reference: str | Path | 
         if what == "reference":
             for r in range(1, imp.rounds + 1):
                 load_mask_from(round_dir(folder, r) / name, pre)
-    variant = VARIANTS.get(imp.variant)
+    variant = IMP_VARIANTS.get(imp.variant)
     if isinstance(variant, FollowsBudget) and reference is not None:
         ref, _ = Mask.load(round_dir(reference, 1) / "mask.safetensors")
         if sorted(ref) != sorted(names):
@@ -253,13 +252,18 @@ class Variant:
     """An IMP branch, as OpenLTH calls them: what a round does differently from vanilla IMP.
 
     A variant makes each round's mask and chooses the weights the round starts from; it may fix the
-    prunable layers and the rewind point. Its name is the run's folder under ``results/imp/...``.
+    prunable layers and the rewind point. Its name, given by its line in :mod:`ticketbench.methods.registry`, is
+    the run's folder under ``results/imp/...`` and, unless the class says otherwise, its ``metrics.json`` method.
+    A new variant is a subclass in a file of its own plus that line.
     """
 
-    name = "full"
-    method = "imp"
-    help = "vanilla IMP: prune the smallest weights of the last round, rewind, retrain"
+    name = ""  # set from the registry
+    help = ""
     reference = False  # follows the masks of another IMP run, given with --reference
+
+    @property
+    def method(self) -> str:
+        return self.name
 
     def settings(self, imp: ImpHparams) -> ImpHparams:
         return imp
@@ -270,13 +274,17 @@ class Variant:
     def start(self, pre: Pretrained, rewind: dict, r: int) -> dict:
         return rewind
 
+    def settings_of_run(self, pre: Pretrained, config: dict) -> dict:
+        """More settings the run records in hparams.json, checked here before anything is written."""
+        return {}
 
-VARIANTS: Registry[Variant] = Registry("imp.variant")
-VARIANTS.add("full", Variant())
+
+class Full(Variant):
+    method = "imp"
+    help = "vanilla IMP: prune the smallest weights of the last round, rewind, retrain"
 
 
 class StructureLth(Variant):
-    name = method = "structure_lth"
     help = ("Structure-LTH's own IMP (Alg. 1): every conv but the stem, classifier kept, rewound to "
             "imp.structure_rewind; `ticketbench structure` post-processes its rounds")
 
@@ -284,24 +292,7 @@ class StructureLth(Variant):
         return dataclasses.replace(imp, policy=imp.structure_policy, rewind=imp.structure_rewind)
 
 
-class GroupAware(StructureLth):
-    name = method = "group_aware"
-    help = ("group-aware IMP (Structure-LTH Alg. 4, an ablation): regroup the mask inside every round; the next "
-            "round prunes from the regrouped mask (regroup settings from the structure: block)")
-
-    def mask(self, x: RoundInputs) -> tuple[Mask, dict[str, Any]]:
-        from .structure.stage import StructureHparams, regroup_with
-
-        pruned, _ = super().mask(x)
-        st = StructureHparams.from_sources({"structure": {**(x.config.get("structure") or {}), "method": "regroup"}})
-        convs = Mask({n: m for n, m in pruned.items() if m.dim() == 4})
-        res = regroup_with(st, convs, x.pre.seed)
-        return Mask({**pruned, **res.mask}), {"unstructured_sparsity": pruned.sparsity(),
-                                              "fallback_layers": res.fallback}
-
-
 class RandomPrune(Variant):
-    name = method = "random_prune"
     reference = True
     help = "random pruning (PrAC's baseline): a random mask over all layers at once with --reference's sparsity"
 
@@ -310,7 +301,6 @@ class RandomPrune(Variant):
 
 
 class RandomPruneLayerwise(Variant):
-    name = method = "random_prune_layerwise"
     reference = True
     help = "random pruning with --reference's sparsity in every layer (this suite's baseline before it followed PrAC)"
 
@@ -319,7 +309,6 @@ class RandomPruneLayerwise(Variant):
 
 
 class RandomReinit(Variant):
-    name = method = "random_reinit"
     reference = True
     help = "random re-initialisation: --reference's mask with fresh random weights (the LTH's control)"
 
@@ -364,7 +353,7 @@ def score_batches(pre: Pretrained, device: torch.device) -> list[tuple[torch.Ten
 
 
 class PruneAtInit(FollowsBudget):
-    """Pruning at initialisation with a registered criterion (:mod:`ticketbench.methods.jackpot.criteria`).
+    """Pruning at initialisation with a registered criterion (:mod:`ticketbench.criteria`).
 
     Scores are computed on the weights of the run's rewind point (imp.rewind), the weights the round then trains
     from: with imp.rewind=init this is pruning at initialisation proper; with a later point it is the same
@@ -373,27 +362,26 @@ class PruneAtInit(FollowsBudget):
     """
 
     def __init__(self, criterion: str, help: str):  # noqa: A002 - the registry's word
-        self.name = self.method = criterion
+        self.criterion = criterion
         self.help = help
 
     def mask(self, x: RoundInputs) -> tuple[Mask, dict[str, Any]]:
-        from .jackpot.criteria import CRITERIA, synflow_iterative
+        from ..criteria import CRITERIA, synflow_iterative
 
         model = x.pre.model_from(x.pre.rewind_state(x.imp.rewind)).to(x.device)
         names = list(x.weights)
         budget = self.budget(x)
-        facts = {"criterion": self.name, "scored_at": x.imp.rewind}
-        if self.name == "synflow":
+        facts = {"criterion": self.criterion, "scored_at": x.imp.rewind}
+        if self.criterion == "synflow":
             info = x.pre.splits.info
             mask = synflow_iterative(model, names, budget, (info.in_chans, info.image_size, info.image_size),
                                      SYNFLOW_ITERATIONS)
             return mask, {**facts, "synflow_iterations": SYNFLOW_ITERATIONS}
-        scores = CRITERIA.get(self.name)(model, names, score_batches(x.pre, x.device), seed=x.pre.seed)
+        scores = CRITERIA.get(self.criterion)(model, names, score_batches(x.pre, x.device), seed=x.pre.seed)
         return keep_highest(scores, budget), {**facts, "score_batches": PAI_BATCHES, "score_batch_size": PAI_BATCH_SIZE}
 
 
 class OneShotMagnitude(FollowsBudget):
-    name = method = "omp"
     help = ("one-shot magnitude pruning (Structure-LTH's mask source OMP): the dense run's final weights pruned "
             "straight to --reference's kept count, rewound and trained")
 
@@ -412,7 +400,6 @@ class Admm(FollowsBudget):
     scale the loss but not the hook's term, so fp16 is refused.
     """
 
-    name = method = "admm"
     help = ("ADMM pruning (Structure-LTH's mask source ADMM): imp.admm_epochs of ADMM training of the dense final "
             "weights towards --reference's kept count, mask = the final projection, then rewound and trained")
 
@@ -471,17 +458,13 @@ class Admm(FollowsBudget):
                       "admm_epochs": x.imp.admm_epochs}
 
 
-_PAI = (PruneAtInit("snip", "SNIP (Lee et al. 2019) on the rewind-point weights, to --reference's kept count "
-                            f"(scored on {PAI_BATCHES} training batches of {PAI_BATCH_SIZE}); PrAC's and "
-                            "Structure-LTH's pruning-at-init baseline"),
-        PruneAtInit("grasp", "GraSP (Wang et al. 2020) on the rewind-point weights, to --reference's kept "
-                             f"count (scored on {PAI_BATCHES} training batches of {PAI_BATCH_SIZE})"),
-        PruneAtInit("synflow", "SynFlow (Tanaka et al. 2020) on the rewind-point weights, data-free, "
-                               f"{SYNFLOW_ITERATIONS} prune-rescore steps down to --reference's kept count"))
-
-for _v in (StructureLth(), GroupAware(), RandomPrune(), RandomPruneLayerwise(), RandomReinit(), *_PAI,
-           OneShotMagnitude(), Admm()):
-    VARIANTS.add(_v.name, _v)
+SNIP = PruneAtInit("snip", "SNIP (Lee et al. 2019) on the rewind-point weights, to --reference's kept count "
+                           f"(scored on {PAI_BATCHES} training batches of {PAI_BATCH_SIZE}); PrAC's and "
+                           "Structure-LTH's pruning-at-init baseline")
+GRASP = PruneAtInit("grasp", "GraSP (Wang et al. 2020) on the rewind-point weights, to --reference's kept count "
+                             f"(scored on {PAI_BATCHES} training batches of {PAI_BATCH_SIZE})")
+SYNFLOW = PruneAtInit("synflow", "SynFlow (Tanaka et al. 2020) on the rewind-point weights, data-free, "
+                                 f"{SYNFLOW_ITERATIONS} prune-rescore steps down to --reference's kept count")
 
 
 def run_imp(pre: Pretrained, imp: ImpHparams, train_hp: TrainHparams, out: str | Path, *, device: torch.device,
@@ -494,7 +477,7 @@ def run_imp(pre: Pretrained, imp: ImpHparams, train_hp: TrainHparams, out: str |
     (:func:`check_inputs`), before anything is written.
     """
     t_run = time.perf_counter()
-    variant = VARIANTS.get(imp.variant)
+    variant = IMP_VARIANTS.get(imp.variant)
     method = method or variant.method
     selector = selector or FullData()
     model0 = pre.new_model()
@@ -543,22 +526,20 @@ def run_imp(pre: Pretrained, imp: ImpHparams, train_hp: TrainHparams, out: str |
                          rewind=imp.rewind, variant=imp.variant, **(summary or {}))
 
 
-def regroup_settings(config: dict, pre: Pretrained) -> dict:
-    """The structure block group-aware IMP regroups with: Structure-LTH's recipe for this dataset and backbone (the
-    config's recipes:, else its structure: block), checked now so that a bad value fails before anything is written."""
-    from ..pipeline import resolve_recipe
-    from .structure.stage import StructureHparams
-
-    block = resolve_recipe(config, "structure_lth", pre.data_hp.dataset, pre.model_hp.backbone)["structure"] \
-        if config.get("recipes") else dict(config.get("structure") or {})
-    StructureHparams.from_sources({"structure": {**block, "method": "regroup"}})
-    return block
-
-
 def print_rounds(m: dict) -> None:
     for row in m["rounds"]:
         print(f"round {row['round']}: sparsity {row['sparsity']:.4f} test_acc {row['test_acc']:.4f} "
               f"iterations {row['train_iterations']} (cumulative {row['cumulative_iterations']})")
+
+
+def _help(name: str) -> str:
+    """A variant's help line; one from an outside package that cannot be imported says so instead."""
+    spec = IMP_VARIANTS.spec(name)
+    try:
+        text = IMP_VARIANTS.get(name).help
+    except ConfigError as e:
+        return f"(from {spec.target}, which cannot be imported: {e.allowed})"
+    return f"{text} (from {spec.target})" if spec.outside else text
 
 
 @STAGES.register("imp")
@@ -580,11 +561,11 @@ class Imp(MethodStage):
                        help="with --subsets: also retrain each round's ticket on the full data (as PrAC reports)")
         # The variants' own words, kept as written: the default formatter would run them together.
         parser.formatter_class = argparse.RawDescriptionHelpFormatter
-        parser.epilog = "variants (--variant):\n" + "\n".join(f"  {n}: {VARIANTS.get(n).help}" for n in VARIANTS.names())
+        parser.epilog = "variants (--variant):\n" + "\n".join(f"  {n}: {_help(n)}" for n in IMP_VARIANTS.names())
 
     @classmethod
     def adjust(cls, hp, args):
-        variant = VARIANTS.get(hp["imp"].variant)
+        variant = IMP_VARIANTS.get(hp["imp"].variant)
         if variant.reference and not args.reference:
             raise ConfigError("reference", None, f"an IMP run folder when --variant is {variant.name}")
         return {**hp, "imp": variant.settings(hp["imp"])}
@@ -592,13 +573,11 @@ class Imp(MethodStage):
     @classmethod
     def settings(cls, pre, hp, args, config):
         extra = {"subsets": args.subsets, "reference": args.reference}
-        if hp["imp"].variant == "group_aware":
-            extra["structure"] = regroup_settings(config, pre)
-        return extra
+        return {**extra, **IMP_VARIANTS.get(hp["imp"].variant).settings_of_run(pre, config)}
 
     @classmethod
     def check_inputs(cls, pre, hp, args):
-        reference = args.reference if VARIANTS.get(hp["imp"].variant).reference else None
+        reference = args.reference if IMP_VARIANTS.get(hp["imp"].variant).reference else None
         check_inputs(pre, hp["imp"], reference=reference, subsets=args.subsets, train_hp=hp["train"])
 
     @classmethod

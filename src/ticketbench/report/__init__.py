@@ -11,7 +11,7 @@ from pathlib import Path
 
 from .. import storage
 from ..codeversion import code_version, dvc_status
-from ..pipeline import DEFAULT_CONFIG
+from ..config import DEFAULT_CONFIG
 from ..stage import STAGES, Stage
 from .claims import evaluate as evaluate_claims
 from .deviations import DEVIATIONS, deviations_table
@@ -233,7 +233,7 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _coverage(args: argparse.Namespace) -> int:
-    from ..pipeline import load_config_files
+    from ..config import load_config_files
     from .coverage import UNMAPPED, coverage, summary
 
     config = load_config_files([DEFAULT_CONFIG, *args.configfiles])

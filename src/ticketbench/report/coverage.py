@@ -2,7 +2,7 @@
 
 Dry and torch-free: it needs no results, only the config, merged as `snakemake --configfile` merges it. The runs a
 cell needs are the report's own declaration (:func:`.paper.needs_of`); the runs a config plans are the workflow's
-own targets (:func:`ticketbench.pipeline.planned_runs`). A cell is
+own targets (:func:`ticketbench.runs.planned_runs`). A cell is
 
 * mapped: every run it needs is planned, with the settings the paper's column assumes (where the cell stands on our
   reading of an undefined term, the detail says so and names the deviation that states it);
@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..pipeline import dense_run, planned_runs, recipe_of, resolve_recipe, run_changes, structure_source
+from ..recipes import dense_run, resolve_recipe
+from ..runs import parse, planned_runs, recipe_of, run_changes, structure_source
 from .needs import PaperOnly, PaperTable, Reading, Run, Unmapped, load_tables
 from .paper import needs_of
 
@@ -102,7 +103,9 @@ class Planner:
         d, b = run.cell
         grid = self.config["grid"]
         folder = run.folder
-        transfer = run.phase == "structure" and "-transfer-" in folder
+        kind, fields = parse(run.phase, folder) or (None, {})
+        key = kind.key if kind else ""
+        transfer = key == "structure_transfers"
         if transfer and d in grid["datasets"] and b in grid["backbones"]:  # its cells may lie outside grid.only
             return f"experiments.structure_transfers.{folder} does not list {d}/{b}"
         cells = {(dd, bb) for dd in grid["datasets"] for bb in grid["backbones"]
@@ -115,19 +118,18 @@ class Planner:
             return ("experiments.prac is off" if not folder else
                     f"experiments.prac_settings.{folder} or experiments.prac_ablations.{folder} does not list {d}/{b}")
         if run.phase == "imp":
-            if folder.startswith("full-"):
-                return f"experiments.prac_settings.{folder[5:]} does not list {d}/{b}"
-            if folder.startswith("structure_lth-"):
+            if "setting" in fields:
+                return f"experiments.prac_settings.{fields['setting']} does not list {d}/{b}"
+            if kind and kind.variant != "{variant}" and key == "imp_runs":
                 return f"experiments.imp_runs or a structure ablation of it does not run {folder} on {d}/{b}"
             return (f"experiments.imp_baselines, imp_variants, imp_runs or structure_methods does not run {folder} "
                     f"on {d}/{b}")
         if run.phase == "structure":
             if folder == "timing":
                 return "experiments.structure_methods lacks refill or regroup"
-            key = "structure_ablations" if "-" in folder else "structure_methods"
-            return f"experiments.{key} does not run {folder} on {d}/{b}"
+            return f"experiments.{key or 'structure_methods'} does not run {folder} on {d}/{b}"
         if run.phase == "jackpot":
-            if folder.count("-") > 1:
+            if key == "jackpot_searches":
                 return f"experiments.jackpot_searches.{folder} does not list {d}/{b}"
             return "experiments.jackpot_sparsities or jackpot_random_sparsities lacks its sparsity"
         return "the grid does not run it"

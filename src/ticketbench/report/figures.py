@@ -18,6 +18,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from .. import storage  # noqa: E402
+from ..methods.registry import figure_order  # noqa: E402
 from .grid import NO_STRUCTURE, timed_rows  # noqa: E402
 from .results import Results, overlap_init  # noqa: E402
 from .stats import seed_interval  # noqa: E402
@@ -33,8 +34,6 @@ def _t_interval(values) -> tuple[float, float]:
 
 CI = _t_interval
 SPREAD = "mean ± 95% t-interval over seeds"
-METHOD_ORDER = ["imp", "prac", "random_prune", "random_reinit", "prac_transfer", "refill", "refill_plus", "regroup",
-                "jackpot"]
 
 
 def _save(fig, path: Path) -> str:
@@ -71,7 +70,7 @@ def accuracy_vs_sparsity(res: Results, out: Path) -> str | None:
     df = _accuracy_frame(res)
     if df.empty:
         return None
-    order = [m for m in METHOD_ORDER if m in set(df["method"])]
+    order = [m for m in figure_order() if m in set(df["method"])]
     g = sns.relplot(data=df, x="sparsity", y="test accuracy (%)", hue="method", hue_order=order, col="cell",
                     kind="line", marker="o", errorbar=CI, col_wrap=min(3, df["cell"].nunique()),
                     height=3.2, facet_kws={"sharey": False})

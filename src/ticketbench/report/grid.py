@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from ..pipeline import recipe_of
+from ..methods.registry import STRUCTURE_METHODS
+from ..runs import folder, recipe_of
 from .matching import AT_LEAST_DENSE, WITHIN_1_OF_DENSE, Rule, mean_extreme
 from .render import Table, fmt
 from .results import Cell, Results, overlap_init
@@ -198,7 +199,7 @@ def savings_table(res: Results) -> Table | None:
 
 
 def structure_table(res: Results, cell: Cell) -> Table | None:
-    methods = [m for m in ("refill", "refill_plus", "regroup") if res.per_round("structure", cell, m)]
+    methods = [m for m in STRUCTURE_METHODS.names() if res.per_round("structure", cell, m)]
     if not methods:
         return None
     source = res.structure_imp(cell)
@@ -229,9 +230,9 @@ def structure_table(res: Results, cell: Cell) -> Table | None:
                  [*([note] if note else []), *notes, INTERVALS])
 
 
-#: The structure run with the released Structure-LTH settings beside the paper's regroup (pipeline's
+#: The structure run with the released Structure-LTH settings beside the paper's regroup (runs'
 #: ``<method>-released``; deviation slth-regroup-loop).
-RELEASED_REGROUP = "regroup-released"
+RELEASED_REGROUP = folder("structure", "{method}-released", method="regroup")
 
 
 def regroup_loop_table(res: Results, cell: Cell) -> Table | None:

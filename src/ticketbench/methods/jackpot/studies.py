@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ... import storage, paths
 from ...artifacts import read_metrics
-from .criteria import CRITERIA, mask_with_budget
+from ...criteria import CRITERIA, mask_with_budget
 from ...data import make_loader
 from ...errors import ConfigError
 from ...masks import Mask

@@ -25,6 +25,7 @@ from ...masks import Mask, coverage, prunable_names
 from ...models import classifier_names
 from ...stage import STAGES, add_input
 from ...timing import NOISY, TimedRatio, for_inference, paired_until_tight, saving_metrics
+from ..registry import STRUCTURE_METHODS
 from ..common import (MethodStage, Pretrained, Run, check_source, load_mask_from, round_dir, train_round, write_round,
                       write_summary)
 from .blocksparse import MAX_WORK, MIN_MACS
@@ -33,7 +34,6 @@ from .refill import (CHANNEL_SCORES, REFILL_RULES, batchnorm_after, batchnorm_ma
 from .units import UnitGroup, unit_groups
 from .regroup import PRESETS, RELEASED, RegroupConstants, RegroupResult
 
-METHODS = ("refill", "refill_plus", "regroup")
 #: StructureHparams field -> RegroupConstants field, for the constants a regroup preset fixes.
 _REGROUP_KEYS = {"parts": "parts", "fixed_parts": "adaptive_parts", "row_threshold": "row_threshold",
                  "granularity": "granularity", "column_factor": "column_factor", "imbalance": "imbalance"}
@@ -44,7 +44,8 @@ class StructureHparams(Hparams):
     """Structured tickets from IMP masks: channel-wise (Refill, Refill+) or group-wise (Regroup)."""
 
     section: ClassVar[str] = "structure"
-    method: str = hp("refill", "refill, refill_plus or regroup")
+    method: str = hp("refill", "a registered structure method (ticketbench.methods.registry or an installed "
+                               "package's; `ticketbench structure --help` lists them)")
     criterion: str = hp("l1", "refill channel score: l1 (of trained weights; the paper), remain (the released code), "
                               "act_l1, act_l2 or saliency; released_stale_act_l1 reproduces the released activation "
                               "l1 with its bugs (every layer scored from the first layer's output)")
@@ -94,7 +95,7 @@ class StructureHparams(Hparams):
     timing_max_seconds: float = hp(30.0, "timing of one ticket stops after this many seconds, tight or not (then noisy)")
 
     def check(self) -> None:
-        self._require("method", self.method in METHODS, f"one of {', '.join(METHODS)}")
+        self._require("method", self.method in STRUCTURE_METHODS, f"one of {', '.join(STRUCTURE_METHODS.names())}")
         self._require("coupled", self.coupled in ("joint", "per_layer"), "joint or per_layer")
         self._require("refill_rule", self.refill_rule in REFILL_RULES, f"one of {', '.join(REFILL_RULES)}")
         self._require("coupled", self.refill_rule == "exact" or self.coupled == "per_layer",
@@ -161,7 +162,7 @@ def blocksparse_ticket(model: torch.nn.Module, blocks: Mapping[str, list], st: S
 
 
 def _against_dense(dense: torch.nn.Module, model: torch.nn.Module, x: torch.Tensor, rounds: int,
-                   device: torch.device, width: float = 0.05, max_seconds: float = 30.0) -> TimedRatio:
+                   device: torch.device, width: float, max_seconds: float) -> TimedRatio:
     """Both models prepared alike (:func:`for_inference`) and timed alternately on the same batch until the interval
     of their time ratio is ``width`` wide or ``max_seconds`` have passed."""
     dense, x = for_inference(dense.to(device), x.to(device))
@@ -189,6 +190,137 @@ def _latency(pre: Pretrained, dense: torch.nn.Module, ticket: torch.nn.Module, s
             **saving_metrics(t), "timing_batch": st.timing_batch, "timing_device": str(device)}
 
 
+class StructureMethod:
+    """A way to turn IMP tickets into structured ones, and the faster model that structure allows.
+
+    Its name, given by its line in :mod:`ticketbench.methods.registry`, is the run's folder and ``metrics.json``
+    method. A round's structured mask comes from the IMP run's round (:meth:`structure`) or, in a transfer, from
+    another dataset's run of the same method (:meth:`transfer`, given the source's mask of this model's shapes);
+    :meth:`fast_model` builds the model that computes less and says what it removed. Timing reads the structure
+    hparams (``timing_*``) for every method alike.
+    """
+
+    name = ""  # set from the registry
+    criterion = False  # records structure.criterion (a channel score chooses its structure)
+    convs_only = False  # structures 4-D (conv) weights only; a transfer keeps every other weight dense
+
+    def structure(self, pre: Pretrained, model: torch.nn.Module, imp_mask: Mask, r: int, st: StructureHparams,
+                  example: torch.Tensor, groups: list[UnitGroup]) -> tuple[Mask, dict, dict]:
+        """(structured mask, BatchNorm mask entries, facts) for round ``r``'s IMP mask of the trained ``model``."""
+        raise NotImplementedError
+
+    def transfer(self, pre: Pretrained, mask: Mask, source: Path, r: int, st: StructureHparams,
+                 example: torch.Tensor, groups: list[UnitGroup] | None) -> tuple[Mask, dict, dict]:
+        """The same for a mask taken from another dataset's run (``source``)."""
+        raise NotImplementedError
+
+    def fast_model(self, pre: Pretrained, model: torch.nn.Module, dense: torch.nn.Module, mask: Mask, facts: dict,
+                   st: StructureHparams, example: torch.Tensor, groups: list[UnitGroup], out: Path, r: int,
+                   device: torch.device) -> torch.nn.Module:
+        """The trained ticket as a model that computes less; sets ``facts["structure_removed"]`` and
+        ``facts["no_structure_reason"]``."""
+        raise NotImplementedError
+
+
+class Refill(StructureMethod):
+    """IMP-Refill: whole channels chosen by a channel score, physically slimmed."""
+
+    criterion = True
+
+    def rho(self, st: StructureHparams) -> float:
+        return 0.0
+
+    def structure(self, pre, model, imp_mask, r, st, example, groups):
+        heads = {f"{n}.weight" for n in classifier_names(model)}
+        layers = Mask({n: m for n, m in imp_mask.items() if n not in heads})
+        others = {n: m for n, m in imp_mask.items() if n in heads}
+        x, y, _ = next(iter(make_loader(pre.splits.train_eval, 64, shuffle=True, seed=pre.seed)))
+        scores = CHANNEL_SCORES.get(st.criterion)(model, layers, (x, y))
+        groups = groups if st.coupled == "joint" else []
+        if st.refill_rule == "released":
+            draws = torch.Generator().manual_seed(pre.seed * 1000 + r)
+            channel_mask, _ = refill_released(layers, scores, self.rho(st), draws, st.criterion)
+        else:
+            channel_mask, _ = refill(layers, scores, self.rho(st), st.round_to, groups)
+        bn = {}
+        if st.refill_batchnorm == "zero":
+            bn = batchnorm_mask(model, channel_mask, batchnorm_after(pre.new_model(), list(channel_mask), example))
+            bn.update(group_norm_mask(model, channel_mask, groups))
+        joint = [g.root for g in groups if joint_choice(g, layers)]
+        return Mask({**channel_mask, **others}), bn, {"channel_sparsity": channel_sparsity(channel_mask),
+                                                      "coupled_groups": joint}
+
+    def transfer(self, pre, mask, source, r, st, example, groups):
+        if st.refill_batchnorm == "released":
+            return mask, {}, {"channel_sparsity": channel_sparsity(mask)}
+        model = pre.new_model()
+        bn = batchnorm_mask(model, mask, batchnorm_after(pre.new_model(), list(mask), example))
+        if st.coupled == "joint":
+            groups = unit_groups(pre.new_model(), example) if groups is None else groups
+            bn.update(group_norm_mask(model, mask, groups))
+        return mask, bn, {"channel_sparsity": channel_sparsity(mask)}
+
+    def fast_model(self, pre, model, dense, mask, facts, st, example, groups, out, r, device):
+        from . import slim as slimming
+
+        info = pre.splits.info
+        unsafe: list[str] = []
+        fast, plan = slimming.slim(model, example, unsafe)
+        facts["unsafe_groups"] = unsafe
+        facts["flops_fraction"] = slimming.macs(fast, example) / slimming.macs(dense, example)
+        facts["params_fraction"] = slimming.params(fast) / slimming.params(dense)
+        facts["slim_plan_channels"] = sum(len(i) for _, i in plan)
+        facts["units_removed"], facts["units_total"] = slimming.removed_channels(dense, fast)
+        facts["units_removed_fraction"] = facts["units_removed"] / max(1, facts["units_total"])
+        facts["structure_removed"] = facts["flops_fraction"] < 1 or facts["params_fraction"] < 1
+        facts["no_structure_reason"] = None if facts["structure_removed"] else nothing_removed(
+            groups, mask, pre.model_hp.backbone)
+        slimming.save_slim(round_dir(out, r) / "slim.safetensors", fast, plan, backbone=pre.model_hp.backbone,
+                           num_classes=info.num_classes, in_chans=info.in_chans, input_size=tuple(example.shape[1:]),
+                           method=self.name, source_hash=pre.source_hash)
+        return fast
+
+
+class RefillPlus(Refill):
+    """Refill+: refill, then a fraction rho of the emptied channels re-activated."""
+
+    def rho(self, st: StructureHparams) -> float:
+        return st.rho
+
+
+class Regroup(StructureMethod):
+    """IMP-Regroup: dense blocks of each conv's kept weights, run with block-sparse convolutions."""
+
+    convs_only = True
+
+    def structure(self, pre, model, imp_mask, r, st, example, groups):
+        convs = Mask({n: m for n, m in imp_mask.items() if m.dim() == 4})
+        others = {n: m for n, m in imp_mask.items() if m.dim() != 4}
+        res = regroup_with(st, convs, pre.seed)
+        return Mask({**res.mask, **others}), {}, {"group_sparsity": res.group_sparsity(), "regroup": res.to_json(),
+                                                   "fallback_layers": res.fallback, "_blocks": res.blocks}
+
+    def transfer(self, pre, mask, source, r, st, example, groups):
+        from .regroup import blocks_from_json
+
+        recorded = artifacts.read_metrics(round_dir(source, r) / "metrics.json").get("regroup", {}).get("blocks", {})
+        blocks = {n: b for n, b in blocks_from_json(recorded).items() if n in mask}
+        return mask, {}, {"group_sparsity": {n: 1.0 - int(m.sum()) / m.numel() for n, m in mask.items()},
+                          "fallback_layers": sorted(n for n in mask if not blocks.get(n)), "_blocks": blocks}
+
+    def fast_model(self, pre, model, dense, mask, facts, st, example, groups, out, r, device):
+        blocks = facts.pop("_blocks")
+        x = torch.randn(st.timing_batch, *example.shape[1:], generator=torch.Generator().manual_seed(0))
+        fast, facts["blocksparse_layers"] = blocksparse_ticket(model, blocks, st, x, device)
+        facts["structure_removed"] = any(row["blocksparse"] for row in facts["blocksparse_layers"])
+        facts["no_structure_reason"] = None if facts["structure_removed"] else (
+            "no regrouped layer passes the block-sparse rule (blocksparse_max_work, blocksparse_min_macs), so "
+            "every layer runs dense" if blocks else
+            f"regroup's block-sparse kernels are convolutions, and none of {pre.model_hp.backbone}'s pruned "
+            f"layers is one")
+        return fast
+
+
 def structure_round(pre: Pretrained, imp_dir: Path, r: int, st: StructureHparams, example: torch.Tensor,
                     groups: list[UnitGroup] | None = None):
     """The structured mask (plus BatchNorm entries for refill) for IMP round ``r`` and facts about it.
@@ -199,34 +331,8 @@ def structure_round(pre: Pretrained, imp_dir: Path, r: int, st: StructureHparams
     """
     imp_mask, _ = Mask.load(round_dir(imp_dir, r) / "mask.safetensors")
     trained, _ = artifacts.load_checkpoint(round_dir(imp_dir, r) / "model.safetensors")
-    model = pre.model_from(trained)
-    if st.method in ("refill", "refill_plus"):
-        groups = unit_groups(pre.new_model(), example) if groups is None else groups
-        heads = {f"{n}.weight" for n in classifier_names(model)}
-        layers = Mask({n: m for n, m in imp_mask.items() if n not in heads})
-        others = {n: m for n, m in imp_mask.items() if n in heads}
-        x, y, _ = next(iter(make_loader(pre.splits.train_eval, 64, shuffle=True, seed=pre.seed)))
-        scores = CHANNEL_SCORES.get(st.criterion)(model, layers, (x, y))
-        groups = groups if st.coupled == "joint" else []
-        rho = st.rho if st.method == "refill_plus" else 0.0
-        if st.refill_rule == "released":
-            draws = torch.Generator().manual_seed(pre.seed * 1000 + r)
-            channel_mask, _ = refill_released(layers, scores, rho, draws, st.criterion)
-        else:
-            channel_mask, _ = refill(layers, scores, rho, st.round_to, groups)
-        bn = {}
-        if st.refill_batchnorm == "zero":
-            bn = batchnorm_mask(model, channel_mask, batchnorm_after(pre.new_model(), list(channel_mask), example))
-            bn.update(group_norm_mask(model, channel_mask, groups))
-        joint = [g.root for g in groups if joint_choice(g, layers)]
-        return Mask({**channel_mask, **others}), bn, {"channel_sparsity": channel_sparsity(channel_mask),
-                                                      "coupled_groups": joint}
-    convs = Mask({n: m for n, m in imp_mask.items() if m.dim() == 4})
-    others = {n: m for n, m in imp_mask.items() if m.dim() != 4}
-    res = regroup_with(st, convs, pre.seed)
-    gs = res.group_sparsity()
-    return Mask({**res.mask, **others}), {}, {"group_sparsity": gs, "regroup": res.to_json(),
-                                               "fallback_layers": res.fallback, "_blocks": res.blocks}
+    groups = unit_groups(pre.new_model(), example) if groups is None else groups
+    return STRUCTURE_METHODS.get(st.method).structure(pre, pre.model_from(trained), imp_mask, r, st, example, groups)
 
 
 def nothing_removed(groups: list[UnitGroup], mask: Mapping[str, torch.Tensor], backbone: str) -> str:
@@ -255,13 +361,14 @@ def transferred_round(pre: Pretrained, source: Path, r: int, st: StructureHparam
     BatchNorm entries are derived anew for this model from the channel mask; regroup's blocks come from the source
     round's record, so the block-sparse path runs the same groups.
     """
+    method = STRUCTURE_METHODS.get(st.method)
     src, _ = Mask.load(round_dir(source, r) / "mask.safetensors")
     model = pre.new_model()
     params = dict(model.named_parameters())
     mask, dense = Mask(), {}
     heads = {f"{n}.weight" for n in classifier_names(model)}
     for n, m in src.items():
-        if st.method == "regroup" and m.dim() != 4:
+        if method.convs_only and m.dim() != 4:
             dense[n] = "not a conv"
         elif n in heads:
             dense[n] = "the classifier"
@@ -274,21 +381,8 @@ def transferred_round(pre: Pretrained, source: Path, r: int, st: StructureHparam
     for n in prunable_names(model, "openlth"):
         if n not in mask and n not in dense:
             dense[n] = "not in the source mask"
-    facts = {"transfer_dense_layers": dict(sorted(dense.items()))}
-    if st.method in ("refill", "refill_plus"):
-        if st.refill_batchnorm == "released":
-            return mask, {}, {**facts, "channel_sparsity": channel_sparsity(mask)}
-        bn = batchnorm_mask(model, mask, batchnorm_after(pre.new_model(), list(mask), example))
-        if st.coupled == "joint":
-            groups = unit_groups(pre.new_model(), example) if groups is None else groups
-            bn.update(group_norm_mask(model, mask, groups))
-        return mask, bn, {**facts, "channel_sparsity": channel_sparsity(mask)}
-    from .regroup import blocks_from_json
-
-    recorded = artifacts.read_metrics(round_dir(source, r) / "metrics.json").get("regroup", {}).get("blocks", {})
-    blocks = {n: b for n, b in blocks_from_json(recorded).items() if n in mask}
-    return mask, {}, {**facts, "group_sparsity": {n: 1.0 - int(m.sum()) / m.numel() for n, m in mask.items()},
-                      "fallback_layers": sorted(n for n in mask if not blocks.get(n)), "_blocks": blocks}
+    mask, bn, facts = method.transfer(pre, mask, source, r, st, example, groups)
+    return mask, bn, {"transfer_dense_layers": dict(sorted(dense.items())), **facts}
 
 
 def transfer_source(pre: Pretrained, source: Path, st: StructureHparams) -> tuple[str, list[int]]:
@@ -332,8 +426,7 @@ def imp_inputs(pre: Pretrained, imp_dir: Path, st: StructureHparams,
 def run_structure(pre: Pretrained, imp_dir: str | Path, st: StructureHparams, train_hp: TrainHparams, out, *,
                   device: torch.device, progress: bool = True, config: dict | None = None,
                   transfer_from: str | Path | None = None) -> dict:
-    from . import slim as slimming
-
+    method = STRUCTURE_METHODS.get(st.method)
     imp_dir = Path(imp_dir)
     transfer_from = Path(transfer_from) if transfer_from else None
     t_run = time.perf_counter()
@@ -355,7 +448,6 @@ def run_structure(pre: Pretrained, imp_dir: str | Path, st: StructureHparams, tr
             mask, bn_mask, facts = transferred_round(pre, transfer_from, r, st, example, groups)
         else:
             mask, bn_mask, facts = structure_round(pre, imp_dir, r, st, example, groups)
-        blocks = facts.pop("_blocks", None)
         # The random tickets of the ablation draw one init per round, as imp's random_reinit baseline does.
         start = pre.new_model(seed=pre.seed + 10_000 + r).state_dict() if st.reinit else rewind
         model, res = train_round(pre, start, Mask({**mask, **bn_mask}), train_hp, device=device,
@@ -363,30 +455,7 @@ def run_structure(pre: Pretrained, imp_dir: str | Path, st: StructureHparams, tr
         model.load_state_dict(res.best_state)
         model.cpu().eval()
         facts["policy_coverage"] = coverage(model, mask)
-        if blocks is not None:
-            x = torch.randn(st.timing_batch, *example.shape[1:], generator=torch.Generator().manual_seed(0))
-            fast, facts["blocksparse_layers"] = blocksparse_ticket(model, blocks, st, x, device)
-            facts["structure_removed"] = any(row["blocksparse"] for row in facts["blocksparse_layers"])
-            facts["no_structure_reason"] = None if facts["structure_removed"] else (
-                "no regrouped layer passes the block-sparse rule (blocksparse_max_work, blocksparse_min_macs), so "
-                "every layer runs dense" if blocks else
-                f"regroup's block-sparse kernels are convolutions, and none of {pre.model_hp.backbone}'s pruned "
-                f"layers is one")
-        else:
-            unsafe: list[str] = []
-            fast, plan = slimming.slim(model, example, unsafe)
-            facts["unsafe_groups"] = unsafe
-            facts["flops_fraction"] = slimming.macs(fast, example) / slimming.macs(dense, example)
-            facts["params_fraction"] = slimming.params(fast) / slimming.params(dense)
-            facts["slim_plan_channels"] = sum(len(i) for _, i in plan)
-            facts["units_removed"], facts["units_total"] = slimming.removed_channels(dense, fast)
-            facts["units_removed_fraction"] = facts["units_removed"] / max(1, facts["units_total"])
-            facts["structure_removed"] = facts["flops_fraction"] < 1 or facts["params_fraction"] < 1
-            facts["no_structure_reason"] = None if facts["structure_removed"] else nothing_removed(
-                groups, mask, pre.model_hp.backbone)
-            slimming.save_slim(round_dir(out, r) / "slim.safetensors", fast, plan, backbone=pre.model_hp.backbone,
-                               num_classes=info.num_classes, in_chans=info.in_chans, input_size=tuple(example.shape[1:]),
-                               method=st.method, source_hash=pre.source_hash)
+        fast = method.fast_model(pre, model, dense, mask, facts, st, example, groups, Path(out), r, device)
         if not facts["structure_removed"]:
             print(f"{st.method} round {r}: no structure removed: {facts['no_structure_reason']}")
         with torch.inference_mode():
@@ -395,11 +464,22 @@ def run_structure(pre: Pretrained, imp_dir: str | Path, st: StructureHparams, tr
         facts.update(_latency(pre, dense, fast, st, device))
         imp_row = imp_rounds.get(r, {})  # a transferred round this dataset's IMP run lacks has no IMP figures
         facts.update(round=r, imp_test_acc=imp_row.get("test_acc"), imp_sparsity=imp_row.get("sparsity"),
-                     structure=st.method, criterion=st.criterion if st.method != "regroup" and not transfer else None,
+                     structure=st.method, criterion=st.criterion if method.criterion and not transfer else None,
                      **transfer)
         rows.append(write_round(round_dir(out, r), method=st.method, pre=pre, mask=mask, res=res,
                                 config=config or {}, t0=t0, **facts))
     return write_summary(out, rows, method=st.method, pre=pre, t0=t_run, imp_run=str(imp_dir), **transfer)
+
+
+def _doc(name: str) -> str:
+    """A method's help line: the first line of its class's docstring, and where an outside package's lives."""
+    spec = STRUCTURE_METHODS.spec(name)
+    try:
+        lines = (type(STRUCTURE_METHODS.get(name)).__doc__ or "").strip().splitlines()
+    except ConfigError as e:
+        return f"(from {spec.target}, which cannot be imported: {e.allowed})"
+    text = lines[0] if lines else ""
+    return f"{text} (from {spec.target})" if spec.outside else text
 
 
 @STAGES.register("structure")
@@ -419,6 +499,8 @@ class Structure(MethodStage):
                   help="a finished `structure` run of the same method and backbone on another dataset: each round's "
                   "structured conv masks are taken from it (Structure-LTH Table A2); layers whose shape differs and "
                   "the classifier stay dense")
+        parser.formatter_class = argparse.RawDescriptionHelpFormatter
+        parser.epilog = "methods (--method):\n" + "\n".join(f"  {n}: {_doc(n)}" for n in STRUCTURE_METHODS.names())
 
     @classmethod
     def settings(cls, pre, hp, args, config):
@@ -445,6 +527,9 @@ class Structure(MethodStage):
 class Timing(MethodStage):
     claims_out = False  # writes timing.json only
     name = "timing"
+    # Timed as each structure run times its tickets: batch, calls, interval width and time limit are the structure
+    # block's timing_* settings, stated once.
+    hparams = (StructureHparams,)
     help = "end-to-end and per-layer latency of dense, IMP-masked, refill-slimmed and regroup block-sparse models"
 
     @classmethod
@@ -453,24 +538,6 @@ class Timing(MethodStage):
         add_input(parser, "--refill", help="a `ticketbench structure --method refill` run")
         add_input(parser, "--regroup", help="a `ticketbench structure --method regroup` run")
         parser.add_argument("--round", type=int, default=0, help="IMP round to time (default: the last one)")
-        parser.add_argument("--batch", type=int, default=64, help="batch size (default 64, as the paper)")
-        parser.add_argument("--rounds", type=int, default=10, help="timed calls per model per batch (median); batches "
-                            "repeat until the 95%% interval of the time ratio is --width wide")
-        parser.add_argument("--width", type=float, default=0.05, help="width of the time ratio's 95%% interval at "
-                            "which timing stops (default 0.05: 5 points of time saving); wider: marked noisy")
-        parser.add_argument("--max-seconds", type=float, default=30.0, help="timing of one model stops after this "
-                            "many seconds, tight or not (default 30)")
-
-    @classmethod
-    def adjust(cls, hp, args):
-        for key in ("batch", "rounds"):
-            if getattr(args, key) < 1:
-                raise ConfigError(key, getattr(args, key), "a positive integer")
-        if not 0 < args.width <= 1:
-            raise ConfigError("width", args.width, "a ratio width in (0, 1], e.g. 0.05")
-        if not args.max_seconds > 0:
-            raise ConfigError("max_seconds", args.max_seconds, "a positive number of seconds")
-        return hp
 
     @classmethod
     def check_inputs(cls, pre, hp, args):
@@ -486,10 +553,10 @@ class Timing(MethodStage):
         from ...timing import per_layer
         from .slim import load_slim
 
-        args, pre, device = run.args, run.pre, run.device
+        args, pre, device, st = run.args, run.pre, run.device, run.hp["structure"]
         r = args.round or artifacts.read_metrics(paths.metrics(args.imp))["rounds"][-1]["round"]
         info = pre.splits.info
-        x = torch.randn(args.batch, info.in_chans, info.image_size, info.image_size,
+        x = torch.randn(st.timing_batch, info.in_chans, info.image_size, info.image_size,
                         generator=torch.Generator().manual_seed(0)).to(device)
         dense, x = for_inference(pre.model_from(pre.best_state).to(device), x)
         masked = pre.model_from(pre.best_state)
@@ -521,13 +588,13 @@ class Timing(MethodStage):
         variants = {k: for_inference(v, x)[0] for k, v in variants.items()}
         end_to_end = {}
         for name, model in variants.items():
-            t = _against_dense(dense, model, x, args.rounds, device, args.width, args.max_seconds)
+            t = _against_dense(dense, model, x, st.timing_rounds, device, st.timing_width, st.timing_max_seconds)
             end_to_end[name] = {"dense_ms": t.base_s * 1e3, "ms": t.test_s * 1e3, "latency_fraction": t.ratio,
                                 **saving_metrics(t), "structure_removed": changed[name],
                                 "no_structure_reason": None if changed[name] else why_not.get(name)}
-        layers = per_layer(dense, {k: v for k, v in variants.items() if k != "imp_masked"}, x, rounds=args.rounds)
+        layers = per_layer(dense, {k: v for k, v in variants.items() if k != "imp_masked"}, x, rounds=st.timing_rounds)
         out = Path(args.out)
-        storage.write_json(out / "timing.json", {"round": r, "batch": args.batch, "device": str(device),
+        storage.write_json(out / "timing.json", {"round": r, "batch": st.timing_batch, "device": str(device),
                                             "threads": torch.get_num_threads(), "end_to_end": end_to_end,
                                             "layers": layers, **({"regroup_rule": rule} if rule else {})})
         for name, e in end_to_end.items():

@@ -1,6 +1,7 @@
 """Pruning criteria computed on a (pre-)trained model: magnitude, random, SNIP, GraSP and SynFlow.
 
-Each returns name -> score tensor; a higher score means "keep". The jackpot mask-overlap study
+Shared by the IMP base (the pruning-at-init variants) and the jackpot paper's overlap study, so neither imports the
+other. Each returns name -> score tensor; a higher score means "keep". The jackpot mask-overlap study
 turns every score into a mask with the same per-layer budget as the searched jackpot, so the
 comparison is about *which* weights each criterion keeps, not how many.
 """
@@ -13,8 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ...masks import Mask, keep_highest
-from ...registry import Registry
+from .masks import Mask, keep_highest
+from .registry import Registry
 
 Scores = dict[str, torch.Tensor]
 Batches = Sequence[tuple[torch.Tensor, torch.Tensor]]
