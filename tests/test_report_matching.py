@@ -13,7 +13,7 @@ import pytest
 
 from ticketbench.artifacts import pack_bits
 from ticketbench.report import build_report, paper_table
-from ticketbench.report.claims import evaluate
+from ticketbench.report.paper import evaluate
 from ticketbench.report.deviations import DEVIATIONS, Deviation, check, deviations_table
 from ticketbench.report.grid import savings_table, structure_table
 from ticketbench.report.matching import AT_LEAST_DENSE, WITHIN_1_OF_DENSE, Point, extreme
@@ -241,7 +241,7 @@ def test_the_committed_report_names_the_code_that_produced_it():
 
 
 def test_the_rules_and_deviations_import_no_torch():
-    code = ("import sys, ticketbench.report.deviations, ticketbench.report.matching, ticketbench.report.claims; "
+    code = ("import sys, ticketbench.report.deviations, ticketbench.report.matching, ticketbench.report.paper; "
             "print(sorted(m for m in ('torch', 'timm', 'torchvision') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -4,10 +4,10 @@ of weights each run's policy covers beside its sparsity. Rows written before the
 import pytest
 
 from ticketbench.report import figures
-from ticketbench.report.claims import evaluate
+from ticketbench.report.paper import evaluate
 from ticketbench.report.grid import NO_STRUCTURE, imp_table, jackpot_table, saving_cell, structure_table, timing_table
 from ticketbench.report.needs import Run
-from ticketbench.report.paper import _group_savings, _headline, _per_method, _saving, _summary
+from ticketbench.report.paper.structure_lth import _group_savings, _headline, _per_method, _saving, _summary
 from ticketbench.report.results import Results
 from ticketbench.report.stats import value_cell
 

@@ -10,7 +10,7 @@ from scipy import stats as sps
 
 from ticketbench.artifacts import pack_bits, unpack_bits
 from ticketbench.report import stats
-from ticketbench.report.claims import evaluate
+from ticketbench.report.paper import evaluate
 from ticketbench.report.results import Results
 from conftest import as_contract
 

@@ -13,12 +13,11 @@ from .. import storage
 from ..codeversion import code_version, dvc_status
 from ..config import DEFAULT_CONFIG
 from ..stage import STAGES, Stage
-from .claims import evaluate as evaluate_claims
 from .deviations import DEVIATIONS, deviations_table
 from .grid import grid_tables
 from .matching import rules_text
 from .needs import PaperOnly, Reading
-from .paper import PaperTable, load_tables, needs_of, ours
+from .paper import PaperTable, evaluate as evaluate_claims, load_tables, needs_of, ours
 from .render import NOT_RUN, PAGE, PAPER_ONLY, Table, csv_text, fmt, html_table, latex, markdown
 from .results import Results
 from .stats import RULE as STATS_RULE

@@ -24,6 +24,7 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Iterable
 
+from .render import pct
 from .results import Cell, Results
 from .stats import FAILS, HOLDS, INCONCLUSIVE
 
@@ -75,8 +76,8 @@ class Extreme:
 
     def describe(self) -> str:
         if self.point is None:
-            return f"none (the rule holds at no sparsity up to {100 * self.top:.2f}%)"
-        return f"{100 * self.sparsity:.2f}%" + (" (capped)" if self.capped else "")
+            return f"none (the rule holds at no sparsity up to {pct(self.top)})"
+        return pct(self.sparsity) + (" (capped)" if self.capped else "")
 
 
 def extreme(points: Iterable[Point], reference: float, rule: Rule) -> Extreme:

@@ -40,6 +40,11 @@ def fmt(value: Any, unit: str = "") -> str:
     return str(value)
 
 
+def pct(x: float | None) -> str:
+    """A fraction as a percentage in running text (a claim's value, a verdict): ``0.8393`` -> ``83.93%``."""
+    return "-" if x is None else f"{100 * x:.2f}%"
+
+
 def markdown(t: Table) -> str:
     lines = [f"### {t.title}", ""]
     if t.caption:
