@@ -79,7 +79,8 @@ def remote_of(root: Path, name: str | None) -> tuple[str, str]:
     remote = name or conf["core"].get("remote")
     remotes = conf.get("remote", {})
     if not remote:
-        raise ShareError("no DVC remote is set: `dvc remote add -d <name> <url>` (README, \"Sharing artifacts\")")
+        raise ShareError("no DVC remote is set: `dvc remote add -d <name> <url>` (docs/sharing.md, \"Sharing "
+                         "artifacts with DVC\")")
     if remote not in remotes:
         raise ConfigError("remote", remote, f"a remote of .dvc/config: {', '.join(remotes) or 'none is defined'}")
     return remote, _without_userinfo(remotes[remote]["url"])

@@ -7,6 +7,7 @@ import statistics
 from typing import Callable, Iterable
 
 from .. import stats
+from ...runs import folder as run_folder
 from ..needs import Need, PaperTable, Reading, Run, cell_named, cell_of
 from ..results import Cell, Results, overlap_init
 from ..stats import FAILS, INCONCLUSIVE, decide, value_cell
@@ -20,7 +21,8 @@ JP_CIFAR = [(d, n) for n in ("VGGNet-19", "ResNet-32") for d in ("CIFAR-10", "CI
 
 def _search(cell: Cell, sparsity: float, suffix: str = "") -> Run:
     """A magnitude-initialised search; without a suffix, the recipe's own, which must search 30 epochs."""
-    folder = f"magnitude-s{sparsity:g}" + (f"-{suffix}" if suffix else "")
+    folder = run_folder("jackpot", "{init}-s{sparsity}-{search}" if suffix else "{init}-s{sparsity}", init="magnitude",
+                        sparsity=f"{sparsity:g}", search=suffix)
     needs_30 = not suffix or suffix.startswith(("t", "r"))
     return Run("jackpot", cell, folder, settings=(("jackpot", "epochs", JP_SEARCH_EPOCHS),) if needs_30 else ())
 

@@ -7,6 +7,7 @@ import statistics
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from ...runs import folder as run_folder
 from ..matching import CAPPED, WITHIN_1_OF_DENSE, capped_verdict, mean_extreme, round_by_seed, seed_extremes
 from ..needs import Need, PaperTable, Reading, Run, Unmapped, cell_named, cell_of
 from ..render import pct
@@ -229,7 +230,7 @@ def _early_stop(row: dict, res: Results, runs: tuple[Run, ...]) -> str | None:
 def _lt_setting_runs(row: dict) -> Need:
     pairs = [(f"{d} {n}", cell_named(d, n)) for n, d in LT_SETTING_CELLS.items()]
     return cells_or_unmapped(pairs, lambda cell: [r for s in LT_SETTINGS.values()
-                                                  for r in _savings_runs(cell, s, f"full-{s}")])
+                                                  for r in _savings_runs(cell, s, run_folder("imp", "full-{setting}", setting=s))])
 
 
 @claim_row("prac_claims", "Low / warmup LT settings", _lt_setting_runs)
@@ -238,7 +239,7 @@ def _lt_settings(row: dict, res: Results, runs: tuple[Run, ...]) -> str | None:
     parts = []
     for cell in by_cell(runs):
         for name, s in LT_SETTINGS.items():
-            found = saving(res, cell, s, f"full-{s}")
+            found = saving(res, cell, s, run_folder("imp", "full-{setting}", setting=s))
             if found is None:
                 continue
             text = ("no matching sparsity" if found.est is None else

@@ -7,6 +7,7 @@ import statistics
 from dataclasses import dataclass
 from typing import Callable
 
+from ...runs import folder as run_folder
 from .. import stats
 from ..grid import (NO_STRUCTURE, NOISY, ONE_SEED_TIMING, TIMING_INTERVAL, saving_cell, saving_estimate,
                     saving_marks, timed_rows)
@@ -148,7 +149,7 @@ def _transfer_needs(t: PaperTable, row: dict) -> Need:
     if cell is None or source is None or method is None:
         return Unmapped(f"{row['method']} from {t.fixed['source_dataset']}: no structure method or dataset of "
                         f"ticketbench stands for it")
-    return Reading((Run("structure", cell, f"{method}-transfer-{source}", sparsity=100 - float(row["remaining"])),),
+    return Reading((Run("structure", cell, run_folder("structure", "{method}-transfer-{dataset}", method=method, dataset=source), sparsity=100 - float(row["remaining"])),),
                    "slth-a2-network")
 
 
@@ -171,7 +172,7 @@ def _vs_random_needs(t: PaperTable, row: dict) -> dict[str, Need]:
         return unmapped_row(t, row)
     method = "refill" if t.id == "slth_a3" else "regroup"
     ours_run = (Run("structure", cell, method),)
-    return {"remaining": ours_run, "acc_ours": ours_run, "acc_random": (Run("structure", cell, f"{method}-reinit"),)}
+    return {"remaining": ours_run, "acc_ours": ours_run, "acc_random": (Run("structure", cell, _reinit(method)),)}
 
 
 def _round_cells(row: dict, res: Results, needs: dict[str, Need], is_remaining) -> dict:
@@ -394,27 +395,35 @@ def _ranked(res: Results, cell: Cell, runs: dict[str, str]) -> list[tuple[str, l
 
 # §5's rewind points, in percent of training: 5% is the recipe's own rewind point (epoch 8 of 160, the paper's),
 # the others Structure-LTH's IMP run rewound there (experiments.structure_ablations <method>-rw<p>).
-SLTH_REWINDS = {5: "", 10: "-rw10", 20: "-rw20", 50: "-rw50", 100: "-rw100"}
+SLTH_REWINDS = (5, 10, 20, 50, 100)
 REWIND_METHODS = ("refill", "regroup")
+
+
+def _rewound(method: str, percent: int) -> str:
+    return method if percent == 5 else run_folder("structure", "{method}-rw{percent}", method=method, percent=percent)
+
+
+def _reinit(method: str) -> str:
+    return run_folder("structure", "{method}-reinit", method=method)
 REINIT_BEYOND = 0.30  # "all beat random re-init beyond 30% sparsity"
 
 
 @claim_row("slth_claims", "Rewinding ablation",
            lambda row: cells_or_unmapped([(" ".join(RN18_C10), cell_named(*RN18_C10))], lambda cell: [
-               Run("structure", cell, f"{m}{suffix}") for m in REWIND_METHODS
-               for suffix in (*SLTH_REWINDS.values(), "-reinit")]))
+               Run("structure", cell, f) for m in REWIND_METHODS
+               for f in (*(_rewound(m, p) for p in SLTH_REWINDS), _reinit(m))]))
 def _rewind_points(row: dict, res: Results, runs: tuple[Run, ...]) -> str | None:
     """Per method, each rewind point's tickets (mean accuracy over the rounds all points ran), best first, and each
     minus the random re-initialisation of the same round on the rounds beyond 30% sparsity."""
     cell = runs[0].cell
     parts = []
     for m in REWIND_METHODS:
-        points = {f"{p}%": f"{m}{suffix}" for p, suffix in SLTH_REWINDS.items()}
+        points = {f"{p}%": _rewound(m, p) for p in SLTH_REWINDS}
         ranked = _ranked(res, cell, points)
         if not ranked:
             continue
         text = ", ".join(f"{name} {value_cell(means, unit='%')}" for name, means in ranked)
-        reinit = res.by_seed("structure", cell, f"{m}-reinit")
+        reinit = res.by_seed("structure", cell, _reinit(m))
         gaps = [(name, round_mean_gaps(res.by_seed("structure", cell, points[name]), reinit,
                                        lambda x: x["sparsity"] > REINIT_BEYOND)) for name, _ in ranked]
         shown = ", ".join(f"{name} {value_cell(g, unit=' points')}" for name, g in gaps if g)
@@ -425,9 +434,10 @@ def _rewind_points(row: dict, res: Results, runs: tuple[Run, ...]) -> str | None
 
 # §5's mask sources of regrouped tickets, as the claim names them; IMP's are the recipe's own regroup run, the others
 # the regrouped rounds of an IMP variant that follows Structure-LTH's IMP (experiments.structure_ablations).
-MASK_SOURCES = {"IMP": "regroup", "OMP": "regroup-from-omp", "RP": "regroup-from-random_prune",
-                "SNIP": "regroup-from-snip", "GraSP": "regroup-from-grasp", "SynFlow": "regroup-from-synflow",
-                "ADMM": "regroup-from-admm"}
+MASK_SOURCES = {"IMP": "regroup", **{name: run_folder("structure", "{method}-from-{source_variant}", method="regroup",
+                                                     source_variant=variant)
+                                    for name, variant in (("OMP", "omp"), ("RP", "random_prune"), ("SNIP", "snip"),
+                                                          ("GraSP", "grasp"), ("SynFlow", "synflow"), ("ADMM", "admm"))}}
 
 
 @claim_row("slth_claims", "Mask-source ablation",
