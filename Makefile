@@ -29,7 +29,7 @@ test: install
 
 RUN := HF_HUB_OFFLINE=1 PATH="$(abspath $(BIN)):$$PATH"
 
-# Where and how the grids run (README "On a SLURM cluster"): PROFILE=slurm submits every model job through
+# Where and how the grids run (docs/cluster.md "On a SLURM cluster"): PROFILE=slurm submits every model job through
 # workflow/profiles/slurm, CONFIGS="my-site.yaml ..." layers config files last (partition, account, data roots),
 # SNAKEMAKE_FLAGS passes anything else to Snakemake.
 PROFILE ?=
@@ -47,7 +47,7 @@ smoke: install
 	$(CHECK_CONFIG) --config config/smoke.yaml $(foreach f,$(CONFIGS),--config $(f))
 	$(SNAKEMAKE) --configfile config/smoke.yaml $(CONFIGS) $(SNAKEMAKE_FLAGS)
 
-# The paper grid in miniature (README "The paper grid in miniature"): generated replicas of the four datasets in
+# The paper grid in miniature (docs/pipeline.md "The paper grid in miniature"): generated replicas of the four datasets in
 # their real formats, then every job kind, dataset format and backbone of config/paper.yaml, in minutes on a laptop.
 # A lab runs it on its cluster before the paper grid: make paper-mini PROFILE=slurm CONFIGS=site.yaml.
 PAPER_MINI := config/paper.yaml config/paper-mini.yaml
@@ -56,7 +56,7 @@ paper-mini: install
 	$(CHECK_CONFIG) $(foreach f,$(PAPER_MINI) $(CONFIGS),--config $(f))
 	$(SNAKEMAKE) --configfile $(PAPER_MINI) $(CONFIGS) $(SNAKEMAKE_FLAGS)
 
-# Share artifacts through the DVC remote (README "Sharing artifacts"). push records what Snakemake produced (no
+# Share artifacts through the DVC remote (docs/sharing.md "Sharing artifacts with DVC"). push records what Snakemake produced (no
 # re-run) and uploads it: every grid whose results exist, or GRID=<stage of dvc.yaml> alone. pull fetches one grid
 # (GRID=grid: the default or paper grid in results/; GRID=smoke), marks it up to date for Snakemake (checkout gives
 # the files new timestamps) and rebuilds its summary and report without a single training job.
@@ -95,7 +95,7 @@ KERNELS_native :=
 KERNELS_avx2 := ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2
 KERNELS_default := ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=SSE41
 
-# Accuracy regression: the smoke grid's seed means against tests/baselines/smoke.json (rule in README).
+# Accuracy regression: the smoke grid's seed means against tests/baselines/smoke.json (rule in docs/statistics.md).
 check: smoke
 	$(BIN)/ticketbench check --results results/smoke --baselines tests/baselines/smoke.json --configfile config/smoke.yaml
 

@@ -3,7 +3,7 @@
 # each a thin call of the `ticketbench` CLI.
 import os
 
-from snakemake.utils import min_version
+from snakemake.utils import min_version, validate
 
 min_version("9.0")
 
@@ -15,13 +15,18 @@ from ticketbench.config import DEFAULT_CONFIG, check_workflow_config
 # a colleague rebuilds a pulled grid's report without its datasets.
 # The --configfile files are read again by ticketbench's own reader, which refuses duplicate keys, oversized or
 # deeply nested files and alias bombs. Snakemake has already read them by then, through YTE: a file with
-# `__use_yte__: true` has had its expressions evaluated as Python before this line (README "Configs from elsewhere").
+# `__use_yte__: true` has had its expressions evaluated as Python before this line (docs/sharing.md "Configs and data from elsewhere").
 check_workflow_config(config, DEFAULT_CONFIG, replace=workflow.config_settings.replace_workflow_config,
                       data=not (workflow.output_settings.dryrun or os.environ.get("TICKETBENCH_CHECK_DATA") == "0"),
                       files=[str(f) for f in workflow.overwrite_configfiles or []])
 
 
 configfile: DEFAULT_CONFIG
+
+
+# Snakemake's own check of the merged config against the schema the check above enforced already (so this never
+# fails with its multi-line message): it holds the workflow to the committed schema, as Snakemake workflows do.
+validate(config, "workflow/schemas/config.schema.yaml")
 
 
 include: "workflow/rules/common.smk"

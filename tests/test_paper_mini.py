@@ -100,7 +100,7 @@ def test_the_miniature_runs_every_job_kind_dataset_and_backbone_of_the_paper_gri
 
 def test_every_model_job_asks_slurm_for_what_the_config_says():
     """Planned through the SLURM profile (no cluster needed for a dry run): the resources of every job that runs a
-    model, per rule, are those of the config's cluster block (README "On a SLURM cluster")."""
+    model, per rule, are those of the config's cluster block (docs/cluster.md "On a SLURM cluster")."""
     config = _config(MINI)
     planned = dag(tuple(MINI), "--profile", "workflow/profiles/slurm")
     model_rules = {"pretrain", "pretrain_paper", "prac", "prac_ablation", "imp", "jackpot", "jackpot_search",

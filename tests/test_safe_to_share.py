@@ -308,7 +308,7 @@ def _file_refused(tmp_path: Path, capsys, text: str, words: str, *, snakemake: b
     ("grid: " + "[" * 20000 + "]" * 20000 + "\n", f"at most {MAX_CONFIG_DEPTH} levels of nesting"),
 ], ids=["oversized", "billion-laughs", "deep-nesting"])
 def test_a_config_that_would_exhaust_the_machine_is_refused_in_one_line(tmp_path, capsys, text, words):
-    # Snakemake's own reader recurses on deep nesting before the Snakefile runs (README)
+    # Snakemake's own reader recurses on deep nesting before the Snakefile runs (docs/sharing.md)
     _file_refused(tmp_path, capsys, text, words, snakemake="nesting" not in words)
 
 
@@ -321,7 +321,7 @@ def test_a_config_that_would_exhaust_the_machine_is_refused_in_one_line(tmp_path
     ("__use_yte__: true\nthreads: ?__import__('os').getpid()\n", "__use_yte__"),
 ], ids=["duplicate-key", "duplicate-block", "yte-template"])
 def test_duplicate_keys_and_yte_templates_are_refused(tmp_path, capsys, text, key):
-    # Snakemake evaluates a YTE file itself before the Snakefile runs (README)
+    # Snakemake evaluates a YTE file itself before the Snakefile runs (docs/sharing.md)
     _file_refused(tmp_path, capsys, text, key, snakemake="yte" not in key)
 
 

@@ -151,7 +151,7 @@ def overlap_imp(wildcards):
 
 
 def dense(paper):
-    """Input function: the dense run a paper's stage starts from, the base one or the paper's own (README)."""
+    """Input function: the dense run a paper's stage starts from, the base one or the paper's own (docs/pipeline.md)."""
 
     def get(wildcards):
         name = _dense_run(_paper(paper, wildcards), wildcards.dataset, wildcards.backbone)

@@ -26,7 +26,7 @@ rule pretrain:
 
 
 # A paper whose dense recipe differs from the grid's base one trains its own dense run in a folder of the base run's
-# (papers with equal recipes share it; README "The pipeline").
+# (papers with equal recipes share it; docs/pipeline.md "The pipeline").
 use rule pretrain as pretrain_paper with:
     output:
         metrics=cell("pretrain", "{paper}", "metrics.json"),
