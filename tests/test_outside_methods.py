@@ -15,6 +15,7 @@ import yaml
 from ticketbench import runs
 from ticketbench.cli import main
 from ticketbench.config import check_config, load_config_files, schema
+from ticketbench.errors import ConfigError
 from ticketbench.methods.registry import IMP_VARIANTS, STRUCTURE_METHODS, Method, figure_order
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -129,3 +130,11 @@ def test_an_outside_package_runs_in_the_smoke_grid_beside_the_papers_methods(sit
     tables = results / "report" / "tables"
     assert "toy_prune" in (tables / "grid_imp_digits_test_resnet.md").read_text()
     assert "toy_refill acc (%)" in (tables / "grid_structure_digits_test_resnet.md").read_text()
+
+
+def test_a_method_without_the_released_codes_settings_has_no_released_run(registered):
+    config = _config("random_prune", "refill")
+    config["experiments"]["structure_ablations"] = {"line_refill-released": ["digits/test_resnet"]}
+    with pytest.raises(ConfigError) as e:
+        check_config(config, data=False)
+    assert e.value.key == "experiments.structure_ablations" and "refill, refill_plus, regroup" in str(e.value)

@@ -26,6 +26,9 @@ from .recipes import PAPERS, PRAC_SETTINGS, RECIPES, dense_run
 
 # Structure-LTH's own IMP run (its policy and rewind point): refill, refill+, regroup and timing read it.
 STRUCTURE_IMP = "structure_lth"
+# Where it rewinds by default: the paper's epoch 8 of 160 (imp.structure_rewind's default, stated here because the
+# planner cannot import the hparams of methods/imp.py, which import torch).
+STRUCTURE_REWIND = "5%"
 NAME = r"[a-z][a-z0-9_]*"  # a registered name's shape (criteria, IMP variants); the config check asks the registries
 DATASET = r"[a-z][a-z0-9_-]*"
 FRACTION = r"0\.\d+"
@@ -341,8 +344,6 @@ def run_changes(phase: str, folder: str, recipe: dict[str, dict] | None = None) 
     return kind.changes(f)
 
 
-# imp.structure_rewind's default (methods/imp.py, which imports torch; tests/test_pipeline.py keeps them equal).
-STRUCTURE_REWIND = "5%"
 
 
 def planned_runs(config: dict[str, Any]) -> dict[str, str]:

@@ -29,6 +29,7 @@ from ..models import conv_linear_layers
 from ..runtime import layer_generator
 from ..errors import ConfigError
 from ..stage import STAGES, add_input
+from ..runs import STRUCTURE_REWIND
 from .registry import IMP_VARIANTS
 from .common import (MethodStage, Pretrained, Run, check_source, finished_run, load_mask_from, round_dir,
                      scaled_hparams, train_round, write_round, write_summary)
@@ -63,8 +64,8 @@ class ImpHparams(Hparams):
                                 "instead of restarting it")
     variant: str = hp("full", "which IMP: full (vanilla) or another registered variant (ticketbench.methods.registry "
                               "or an installed package's; `ticketbench imp --help` lists them)")
-    structure_rewind: str = hp("5%", "rewind point of Structure-LTH's own IMP run (variants structure_lth and "
-                                     "group_aware); the paper rewinds to epoch 8 of 160, 5% of training")
+    structure_rewind: str = hp(STRUCTURE_REWIND, "rewind point of Structure-LTH's own IMP run (variants structure_lth "
+                                                 "and group_aware); the paper rewinds to epoch 8 of 160, 5% of training")
     epoch_scaling: str = hp("linear", "training length on a subset: linear (same epochs, fewer iterations; PrAC "
                                       "paper) or quadratic (epochs scaled too; released PrAC code)")
     admm_epochs: int = hp(2, "variant admm: epochs of ADMM training from the dense final weights before each round's "
