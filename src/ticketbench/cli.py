@@ -36,6 +36,8 @@ STAGE_MODULES: dict[str, tuple[str, str]] = {
                   "formats (the paper grid in miniature runs on them; a lab checks its cluster set-up with them)"),
     "imp": ("ticketbench.methods.imp",
             "iterative magnitude pruning with rewinding, on full data or on replayed PrAC sets; random baselines"),
+    "instability": ("ticketbench.methods.instability",
+                    "linear mode connectivity of an IMP run's tickets: the error barrier between two copies per round"),
     "jackpot": ("ticketbench.methods.jackpot.search", "search a lottery jackpot: a mask over frozen pre-trained weights"),
     "jackpot-cost": ("ticketbench.methods.jackpot.studies",
                      "search-cost reduction of magnitude init over random init (the paper's '>= 3x cheaper' claim)"),

@@ -19,7 +19,7 @@ SLURM_OPTIONS = r"^(-[A-Za-z0-9_.,:=@%/+-]*( +[A-Za-z0-9_.,:=@%/+-]+)*)?$"
 GPUS_MAX = 64
 
 # The rules that run a model and so ask a cluster for resources; the rest (collect, report, cost) are localrules.
-CLUSTER_RULES = ("pretrain", "prac", "imp", "jackpot", "jackpot_overlap", "structure", "timing")
+CLUSTER_RULES = ("pretrain", "prac", "imp", "instability", "jackpot", "jackpot_overlap", "structure", "timing")
 
 
 def cluster_schema() -> dict[str, Any]:

@@ -31,12 +31,14 @@ from .untrusted import merge_config, read_config_files, read_yaml_mapping
 def block_classes() -> dict[str, type[Hparams]]:
     """Config block -> its hparams class. The method modules import torch, so only a check or the schema asks."""
     from .methods.imp import ImpHparams
+    from .methods.instability import InstabilityHparams
     from .methods.jackpot.search import JackpotHparams
     from .methods.prac.stage import PracHparams
     from .methods.structure.stage import StructureHparams
 
     return {"data": DataHparams, "train": TrainHparams, "imp": ImpHparams, "prac": PracHparams,
-            "jackpot": JackpotHparams, "structure": StructureHparams, "runtime": RuntimeHparams}
+            "jackpot": JackpotHparams, "structure": StructureHparams, "runtime": RuntimeHparams,
+            "instability": InstabilityHparams}
 
 
 # Keys of a block that the grid sets per job (wildcards), so the block must not fix them.
@@ -200,8 +202,24 @@ def _check_extra_runs(config: dict[str, Any]) -> None:
             raise ConfigError(f"experiments.{key}", name, f"an IMP variant that follows a reference run: "
                               f"{', '.join(followers)}")
 
+    def check_imp_run(key: str, name: str) -> None:
+        """An IMP folder asked for by name: a follower of full IMP or of another variant, or a rewind point."""
+        check_source(key, name, name)
+        source = kinds.parse("imp", name)[1].get("source_variant")
+        if source is not None and (source == "full" or source not in IMP_VARIANTS or
+                                   IMP_VARIANTS.spec(source).paper != "prac"):
+            raise ConfigError(f"experiments.{key}", name, f"<variant>-of-<source> with a source of "
+                              f"{', '.join(n for n in IMP_VARIANTS.names('prac') if n != 'full')} (a variant that "
+                              f"follows full IMP's masks: name it alone)")
+
     for name in runs["imp_runs"]:
-        check_source("imp_runs", name, name)
+        check_imp_run("imp_runs", name)
+    for name in runs["instability"]:
+        found = kinds.parse("imp", name)
+        if found is None or found[0].pattern == "prac-from-{source}":
+            raise ConfigError("experiments.instability", name, kinds.allowed_names("instability"))
+        if found[0].key == "imp_runs":
+            check_imp_run("instability", name)
     for name in runs["structure_ablations"]:
         method, changes = kinds.structure_run(name)
         kind, source = kinds.structure_source(name)

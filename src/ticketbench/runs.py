@@ -107,6 +107,8 @@ KINDS: tuple[Kind, ...] = (
          changes=lambda f: {"imp": {"structure_rewind": f"{f['percent']}%"}}, key="imp_runs"),
     Kind("imp", STRUCTURE_IMP + "-{follower}", "a variant following Structure-LTH's IMP", recipe=STRUCTURE_IMP,
          variant="{follower}", reads=STRUCTURE_IMP, key="imp_runs"),
+    Kind("imp", "{follower}-of-{source_variant}", "a variant following another variant's masks (a control of it: "
+         "shuffled, inverted, re-initialised)", variant="{follower}", reads="{source_variant}", key="imp_runs"),
     Kind("imp", "{variant}", "a variant following full IMP's masks", variant="{variant}", reads="full",
          key="imp_runs"),
     Kind("structure", "timing", "latency of the structured tickets", recipe=STRUCTURE_IMP),
@@ -125,6 +127,8 @@ KINDS: tuple[Kind, ...] = (
          imp="", key="structure_transfers"),
     Kind("structure", "{method}-{criterion}", "a refill channel score", recipe=STRUCTURE_IMP,
          changes=lambda f: {"structure": {"criterion": f["criterion"]}}, key="structure_ablations"),
+    Kind("instability", "{source}", "the instability of the cell's IMP run <source>", reads="{source}",
+         key="instability"),
     Kind("jackpot", "{init}-s{sparsity}", "a jackpot search", recipe="jackpot"),
     Kind("jackpot", "{init}-s{sparsity}-{search}", "a jackpot search of another length", recipe="jackpot",
          changes=lambda f: {"jackpot": ({"rate": float(f["search"][1:])} if f["search"][0] == "r" else
@@ -189,18 +193,21 @@ def allowed_names(key: str) -> str:
     return {
         "prac_ablations": "no_cep, no_early_stop, random_subset or ef<k> (PrAC-IMP with E_F = k)",
         "prac_settings": " or ".join(PRAC_SETTINGS),
-        "imp_runs": "<variant> (follows full IMP), structure_lth-<variant> (follows Structure-LTH's IMP) or "
+        "imp_runs": "<variant> (follows full IMP), <variant>-of-<source> (follows the run of variant <source>, e.g. "
+                    "random_reinit-of-snip), structure_lth-<variant> (follows Structure-LTH's IMP) or "
                     "structure_lth-rw<p> (Structure-LTH's IMP rewound to p% of training)",
         "structure_ablations": f"<method>-<criterion> or <method>-rho<r> ({channels}), or <method>-reinit, "
                                f"<method>-released, <method>-rw<p>, <method>-from-<variant> ({methods})",
         "structure_transfers": f"<method>-transfer-<dataset> ({methods}), e.g. regroup-transfer-imagenet",
+        "instability": "the folder of an IMP run of the cell: full, a variant (e.g. random_prune_layerwise) or "
+                       "<variant>-of-<source>",
         "jackpot_searches": "<init>-s<sparsity>-e<search epochs>, <init>-s<sparsity>-t<tuning epochs> or "
                             "<init>-s<sparsity>-r<rate>, e.g. magnitude-s0.9-e160",
     }[key]
 
 
-EXTRA_RUNS = ("prac_ablations", "prac_settings", "imp_runs", "structure_ablations", "structure_transfers",
-              "jackpot_searches")
+EXTRA_RUNS = ("prac_ablations", "prac_settings", "imp_runs", "instability", "structure_ablations",
+              "structure_transfers", "jackpot_searches")
 # The keys whose cells may lie outside grid.only: a transfer target needs its dense run only, not the cell's grid.
 ANY_CELL = {"structure_transfers"}
 EXTRA_RUNS_HELP = {
@@ -211,9 +218,14 @@ EXTRA_RUNS_HELP = {
                      "results/prac/<d>/<b>/seed<k>/<name>/ and full IMP in results/imp/<d>/<b>/seed<k>/full-<name>/; "
                      "name -> cells",
     "imp_runs": "IMP runs on a few cells, in results/imp/<d>/<b>/seed<k>/<name>/: <variant> (a variant that follows "
-                "full IMP's masks, e.g. snip), structure_lth-<variant> (one that follows Structure-LTH's own IMP run, "
+                "full IMP's masks, e.g. snip), <variant>-of-<source> (one that follows the masks of the run of variant <source> of the "
+                "cell, which runs too: e.g. random_prune_layerwise-of-snip shuffles SNIP's masks within each layer), "
+                "structure_lth-<variant> (one that follows Structure-LTH's own IMP run, "
                 "with its recipe, layers and rewind point), structure_lth-rw<p> (Structure-LTH's IMP rewound to p% of "
                 "training); name -> cells",
+    "instability": "the instability of an IMP run's tickets (Frankle et al. 2020: two copies trained from its rewind "
+                   "point with different data orders, the error barrier on the line between them; block instability:) "
+                   "in results/instability/<d>/<b>/seed<k>/<imp run>/, e.g. full; the IMP run runs too; name -> cells",
     "structure_ablations": "Structure-LTH ablations in results/structure/<d>/<b>/seed<k>/<name>/: "
                            "<method>-<criterion> (refill channel score), <method>-rho<r> (Refill+ rate), "
                            "<method>-reinit (random re-initialisation), <method>-released (the released code's "
@@ -294,7 +306,7 @@ def imp_run(folder: str) -> tuple[str, str | None]:
     kind, f = _parsed("imp", folder)
     if kind is None:
         return folder, "full"
-    return kind.variant.format(**f), kind.reads or None
+    return kind.variant.format(**f), kind.reads.format(**f) or None
 
 
 def rewind_percent(folder: str) -> int | None:
@@ -326,6 +338,8 @@ def recipe_of(phase: str, folder: str = "") -> str | None:
     kind, f = _parsed(phase, folder)
     if kind is None:
         return {"pretrain": folder or None, "structure": STRUCTURE_IMP, "jackpot": "jackpot"}.get(phase, "prac")
+    if phase == "instability":  # trains the tickets of an IMP run as that run trained them
+        return recipe_of("imp", f["source"])
     return kind.recipe.format(**f) or None
 
 
@@ -375,9 +389,14 @@ def planned_runs(config: dict[str, Any]) -> dict[str, str]:
         variants += [folder("imp", "full-{setting}", setting=v) for v in here("prac_settings", d, b)]
         # The IMP runs that structure ablations read (another rewind point or mask source), then those listed alone.
         variants += [source for kind, source in map(structure_source, structure) if kind == "imp"]
-        variants += here("imp_runs", d, b)
+        for n in [*here("imp_runs", d, b), *here("instability", d, b)]:
+            # A control of another variant's masks (<follower>-of-<source>) needs that variant's run of the cell.
+            reads = imp_run(n)[1]
+            variants += [reads, n] if reads not in (None, "full", STRUCTURE_IMP) else [n]
         for v in variants:
             add("imp", "imp", d, b, s, v, "metrics.json")
+        for n in here("instability", d, b):
+            add("instability", "instability", d, b, s, n, "metrics.json")
         for src, tgt in transfer:
             if tgt == b:
                 add("imp", "imp", d, b, s, folder("imp", "prac-from-{source}", source=src), "metrics.json")

@@ -30,6 +30,7 @@ from ..runtime import layer_generator
 from ..errors import ConfigError
 from ..stage import STAGES, add_input
 from ..runs import STRUCTURE_REWIND
+from ..runs import folder as run_folder
 from .registry import IMP_VARIANTS
 from .common import (MethodStage, Pretrained, Run, check_source, finished_run, load_mask_from, round_dir,
                      scaled_hparams, train_round, write_round, write_summary)
@@ -172,6 +173,8 @@ def check_inputs(pre: Pretrained, imp: "ImpHparams", *, reference: str | Path | 
                               f"({len(names)} layers; its masks cover {len(ref)}): pass the reference run's --policy")
         if train_hp is not None:
             variant.check_train(train_hp)
+    if reference is not None:
+        variant.check_reference(Path(reference))
 
 
 class FullData:
@@ -266,6 +269,11 @@ class Variant:
     def method(self) -> str:
         return self.name
 
+    @property
+    def ranks(self) -> bool:
+        """Whether the variant ranks weights by a score of its own (:meth:`scores`)."""
+        return type(self).scores is not Variant.scores
+
     def settings(self, imp: ImpHparams) -> ImpHparams:
         return imp
 
@@ -279,10 +287,26 @@ class Variant:
         """More settings the run records in hparams.json, checked here before anything is written."""
         return {}
 
+    def check_reference(self, reference: Path) -> None:
+        """Refuse a --reference run this variant cannot follow, before anything is written."""
+
+    def scores(self, x: RoundInputs) -> dict[str, torch.Tensor] | None:
+        """How this variant ranks the weights it keeps (highest kept), where it ranks them at all: what the
+        inverted-mask control turns around. None for a variant that draws its mask at random or copies one."""
+        return None
+
+
+def dense_magnitudes(x: RoundInputs) -> dict[str, torch.Tensor]:
+    """The magnitude ranking IMP's first round and one-shot magnitude pruning apply: the dense run's final weights."""
+    return {n: x.pre.final_state[n].abs() for n in x.weights}
+
 
 class Full(Variant):
     method = "imp"
     help = "vanilla IMP: prune the smallest weights of the last round, rewind, retrain"
+
+    def scores(self, x: RoundInputs) -> dict[str, torch.Tensor]:
+        return dense_magnitudes(x)
 
 
 class StructureLth(Variant):
@@ -291,6 +315,9 @@ class StructureLth(Variant):
 
     def settings(self, imp: ImpHparams) -> ImpHparams:
         return dataclasses.replace(imp, policy=imp.structure_policy, rewind=imp.structure_rewind)
+
+    def scores(self, x: RoundInputs) -> dict[str, torch.Tensor]:
+        return dense_magnitudes(x)
 
 
 class RandomPrune(Variant):
@@ -366,6 +393,15 @@ class PruneAtInit(FollowsBudget):
         self.criterion = criterion
         self.help = help
 
+    def scores(self, x: RoundInputs) -> dict[str, torch.Tensor]:
+        """The criterion's one-shot scores at the rewind point (SynFlow's too: inverting its iterative pruning has
+        no single ranking to turn around)."""
+        from ..criteria import CRITERIA
+
+        model = x.pre.model_from(x.pre.rewind_state(x.imp.rewind)).to(x.device)
+        batches = [] if self.criterion == "synflow" else score_batches(x.pre, x.device)
+        return CRITERIA.get(self.criterion)(model, list(x.weights), batches, seed=x.pre.seed)
+
     def mask(self, x: RoundInputs) -> tuple[Mask, dict[str, Any]]:
         from ..criteria import CRITERIA, synflow_iterative
 
@@ -386,8 +422,55 @@ class OneShotMagnitude(FollowsBudget):
     help = ("one-shot magnitude pruning (Structure-LTH's mask source OMP): the dense run's final weights pruned "
             "straight to --reference's kept count, rewound and trained")
 
+    def scores(self, x: RoundInputs) -> dict[str, torch.Tensor]:
+        return dense_magnitudes(x)
+
     def mask(self, x: RoundInputs) -> tuple[Mask, dict[str, Any]]:
-        return keep_highest({n: x.pre.final_state[n].abs() for n in x.weights}, self.budget(x)), {}
+        return keep_highest(self.scores(x), self.budget(x)), {}
+
+
+class RewindMagnitude(FollowsBudget):
+    help = ("magnitude pruning of the rewind-point weights (no training signal in the ranking), to --reference's "
+            "kept count; the sanity control of Frankle et al. 2021")
+
+    def scores(self, x: RoundInputs) -> dict[str, torch.Tensor]:
+        rewind = x.pre.rewind_state(x.imp.rewind)
+        return {n: rewind[n].abs() for n in x.weights}
+
+    def mask(self, x: RoundInputs) -> tuple[Mask, dict[str, Any]]:
+        return keep_highest(self.scores(x), self.budget(x)), {"scored_at": x.imp.rewind}
+
+
+class Inverted(FollowsBudget):
+    """The inverted mask (Frankle et al., ICLR 2021): the weights --reference's own criterion ranks lowest.
+
+    The ranking is the reference variant's (:meth:`Variant.scores`): the dense run's final magnitudes for IMP and
+    one-shot magnitude pruning, the criterion's scores for SNIP, GraSP and SynFlow. Each layer keeps the reference
+    round's count of that layer, whatever the scope: only which weights survive within a layer changes, as with the
+    layerwise shuffle (random_prune_layerwise), so the two controls differ in the ranking alone.
+    """
+
+    help = ("inverted mask: the weights --reference's criterion ranks lowest (the smallest dense magnitudes for IMP "
+            "and omp; SNIP, GraSP, SynFlow scores turned around), with its kept count in every layer")
+
+    def check_reference(self, reference: Path) -> None:
+        variant = reference_variant(reference)
+        if not IMP_VARIANTS.get(variant).ranks:
+            ranked = [n for n in IMP_VARIANTS.names() if IMP_VARIANTS.get(n).ranks]
+            raise ConfigError("reference", str(reference), f"a run whose variant ranks weights ({', '.join(ranked)}); "
+                              f"{variant} draws or copies its mask, so it has no ranking to invert")
+
+    def mask(self, x: RoundInputs) -> tuple[Mask, dict[str, Any]]:
+        source = reference_variant(x.reference)
+        scores = IMP_VARIANTS.get(source).scores(x)
+        counts = {n: int(m.sum()) for n, m in x.reference_mask().items()}
+        return keep_highest({n: -s for n, s in scores.items()}, counts), {"inverted": source}
+
+
+def reference_variant(reference: Path) -> str:
+    """The IMP variant a --reference run ran (its metrics.json's variant; full IMP's runs before that was
+    recorded)."""
+    return str(finished_run("reference", reference)[1].get("variant", "full"))
 
 
 class Admm(FollowsBudget):
@@ -585,7 +668,16 @@ class Imp(MethodStage):
     def execute(cls, run: Run) -> int:
         args = run.args
         selector = ReplayedSubsets(args.subsets) if args.subsets else FullData()
+        method = "prac_transfer" if args.subsets else None
+        variant = IMP_VARIANTS.get(run.hp["imp"].variant)
+        if variant.reference and args.reference:
+            source = reference_variant(Path(args.reference))
+            if source != "full" and source in IMP_VARIANTS and IMP_VARIANTS.spec(source).paper == "prac":
+                # A control of another variant's masks is its own method: a shuffled SNIP mask is not a shuffled
+                # IMP mask, in the figures and tables alike.
+                method = run_folder("imp", "{follower}-of-{source_variant}", follower=variant.method,
+                                    source_variant=source)
         print_rounds(run_imp(run.pre, run.hp["imp"], run.hp["train"], args.out, device=run.device, selector=selector,
-                             reference=args.reference, method="prac_transfer" if args.subsets else None,
+                             reference=args.reference, method=method,
                              evaluate_tickets=args.evaluate_tickets, progress=run.progress, config=run.resolved))
         return 0

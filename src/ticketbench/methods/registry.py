@@ -46,6 +46,9 @@ class Method:
     #: Structure methods: whether ``<name>-<criterion>`` and ``<name>-rho<r>`` (a channel score, Refill+'s rate)
     #: make sense for it.
     channels: bool = False
+    #: IMP variants that are a sanity control of the run they follow: the report's label for it (its sanity
+    #: section puts each beside the ticket it controls).
+    control: str = ""
     #: From an outside package's entry point.
     outside: bool = False
 
@@ -122,14 +125,16 @@ for _m in (
     Method("full", f"{_IMP}:Full"),
     Method("structure_lth", f"{_IMP}:StructureLth", paper="structure_lth"),
     Method("group_aware", f"{_SLTH}.group_aware:GroupAware", paper="structure_lth"),
-    Method("random_prune", f"{_IMP}:RandomPrune"),
-    Method("random_prune_layerwise", f"{_IMP}:RandomPruneLayerwise"),
-    Method("random_reinit", f"{_IMP}:RandomReinit"),
+    Method("random_prune", f"{_IMP}:RandomPrune", control="random mask (global)"),
+    Method("random_prune_layerwise", f"{_IMP}:RandomPruneLayerwise", control="mask shuffled within each layer"),
+    Method("random_reinit", f"{_IMP}:RandomReinit", control="re-initialised weights"),
     Method("snip", f"{_IMP}:SNIP"),
     Method("grasp", f"{_IMP}:GRASP"),
     Method("synflow", f"{_IMP}:SYNFLOW"),
-    Method("omp", f"{_IMP}:OneShotMagnitude"),
+    Method("omp", f"{_IMP}:OneShotMagnitude", control="one-shot magnitude pruning"),
     Method("admm", f"{_IMP}:Admm"),
+    Method("rewind_magnitude", f"{_IMP}:RewindMagnitude", control="magnitude at the rewind point"),
+    Method("inverted", f"{_IMP}:Inverted", control="inverted ranking"),
 ):
     IMP_VARIANTS.add(_m)
 
