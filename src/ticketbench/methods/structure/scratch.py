@@ -7,9 +7,10 @@ own shapes and trained from epoch 0.
 * **Scratch-E** trains the recipe's epochs (``train.epochs``): as many as the dense run, and as a ticket counting the
   rewind prefix it shares with the dense run.
 * **Scratch-B** trains for the dense run's compute: its epochs are Scratch-E's times dense MACs / slimmed MACs, capped
-  by ``structure.scratch_b_max_factor`` (Liu et al. cap the factor at 2 on ImageNet; their CIFAR code has no cap)
-  and truncated to an integer, as their ``main_B.py`` does (``int(160 * flops_std / flops_small)``). Multistep
-  milestones move with the epochs (each ``int(m * epochs_B / epochs_E)``, as their decays at 50% and 75% of
+  by ``structure.scratch_b_max_factor`` and truncated to an integer, as the released code does: its CIFAR
+  ``main_B.py`` trains ``int(160 * flops_std / flops_small)`` epochs, uncapped; its ImageNet ``main_B.py`` trains
+  ``int(90 * ratio)`` epochs, or 180 (twice 90) once the ratio reaches 2, hence the default cap 2. Multistep
+  milestones move with the epochs (each ``int(m * epochs_B / epochs_E)``, as the released decays at fixed shares of
   training do); warm-up epochs stay as they are; a cosine schedule anneals over the longer run by itself.
 
 The architecture is the slimming plan of the round's structured ticket at its start (the rewind weights with the

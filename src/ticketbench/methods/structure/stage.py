@@ -73,7 +73,8 @@ class StructureHparams(Hparams):
                           "e (Scratch-E: the recipe's epochs) or b (Scratch-B: epochs scaled by dense / slimmed MACs, "
                           "capped by scratch_b_max_factor); empty: off. Methods that slim their tickets only")
     scratch_b_max_factor: float = hp(2.0, "Scratch-B: the most its epochs may grow, as a factor of Scratch-E's (2: Liu "
-                                           "et al.'s cap on ImageNet; 0: no cap, as their CIFAR code)")
+                                           "et al.'s cap on ImageNet, 180 of 90 epochs in their main_B.py; 0: no cap, "
+                                           "as their CIFAR code)")
     round_to: int = hp(1, "refill: round each layer's channel count up to a multiple of this (1: the paper's rule; "
                           "8 suits CPU/GPU conv kernels)")
     parts: int = hp(8, "regroup: hypergraph parts per layer (at most; see --fixed-parts)")
