@@ -231,6 +231,10 @@ def _check_extra_runs(config: dict[str, Any]) -> None:
             released = [m for m in STRUCTURE_METHODS.names() if STRUCTURE_METHODS.spec(m).released]
             raise ConfigError("experiments.structure_ablations", name, f"<method>-released for a method with the "
                               f"released code's settings: {', '.join(released)}")
+        if not STRUCTURE_METHODS.spec(method).channels and "scratch" in changes["structure"]:
+            channels = " and ".join(m for m in STRUCTURE_METHODS.names() if STRUCTURE_METHODS.spec(m).channels)
+            raise ConfigError("experiments.structure_ablations", name, f"<method>-scratch_e or <method>-scratch_b "
+                              f"for a method whose tickets are slimmed: {channels}")
         if not STRUCTURE_METHODS.spec(method).channels and {"criterion", "rho"} & set(changes["structure"]):
             channels = " and ".join(m for m in STRUCTURE_METHODS.names() if STRUCTURE_METHODS.spec(m).channels)
             raise ConfigError("experiments.structure_ablations", name, f"{method}-reinit, {method}-released, "

@@ -44,7 +44,7 @@ def field_patterns(datasets: list[str] | None = None) -> dict[str, str]:
     return {
         "percent": r"\d+", "k": r"\d+", "rho": FRACTION, "sparsity": FRACTION, "variant": NAME, "follower": NAME,
         "criterion": NAME, "source_variant": NAME, "source": "[^/]+", "init": "magnitude|random",
-        "search": rf"[et]\d+|r{FRACTION}", "setting": "|".join(PRAC_SETTINGS),
+        "search": rf"[et]\d+|r{FRACTION}", "budget": "e|b", "setting": "|".join(PRAC_SETTINGS),
         "method": _alternatives(STRUCTURE_METHODS.names()),
         "own": _alternatives(IMP_VARIANTS.names(STRUCTURE_IMP)),
         "dataset": _alternatives(datasets) if datasets else DATASET,
@@ -115,6 +115,8 @@ KINDS: tuple[Kind, ...] = (
     Kind("structure", "{method}", "a structure method", recipe=STRUCTURE_IMP),
     Kind("structure", "{method}-reinit", "random re-initialisation", recipe=STRUCTURE_IMP,
          changes=lambda f: {"structure": {"reinit": True}}, key="structure_ablations"),
+    Kind("structure", "{method}-scratch_{budget}", "Scratch-E/B: the slimmed architecture from scratch",
+         recipe=STRUCTURE_IMP, changes=lambda f: {"structure": {"scratch": f["budget"]}}, key="structure_ablations"),
     Kind("structure", "{method}-released", "the released code's settings", recipe=STRUCTURE_IMP, changes=_released,
          key="structure_ablations"),
     Kind("structure", "{method}-rho{rho}", "Refill+'s rate", recipe=STRUCTURE_IMP,
@@ -196,7 +198,8 @@ def allowed_names(key: str) -> str:
         "imp_runs": "<variant> (follows full IMP), <variant>-of-<source> (follows the run of variant <source>, e.g. "
                     "random_reinit-of-snip), structure_lth-<variant> (follows Structure-LTH's IMP) or "
                     "structure_lth-rw<p> (Structure-LTH's IMP rewound to p% of training)",
-        "structure_ablations": f"<method>-<criterion> or <method>-rho<r> ({channels}), or <method>-reinit, "
+        "structure_ablations": f"<method>-<criterion>, <method>-rho<r>, <method>-scratch_e or <method>-scratch_b "
+                               f"({channels}), or <method>-reinit, "
                                f"<method>-released, <method>-rw<p>, <method>-from-<variant> ({methods})",
         "structure_transfers": f"<method>-transfer-<dataset> ({methods}), e.g. regroup-transfer-imagenet",
         "instability": "the folder of an IMP run of the cell: full, a variant (e.g. random_prune_layerwise) or "
@@ -228,7 +231,10 @@ EXTRA_RUNS_HELP = {
                    "in results/instability/<d>/<b>/seed<k>/<imp run>/, e.g. full; the IMP run runs too; name -> cells",
     "structure_ablations": "Structure-LTH ablations in results/structure/<d>/<b>/seed<k>/<name>/: "
                            "<method>-<criterion> (refill channel score), <method>-rho<r> (Refill+ rate), "
-                           "<method>-reinit (random re-initialisation), <method>-released (the released code's "
+                           "<method>-reinit (random re-initialisation), <method>-scratch_e and "
+                           "<method>-scratch_b (Liu et al.'s Scratch-E/B: the slimmed architecture of each round's "
+                           "ticket from a fresh init for the recipe's epochs, or for the dense run's MACs; refill "
+                           "and refill_plus), <method>-released (the released code's "
                            "settings: regroup_preset released; refill_rule released, coupled per_layer, "
                            "refill_batchnorm released, criterion remain), <method>-rw<p> (from the IMP run "
                            "structure_lth-rw<p>), <method>-from-<variant> (from the masks of the IMP run "

@@ -34,6 +34,12 @@ from .refill import (CHANNEL_SCORES, REFILL_RULES, batchnorm_after, batchnorm_ma
 from .units import UnitGroup, unit_groups
 from .regroup import PRESETS, RELEASED, RegroupConstants, RegroupResult
 
+#: structure.scratch's values: off, Scratch-E, Scratch-B (Liu et al., ICLR 2019).
+SCRATCH = ("", "e", "b")
+#: The fresh initialisation of round r's scratch model is drawn from seed + SCRATCH_SEED + r (the reinit ablation's
+#: tickets draw from seed + 10_000 + r).
+SCRATCH_SEED = 20_000
+
 #: StructureHparams field -> RegroupConstants field, for the constants a regroup preset fixes.
 _REGROUP_KEYS = {"parts": "parts", "fixed_parts": "adaptive_parts", "row_threshold": "row_threshold",
                  "granularity": "granularity", "column_factor": "column_factor", "imbalance": "imbalance"}
@@ -62,6 +68,13 @@ class StructureHparams(Hparams):
     rho: float = hp(0.1, "refill_plus: extra fraction of the emptied channels to re-activate (paper value unknown)")
     reinit: bool = hp(False, "ablation: retrain each structured ticket from a fresh random initialisation instead "
                              "of the IMP run's rewind weights (Structure-LTH Tables A3, A4: random tickets)")
+    scratch: str = hp("", "ablation (Liu et al., ICLR 2019, Rethinking the Value of Network Pruning): train each round's "
+                          "slimmed architecture from a fresh initialisation at its own shapes instead of the ticket: "
+                          "e (Scratch-E: the recipe's epochs) or b (Scratch-B: epochs scaled by dense / slimmed MACs, "
+                          "capped by scratch_b_max_factor); empty: off. Methods that slim their tickets only")
+    scratch_b_max_factor: float = hp(2.0, "Scratch-B: the most its epochs may grow, as a factor of Scratch-E's (2: Liu "
+                                           "et al.'s cap on ImageNet, 180 of 90 epochs in their main_B.py; 0: no cap, "
+                                           "as their CIFAR code)")
     round_to: int = hp(1, "refill: round each layer's channel count up to a multiple of this (1: the paper's rule; "
                           "8 suits CPU/GPU conv kernels)")
     parts: int = hp(8, "regroup: hypergraph parts per layer (at most; see --fixed-parts)")
@@ -103,6 +116,15 @@ class StructureHparams(Hparams):
         self._require("refill_batchnorm", self.refill_batchnorm in ("zero", "released"), "zero or released")
         self._require("criterion", self.criterion in CHANNEL_SCORES, f"one of {', '.join(CHANNEL_SCORES.names())}")
         self._require("rho", 0 <= self.rho < 1, "a fraction in [0, 1)")
+        self._require("scratch", self.scratch in SCRATCH, "e (Scratch-E), b (Scratch-B) or empty (off)")
+        slimming = [m for m in STRUCTURE_METHODS.names() if STRUCTURE_METHODS.spec(m).channels]
+        self._require("scratch", not self.scratch or STRUCTURE_METHODS.spec(self.method).channels,
+                      f"empty with method {self.method}: Scratch-E/B train a slimmed architecture, which only "
+                      f"{', '.join(slimming)} build")
+        self._require("scratch", not (self.scratch and self.reinit), "empty with reinit: both retrain from a fresh "
+                      "initialisation, reinit the masked ticket and scratch its slimmed architecture; choose one")
+        self._require("scratch_b_max_factor", self.scratch_b_max_factor == 0 or self.scratch_b_max_factor >= 1,
+                      "a factor >= 1, or 0 for no cap")
         self._require("timing_width", 0 < self.timing_width <= 1, "a ratio width in (0, 1], e.g. 0.05")
         self._require("timing_max_seconds", self.timing_max_seconds > 0, "a positive number of seconds")
         for key in ("round_to", "parts", "granularity", "timing_batch", "timing_rounds"):
@@ -263,22 +285,68 @@ class Refill(StructureMethod):
     def fast_model(self, pre, model, dense, mask, facts, st, example, groups, out, r, device):
         from . import slim as slimming
 
-        info = pre.splits.info
         unsafe: list[str] = []
         fast, plan = slimming.slim(model, example, unsafe)
         facts["unsafe_groups"] = unsafe
-        facts["flops_fraction"] = slimming.macs(fast, example) / slimming.macs(dense, example)
-        facts["params_fraction"] = slimming.params(fast) / slimming.params(dense)
-        facts["slim_plan_channels"] = sum(len(i) for _, i in plan)
-        facts["units_removed"], facts["units_total"] = slimming.removed_channels(dense, fast)
-        facts["units_removed_fraction"] = facts["units_removed"] / max(1, facts["units_total"])
-        facts["structure_removed"] = facts["flops_fraction"] < 1 or facts["params_fraction"] < 1
-        facts["no_structure_reason"] = None if facts["structure_removed"] else nothing_removed(
-            groups, mask, pre.model_hp.backbone)
-        slimming.save_slim(round_dir(out, r) / "slim.safetensors", fast, plan, backbone=pre.model_hp.backbone,
-                           num_classes=info.num_classes, in_chans=info.in_chans, input_size=tuple(example.shape[1:]),
-                           method=self.name, source_hash=pre.source_hash)
+        slim_facts(pre, fast, plan, dense, mask, facts, example, groups)
+        save_slim_round(pre, fast, plan, example, out, r, method=self.name)
         return fast
+
+
+def slim_facts(pre: Pretrained, fast: torch.nn.Module, plan: list, dense: torch.nn.Module, mask: Mask, facts: dict,
+               example: torch.Tensor, groups: list[UnitGroup]) -> None:
+    """What slimming removed, into ``facts``: ``flops_fraction``, ``params_fraction``, ``units_removed`` ...,
+    ``structure_removed`` and, where nothing was, ``no_structure_reason``."""
+    from . import slim as slimming
+
+    facts["flops_fraction"] = slimming.macs(fast, example) / slimming.macs(dense, example)
+    facts["params_fraction"] = slimming.params(fast) / slimming.params(dense)
+    facts["slim_plan_channels"] = sum(len(i) for _, i in plan)
+    facts["units_removed"], facts["units_total"] = slimming.removed_channels(dense, fast)
+    facts["units_removed_fraction"] = facts["units_removed"] / max(1, facts["units_total"])
+    facts["structure_removed"] = facts["flops_fraction"] < 1 or facts["params_fraction"] < 1
+    facts["no_structure_reason"] = None if facts["structure_removed"] else nothing_removed(
+        groups, mask, pre.model_hp.backbone)
+
+
+def save_slim_round(pre: Pretrained, fast: torch.nn.Module, plan: list, example: torch.Tensor, out: Path, r: int,
+                    **meta) -> None:
+    """Round ``r``'s slimmed model as ``slim.safetensors`` (:func:`~.slim.load_slim` rebuilds it from the plan)."""
+    from . import slim as slimming
+
+    info = pre.splits.info
+    slimming.save_slim(round_dir(out, r) / "slim.safetensors", fast, plan, backbone=pre.model_hp.backbone,
+                       num_classes=info.num_classes, in_chans=info.in_chans, input_size=tuple(example.shape[1:]),
+                       source_hash=pre.source_hash, **meta)
+
+
+def scratch_round(pre: Pretrained, start: dict, mask: Mask, bn_mask: dict, r: int, st: StructureHparams,
+                  train_hp: TrainHparams, dense: torch.nn.Module, example: torch.Tensor, groups: list[UnitGroup],
+                  out: Path, *, device: torch.device, progress: bool):
+    """Scratch-E or Scratch-B of round ``r`` (:mod:`.scratch`): the structured ticket's slimmed architecture, fresh
+    weights at its shapes, trained from epoch 0; returns (trained model, TrainResult, facts)."""
+    from ...train import train
+    from . import scratch as sc
+    from . import slim as slimming
+
+    plan, unsafe = sc.ticket_plan(pre, start, Mask({**mask, **bn_mask}), example)
+    seed = pre.seed + SCRATCH_SEED + r
+    model, rule = sc.scratch_model(pre, plan, example, seed)
+    dense_macs, slim_macs = slimming.macs(dense, example), slimming.macs(model, example)
+    factor = sc.scratch_factor(dense_macs, slim_macs, st.scratch, st.scratch_b_max_factor)
+    hp = sc.scratch_hparams(train_hp, factor)
+    facts = {"scratch": st.scratch, "scratch_epochs": hp.epochs, "scratch_epoch_factor": factor,
+             "scratch_max_factor": st.scratch_b_max_factor if st.scratch == "b" else None,
+             "scratch_seed": seed, "scratch_init": rule, "scratch_params": slimming.params(model),
+             "dense_macs": dense_macs, "scratch_macs": slim_macs, "unsafe_groups": unsafe}
+    slim_facts(pre, model, plan, dense, mask, facts, example, groups)
+    # The ticket's data order (train_round's seed): the two differ in architecture and initial weights only.
+    res = train(model, pre.splits.train, pre.splits.val, hp, device=device, seed=pre.seed, test_ds=pre.splits.test,
+                workers=pre.data_hp.workers, progress=progress, desc=f"{st.method} scratch_{st.scratch} round {r}")
+    model.load_state_dict(res.best_state)
+    model.cpu().eval()
+    save_slim_round(pre, model, plan, example, out, r, method=st.method, scratch=st.scratch)
+    return model, res, facts
 
 
 class RefillPlus(Refill):
@@ -448,19 +516,27 @@ def run_structure(pre: Pretrained, imp_dir: str | Path, st: StructureHparams, tr
             mask, bn_mask, facts = transferred_round(pre, transfer_from, r, st, example, groups)
         else:
             mask, bn_mask, facts = structure_round(pre, imp_dir, r, st, example, groups)
-        # The random tickets of the ablation draw one init per round, as imp's random_reinit baseline does.
-        start = pre.new_model(seed=pre.seed + 10_000 + r).state_dict() if st.reinit else rewind
-        model, res = train_round(pre, start, Mask({**mask, **bn_mask}), train_hp, device=device,
-                                 start_epoch=start_epoch, progress=progress, desc=f"{st.method} round {r}")
-        model.load_state_dict(res.best_state)
-        model.cpu().eval()
-        facts["policy_coverage"] = coverage(model, mask)
-        fast = method.fast_model(pre, model, dense, mask, facts, st, example, groups, Path(out), r, device)
+        if st.scratch:
+            # Scratch-E/B (Liu et al.): the ticket's slimmed architecture trained from a fresh init; it is its own
+            # fast model, so there is no masked twin to compare outputs with.
+            fast, res, more = scratch_round(pre, rewind, mask, bn_mask, r, st, train_hp, dense, example, groups,
+                                            Path(out), device=device, progress=progress)
+            facts.update(more, policy_coverage=coverage(dense, mask))
+        else:
+            # The random tickets of the ablation draw one init per round, as imp's random_reinit baseline does.
+            start = pre.new_model(seed=pre.seed + 10_000 + r).state_dict() if st.reinit else rewind
+            model, res = train_round(pre, start, Mask({**mask, **bn_mask}), train_hp, device=device,
+                                     start_epoch=start_epoch, progress=progress, desc=f"{st.method} round {r}")
+            model.load_state_dict(res.best_state)
+            model.cpu().eval()
+            facts["policy_coverage"] = coverage(model, mask)
+            fast = method.fast_model(pre, model, dense, mask, facts, st, example, groups, Path(out), r, device)
         if not facts["structure_removed"]:
             print(f"{st.method} round {r}: no structure removed: {facts['no_structure_reason']}")
-        with torch.inference_mode():
-            x = next(iter(make_loader(pre.splits.test, 64, shuffle=False)))[0]
-            facts["max_abs_diff"] = float((fast(x) - model(x)).abs().max())
+        if not st.scratch:
+            with torch.inference_mode():
+                x = next(iter(make_loader(pre.splits.test, 64, shuffle=False)))[0]
+                facts["max_abs_diff"] = float((fast(x) - model(x)).abs().max())
         facts.update(_latency(pre, dense, fast, st, device))
         imp_row = imp_rounds.get(r, {})  # a transferred round this dataset's IMP run lacks has no IMP figures
         facts.update(round=r, imp_test_acc=imp_row.get("test_acc"), imp_sparsity=imp_row.get("sparsity"),
