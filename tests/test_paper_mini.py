@@ -103,7 +103,8 @@ def test_every_model_job_asks_slurm_for_what_the_config_says():
     model, per rule, are those of the config's cluster block (docs/cluster.md "On a SLURM cluster")."""
     config = _config(MINI)
     planned = dag(tuple(MINI), "--profile", "workflow/profiles/slurm")
-    model_rules = {"pretrain", "pretrain_paper", "prac", "prac_ablation", "imp", "jackpot", "jackpot_search",
+    model_rules = {"pretrain", "pretrain_paper", "prac", "prac_ablation", "imp", "instability", "jackpot",
+                   "jackpot_search",
                    "jackpot_overlap", "structure", "timing"}
     seen = set()
     for rule, output, res in planned:

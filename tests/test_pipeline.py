@@ -90,7 +90,13 @@ def _expected_jobs(config: dict) -> dict[str, int]:
     # (structure_lth-rw<p>, structure_lth-<variant>), once per cell however many structure runs read it.
     imp_sources = {(f"structure_lth-{name.split('-', 1)[1].removeprefix('from-')}", d, b, s)
                    for name, d, b, s in structure_ablations if re.fullmatch(r"[a-z_]+-(rw\d+|from-\w+)", name)}
-    extra_imp = imp_sources | set(imp_runs)
+    # A control of another variant's masks (<follower>-of-<source>) reads that variant's run; an instability run reads
+    # the IMP run it names. Runs the cell makes anyway count once.
+    base_imp = {(v, d, b, s) for d, b, s in cells
+                for v in ("full", *exp.get("imp_baselines", []), *exp.get("imp_variants", []))}
+    of_sources = {(name.split("-of-")[1], d, b, s) for name, d, b, s in imp_runs if "-of-" in name}
+    instability = listed("instability")
+    extra_imp = (imp_sources | set(imp_runs) | of_sources | set(instability)) - base_imp
     # Structure-LTH's own IMP runs wherever a structure method or an ablation of one does, and on a transfer target
     # (outside grid.only there: its dense run and this IMP run are all it runs besides the transfers).
     targets_t = {(d, b, s) for _, d, b, s in transfers}
@@ -121,6 +127,7 @@ def _expected_jobs(config: dict) -> dict[str, int]:
             "prac_savings": n if prac else 0,
             "imp": n * (1 + len(exp.get("imp_baselines", [])) + len(exp.get("imp_variants", []))) + len(structure)
             + len(targets) + len(settings) + len(extra_imp),
+            "instability": len(instability),
             "jackpot": n * (len(magnitude) + len(random)), "jackpot_search": len(searches),
             "jackpot_cost": n * len(random),
             "jackpot_overlap": 2 * n * len(random),  # random- and magnitude-init studies
@@ -198,8 +205,10 @@ def test_the_paper_grid_s_new_runs_call_their_stage_with_the_flags_that_make_the
 
 
 # The paper grid's additions (experiments.prac_ablations, prac_settings, structure_ablations, jackpot_searches) are
-# empty in these grids: they plan the jobs they planned before (the default grid: 6 more, its regroup-released runs).
-@pytest.mark.parametrize("name,total", [("config.yaml", 117), ("smoke.yaml", 48)])
+# empty in the smoke grid: it plans the jobs it planned before. The default grid adds its regroup-released runs (6)
+# and the sanity checks on digits/test_resnet (21: four controls of IMP, the instability of its training and Scratch-E
+# and Scratch-B of its refilled tickets, three seeds each).
+@pytest.mark.parametrize("name,total", [("config.yaml", 138), ("smoke.yaml", 48)])
 def test_the_default_and_smoke_dags_plan_what_they_planned(name, total):
     config = load_config_files([DEFAULT, str(ROOT / "config" / name)])
     r = _snakemake("-n", "--forceall", "--configfile", f"config/{name}", "--quiet", "rules")
@@ -419,7 +428,8 @@ def test_every_job_has_a_benchmark_and_device_jobs_declare_the_configs_gpus():
 
 def test_cluster_jobs_ask_for_the_configs_resources():
     rules = _rules()
-    for name in ("pretrain", "pretrain_paper", "prac", "prac_ablation", "imp", "jackpot", "jackpot_search",
+    for name in ("pretrain", "pretrain_paper", "prac", "prac_ablation", "imp", "instability", "jackpot",
+                 "jackpot_search",
                  "jackpot_overlap", "structure", "timing"):
         res = rules[name]["resources"]
         # the SLURM plugin's names; CPUs come from threads (cpus_per_task)

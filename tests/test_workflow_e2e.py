@@ -29,7 +29,8 @@ PRETRAIN = Path("results/smoke/pretrain/digits/test_resnet/seed0")
 # environment's editable install at the throwaway clone).
 MAKE = ["make", "--no-print-directory", "-o", "install", f"VENV={sys.prefix}", "CORES=2"]
 REQUIRE_SERVERS = os.environ.get("TICKETBENCH_REQUIRE_SERVERS") == "1"
-TRAINING_RULES = {"pretrain", "pretrain_paper", "prac", "prac_ablation", "imp", "jackpot", "jackpot_search",
+TRAINING_RULES = {"pretrain", "pretrain_paper", "prac", "prac_ablation", "imp", "instability", "jackpot",
+                  "jackpot_search",
                   "jackpot_overlap", "structure", "timing"}
 
 

@@ -176,3 +176,41 @@ def test_instability_refuses_a_round_the_reference_lacks(runs, capsys):
                "--no-progress"])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and not out.exists() and len(err) == 1 and "instability.rounds" in err[0]
+
+
+@pytest.fixture(scope="module")
+def grid(tmp_path_factory):
+    """One seed of a cell laid out as the workflow writes it: the dense run, full IMP, two controls of it and the
+    instability of its training."""
+    root = tmp_path_factory.mktemp("grid") / "results"
+    cell = root.joinpath("{}", "synthetic", "test_resnet", "seed0").as_posix()
+    pre = pretrain_synthetic(cell.format("pretrain"), epochs=2)
+    imp = f"{cell.format('imp')}"
+    assert main(["imp", "--pretrain", str(pre), "--out", f"{imp}/full", "--rounds", str(ROUNDS), "--rate", "0.6",
+                 "--no-progress"]) == 0
+    for v in ("inverted", "random_prune_layerwise"):
+        assert main(["imp", "--pretrain", str(pre), "--out", f"{imp}/{v}", "--rounds", str(ROUNDS), "--rate", "0.6",
+                     "--variant", v, "--reference", f"{imp}/full", "--no-progress"]) == 0
+    assert main(["instability", "--pretrain", str(pre), "--reference", f"{imp}/full", "--out",
+                 f"{cell.format('instability')}/full", "--points", "3", "--no-progress"]) == 0
+    return root
+
+
+def test_the_report_puts_every_control_beside_its_ticket(grid):
+    from ticketbench.report.results import Results
+    from ticketbench.report.sanity import beaten_text, sanity_tables
+
+    res = Results.scan(grid)
+    tables = {t.id: t for t in sanity_tables(res)}
+    sanity = tables["sanity_synthetic_test_resnet"]
+    by_control = {row[1]: row for row in sanity.rows}
+    assert set(by_control) == {"inverted ranking", "mask shuffled within each layer", "instability of its training"}
+    for label in ("inverted ranking", "mask shuffled within each layer"):
+        row = by_control[label]
+        assert row[0] == "full" and row[-1].endswith("(one seed)") and label in row[-1]
+        assert row[-1].startswith(("the ticket beats", "its ", "undecided"))
+    assert "-point rule" in by_control["instability of its training"][-1]
+    barrier = tables["grid_instability_synthetic_test_resnet"]
+    assert [row[2] for row in barrier.rows] == [0, 1, 2]  # the dense network and both rounds
+    text = beaten_text(res, ("synthetic", "test_resnet"))
+    assert text.startswith("; of its sanity controls on this cell") and "inverted ranking" in text

@@ -20,6 +20,7 @@ from .needs import PaperOnly, Reading
 from .paper import PaperTable, evaluate as evaluate_claims, load_tables, needs_of, ours
 from .render import NOT_RUN, PAGE, PAPER_ONLY, Table, csv_text, fmt, html_table, latex, markdown
 from .results import Results
+from .sanity import SANITY_INTRO, sanity_tables
 from .stats import RULE as STATS_RULE
 
 
@@ -104,19 +105,21 @@ def build_report(results_root: str | Path, tables_dir: str | Path, out: str | Pa
     built = [paper_table(t, res) for t in load_tables(tables_dir)]
     paper = [t for t, _ in built]
     grid = grid_tables(res)
+    sanity = sanity_tables(res)
     claims, claim_rows = claims_table(res)
     deviations = deviations_table()
-    for t in [*paper, *grid, claims, deviations]:
+    for t in [*paper, *grid, *sanity, claims, deviations]:
         storage.write_text(out / "tables" / f"{t.id}.md", markdown(t))
         storage.write_text(out / "tables" / f"{t.id}.tex", latex(t))
         storage.write_text(out / "tables" / f"{t.id}.csv", csv_text(t))
     figs = [f for f in (figures.accuracy_vs_sparsity(res, out / "figures"), figures.prac_set_size(res, out / "figures"),
-                        figures.time_saving(res, out / "figures"), figures.search_cost(res, out / "figures"))
+                        figures.time_saving(res, out / "figures"), figures.search_cost(res, out / "figures"),
+                        figures.instability(res, out / "figures"))
             if f] + figures.overlap_heatmaps(res, out / "figures") + figures.layer_speedups(res, out / "figures")
     storage.write_json(out / "claims.json", claim_rows)
     # Everything under tables/ and figures/ is generated here: a file this run did not write is left over from an
     # older grid or report version and would be shown as if current.
-    current = {f"{t.id}.{ext}" for t in [*paper, *grid, claims, deviations] for ext in ("md", "tex", "csv")} | set(figs)
+    current = {f"{t.id}.{ext}" for t in [*paper, *grid, *sanity, claims, deviations] for ext in ("md", "tex", "csv")} | set(figs)
     for folder in (out / "tables", out / "figures"):
         for stale in folder.glob("*") if folder.is_dir() else ():
             if stale.is_file() and stale.name not in current:
@@ -129,24 +132,29 @@ def build_report(results_root: str | Path, tables_dir: str | Path, out: str | Pa
              f"{cells}. Every paper value is transcribed from the paper; every 'ours' value comes from a run of this "
              f"grid, and cells the grid did not run say '{NOT_RUN}'. Accuracies are test accuracy at the "
              f"best-validation epoch.")
-    md = ["# ticketbench report", "", intro, "", code_text(code), "", "## Claims", "", markdown(claims), "## Figures", ""]
+    md = ["# ticketbench report", "", intro, "", code_text(code), "", "## Claims", "", markdown(claims)]
+    if sanity:
+        md += ["## Sanity checks", "", SANITY_INTRO, ""] + [markdown(t) for t in sanity]
+    md += ["## Figures", ""]
     md += [f"![{f}](figures/{f})" for f in figs]
     md += ["", "## This grid's results", ""] + [markdown(t) for t in grid]
     md += ["## Paper tables, paper vs ours", ""] + [markdown(t) for t in paper]
     md += ["## Deviations", "", markdown(deviations)]
     storage.write_text(out / "README.md", "\n".join(md) + "\n")
 
-    nav = "".join(f"<a href=\"#{t.id}\">{t.id}</a>" for t in [claims, *grid, *paper, deviations])
+    nav = "".join(f"<a href=\"#{t.id}\">{t.id}</a>" for t in [claims, *sanity, *grid, *paper, deviations])
     code_html = code_text(code).replace("**Stale:**", "<strong>Stale:</strong>").replace("`", "")
     body = [f"<h1>ticketbench report</h1><p>{intro}</p><p>{code_html}</p><nav>{nav}</nav>", "<h2>Claims</h2>",
             html_table(claims).replace(">holds", " class=\"holds\">holds").replace(">does not hold",
                                                                                    " class=\"fails\">does not hold"),
+            *([f"<h2>Sanity checks</h2><p>{SANITY_INTRO}</p>"] + [html_table(t) for t in sanity] if sanity else []),
             "<h2>Figures</h2>"] + [f"<p><img src=\"figures/{f}\" alt=\"{f}\"></p>" for f in figs]
     body += ["<h2>This grid's results</h2>"] + [html_table(t) for t in grid]
     body += ["<h2>Paper tables, paper vs ours</h2>"] + [html_table(t) for t in paper]
     body += ["<h2>Deviations</h2>", html_table(deviations)]
     storage.write_text(out / "index.html", PAGE.format(title="ticketbench report", body="\n".join(body)))
     summary = {"paper_tables": [t.id for t in paper], "grid_tables": [t.id for t in grid], "figures": figs,
+               **({"sanity_tables": [t.id for t in sanity]} if sanity else {}),
                "claims": claim_rows, "cells": res.cells(), "paper_rows_with_results": ran,
                "deviations": [d.key for d in DEVIATIONS], "code": code}
     if res.notes:  # only when there is something to say, so a clean folder's report.json stays as it was

@@ -33,6 +33,7 @@ def _t_interval(values) -> tuple[float, float]:
 
 
 CI = _t_interval
+REMAINING = "weights remaining (%)"
 SPREAD = "mean ± 95% t-interval over seeds"
 
 
@@ -70,7 +71,9 @@ def accuracy_vs_sparsity(res: Results, out: Path) -> str | None:
     df = _accuracy_frame(res)
     if df.empty:
         return None
-    order = [m for m in figure_order() if m in set(df["method"])]
+    known = figure_order()
+    # Registered methods in their order, then the controls of other variants' masks (random_reinit-of-snip, ...).
+    order = [m for m in known if m in set(df["method"])] + sorted(set(df["method"]) - set(known))
     g = sns.relplot(data=df, x="sparsity", y="test accuracy (%)", hue="method", hue_order=order, col="cell",
                     kind="line", marker="o", errorbar=CI, col_wrap=min(3, df["cell"].nunique()),
                     height=3.2, facet_kws={"sharey": False})
@@ -199,3 +202,28 @@ def layer_speedups(res: Results, out: Path) -> list[str]:
                      f"dots: seeds")
         names.append(_save(fig, out / f"layer_speedup_{d}_{b}_round{r}.png"))
     return names
+
+
+def instability(res: Results, out: Path) -> str | None:
+    """Frankle et al. 2020's Fig.: the error barrier against sparsity, one line per IMP run and rewind point."""
+    rows = []
+    for (phase, d, b, seed, source), m in sorted(res.runs.items()):
+        if phase != "instability":
+            continue
+        for r in m.get("rounds", []):
+            rows.append({"cell": f"{d} x {b}", "run": f"{source} (rewind {m.get('rewind')})", "round": r["round"],
+                         REMAINING: 100 * (1 - r["sparsity"]), "error barrier (points)": 100 * r["error_barrier"]})
+    if not rows:
+        return None
+    df = _one_x_per_round(pd.DataFrame(rows), REMAINING, ["cell", "run", "round"])
+    g = sns.relplot(data=df, x=REMAINING, y="error barrier (points)", hue="run", col="cell", kind="line",
+                    marker="o", errorbar=CI, col_wrap=min(3, df["cell"].nunique()), height=3.2)
+    for ax in g.axes.flat:
+        ax.axhline(2, color="k", ls="--", lw=1)
+        # The field's axis: weights remaining on a log scale, sparser to the right.
+        ax.set_xscale("log")
+        ax.invert_xaxis()
+    g.set_axis_labels(f"{REMAINING}, log scale", f"error barrier (points)\n{SPREAD}")
+    g.figure.text(0.01, -0.02, "dashed: the 2-point stability rule (Frankle et al. 2020); round 0 is the dense "
+                  "network", fontsize=8, ha="left")
+    return _save(g.figure, out / "instability.png")

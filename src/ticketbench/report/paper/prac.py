@@ -12,6 +12,7 @@ from ..matching import CAPPED, WITHIN_1_OF_DENSE, capped_verdict, mean_extreme, 
 from ..needs import Need, PaperTable, Reading, Run, Unmapped, cell_named, cell_of
 from ..render import pct
 from ..results import Cell, Results, mean
+from ..sanity import beaten_text
 from ..stats import FAILS, HOLDS, INCONCLUSIVE, Estimate, decide, seed_interval, value_cell
 from .framework import (NO_BITS, Finding, by_cell, capped_note, cells_or_unmapped, claim, claim_cells, claim_row,
                         diff_text, every_column, extremes_cell, label, mean_sparsities, nearest_round, no_cell,
@@ -430,7 +431,7 @@ def _vs_baseline(baseline: str, name: str):
             return Finding(NO_BITS, INCONCLUSIVE, test, len(a))
         note = f"; {CAPPED}" if ext.capped else ""
         return Finding(f"at the IMP ticket's extreme matching sparsity {ext.describe()}: IMP minus {name} "
-                       f"{diff_text(est)}{note}", capped_verdict(decide(est, 0.0), claimant_capped=ext.capped), test,
+                       f"{diff_text(est)}{note}{beaten_text(res, cell)}", capped_verdict(decide(est, 0.0), claimant_capped=ext.capped), test,
                        est.n)
     return judge
 
