@@ -28,7 +28,7 @@ from ticketbench.cli import main
 from ticketbench.errors import ConfigError, DataRootError
 from ticketbench.cluster import SLURM_OPTIONS, cluster_resources
 from ticketbench.config import PATTERN_WORDS, RESULTS_PATH, check_config, load_config_files
-from ticketbench.runs import planned_runs
+from ticketbench.runs import EXTRA_RUNS, planned_runs
 from ticketbench.untrusted import MAX_CONFIG_BYTES, MAX_CONFIG_DEPTH, RefusedPickle, load_pickle
 from test_data import _fake_cifar
 from test_pipeline import _rules
@@ -37,9 +37,12 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 DEFAULT = str(ROOT / "config" / "config.yaml")
 # One cell, one epoch on 8x8 digits: the cheapest real job of the workflow.
+# The default config's runs on named cells (experiments.imp_runs, ...) dropped, as a grid of other backbones must.
+_LISTED = {key: {name: [] for name in names} for key, names in
+           (yaml.safe_load(Path(DEFAULT).read_text())["experiments"]).items() if key in EXTRA_RUNS}
 SMALL = {"grid": {"datasets": ["digits"], "backbones": ["test_resnet"], "seeds": [0]},
          "experiments": {"prac": False, "imp_baselines": [], "jackpot_sparsities": [], "jackpot_random_sparsities": [],
-                         "structure_methods": []},
+                         "structure_methods": [], **_LISTED},
          "train": {"epochs": 1, "rewind_epochs": "0", "rewind_iterations": ""}, "data": {"image_size": 8}}
 # A payload names its marker through $PWNED, so that it holds no "/" and fits in a folder or file name.
 PAYLOADS = ["$(touch $PWNED)", "`touch $PWNED`", "x;touch $PWNED;", "x && touch $PWNED", "x|touch $PWNED",

@@ -296,7 +296,8 @@ def extra_runs(config: dict[str, Any], key: str) -> dict[str, list[tuple[str, st
             d, _, b = str(text).partition("/")
             if (d, b) not in cells:
                 raise ConfigError(f"experiments.{key}.{name}", text, f"a cell of the grid as <dataset>/<backbone> "
-                                  f"({where})")
+                                  f"({where}); a grid layered on another config drops that config's runs with "
+                                  f"experiments.{key}.{name}: []")
             out[name].append((d, b))
     return out
 
@@ -467,4 +468,10 @@ def job_kind(rule: str, path: str, root: str = "results") -> str:
     if len(parts) < 5 or not parts[3].startswith("seed"):  # collecting and the report: one job per grid
         return rule
     phase, _, _, _, *rest = parts
-    return f"{rule}:{phase}/{NUMBER.sub('N', '/'.join(rest[:-1]) or rest[-1])}"
+    folder = '/'.join(rest[:-1]) or rest[-1]
+    # The run a control or an instability run reads is the grid's choice too: random_reinit-of-snip and
+    # random_reinit-of-grasp run the same code on another run's masks.
+    kind, f = _parsed(phase, folder) if len(rest) > 1 else (None, {})
+    if kind is not None and kind.reads and kind.reads != "full":
+        folder = kind.format(**{**f, **{k: "R" for k in ("source_variant", "source") if k in f}})
+    return f"{rule}:{phase}/{NUMBER.sub('N', folder)}"
