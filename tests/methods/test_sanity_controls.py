@@ -214,3 +214,22 @@ def test_the_report_puts_every_control_beside_its_ticket(grid):
     assert [row[2] for row in barrier.rows] == [0, 1, 2]  # the dense network and both rounds
     text = beaten_text(res, ("synthetic", "test_resnet"))
     assert text.startswith("; of its sanity controls on this cell") and "inverted ranking" in text
+
+
+def test_batchnorm_reestimation_recomputes_the_statistics_at_every_point(runs):
+    root, pre, ref = runs
+    out = root / "instability-bn"
+    assert main(["instability", "--pretrain", str(pre), "--reference", str(ref), "--out", str(out), "--points", "3",
+                 "--rounds", "1", "--batchnorm", "reestimate", "--bn-batches", "2", "--no-progress"]) == 0
+    (row,) = read_metrics(paths.metrics(out))["rounds"]
+    assert row["batchnorm"] == "reestimate" and len(row["interpolation_test_acc"]) == 3
+    assert 0 <= row["error_barrier"] <= 1
+    # Statistics of two training batches are not the running averages of training: the ends move.
+    from ticketbench.methods.instability import reestimate_batchnorm
+
+    loaded = load_pretrained(pre)
+    model = loaded.model_from(loaded.final_state)
+    before = {n: b.clone() for n, b in model.named_buffers() if n.endswith("running_mean")}
+    reestimate_batchnorm(model, loaded, 64, 2, torch.device("cpu"))
+    after = dict(model.named_buffers())
+    assert before and all(not torch.equal(before[n], after[n]) for n in before)
