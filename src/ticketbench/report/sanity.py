@@ -62,7 +62,7 @@ class Comparison:
         if self.verdict == "beats":
             return f"the ticket beats its {self.label} by {diff}{one}"
         if self.verdict == "loses to":
-            return f"its {self.label} beats the ticket by {diff[1:] if diff.startswith('-') else diff}{one}"
+            return f"its {self.label} beats the ticket: ticket minus {self.label} {diff}{one}"
         return f"undecided: ticket minus {self.label} {diff}{one}"
 
 
