@@ -11,6 +11,7 @@ which value it chose and why, in a comment starting ``# not in the paper:``.
 """
 
 import itertools
+import os
 import re
 import shlex
 import subprocess
@@ -24,6 +25,7 @@ from ticketbench.hparams import int_list
 from ticketbench.config import block_classes, load_config_files
 from ticketbench.methods.registry import STRUCTURE_METHODS
 from ticketbench.recipes import DENSE_BLOCKS, PAPERS, dense_run, recipe_changes, recipe_layers, resolve_recipe
+from ticketbench.runs import planned_runs, run_changes
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "config"
@@ -363,6 +365,11 @@ def test_a_config_without_recipes_runs_the_jobs_it_ran_before(files):
     per_job = {"--dataset", "--backbone", "--seed", "--variant", "--init", "--sparsity", "--method"}
     # ... and the released code's settings, which a <method>-released run's folder names.
     per_job |= {f"--{k.replace('_', '-')}" for v in (STRUCTURE_METHODS.spec(m).released for m in STRUCTURE_METHODS.names()) for k in v}
+    # ... and what any other planned run's folder changes (an ablation such as refill-scratch_e).
+    for path in planned_runs(config):
+        phase, _, _, _, *rest = os.path.relpath(path, results).split(os.sep)
+        changes = run_changes(phase, rest[0]) if len(rest) > 1 else {}
+        per_job |= {f"--{k.replace('_', '-')}" for block in changes.values() for k in block}
     used = {f for c in commands for f in re.findall(r"(?<= )--[a-z-]+", c)}
     assert used & _flags_of_blocks() <= per_job, sorted(used & _flags_of_blocks() - per_job)
 
