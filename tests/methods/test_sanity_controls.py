@@ -2,7 +2,6 @@
 (random_prune_layerwise), the inverted mask, magnitude pruning of the rewind-point weights, controls of another
 variant's masks (<follower>-of-<source>), and the instability of a ticket's training."""
 
-
 import pytest
 import torch
 
