@@ -18,7 +18,8 @@ from .grid import grid_tables
 from .matching import rules_text
 from .needs import PaperOnly, Reading
 from .paper import PaperTable, evaluate as evaluate_claims, load_tables, needs_of, ours
-from .render import NOT_RUN, PAGE, PAPER_ONLY, Table, csv_text, fmt, html_table, latex, markdown
+from . import page
+from .render import NOT_RUN, PAPER_ONLY, Table, csv_text, fmt, latex, markdown
 from .results import Results
 from .sanity import SANITY_INTRO, sanity_tables
 from .stats import RULE as STATS_RULE
@@ -142,17 +143,8 @@ def build_report(results_root: str | Path, tables_dir: str | Path, out: str | Pa
     md += ["## Deviations", "", markdown(deviations)]
     storage.write_text(out / "README.md", "\n".join(md) + "\n")
 
-    nav = "".join(f"<a href=\"#{t.id}\">{t.id}</a>" for t in [claims, *sanity, *grid, *paper, deviations])
-    code_html = code_text(code).replace("**Stale:**", "<strong>Stale:</strong>").replace("`", "")
-    body = [f"<h1>ticketbench report</h1><p>{intro}</p><p>{code_html}</p><nav>{nav}</nav>", "<h2>Claims</h2>",
-            html_table(claims).replace(">holds", " class=\"holds\">holds").replace(">does not hold",
-                                                                                   " class=\"fails\">does not hold"),
-            *([f"<h2>Sanity checks</h2><p>{SANITY_INTRO}</p>"] + [html_table(t) for t in sanity] if sanity else []),
-            "<h2>Figures</h2>"] + [f"<p><img src=\"figures/{f}\" alt=\"{f}\"></p>" for f in figs]
-    body += ["<h2>This grid's results</h2>"] + [html_table(t) for t in grid]
-    body += ["<h2>Paper tables, paper vs ours</h2>"] + [html_table(t) for t in paper]
-    body += ["<h2>Deviations</h2>", html_table(deviations)]
-    storage.write_text(out / "index.html", PAGE.format(title="ticketbench report", body="\n".join(body)))
+    page.write(out / "index.html", intro=intro, code=code_text(code), claims=claims, claim_rows=claim_rows,
+               sanity=sanity, figures=figs, grid=grid, paper=paper, deviations=deviations)
     summary = {"paper_tables": [t.id for t in paper], "grid_tables": [t.id for t in grid], "figures": figs,
                **({"sanity_tables": [t.id for t in sanity]} if sanity else {}),
                "claims": claim_rows, "cells": res.cells(), "paper_rows_with_results": ran,
