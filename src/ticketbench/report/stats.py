@@ -15,17 +15,32 @@ Three sources of uncertainty are kept apart, because they answer different quest
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import dataclasses
 import math
 import statistics
-from dataclasses import dataclass
-from typing import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
-from scipy import stats
+from scipy import special, stats
 
 LEVEL = 0.95
 RESAMPLES = 4000
+# Seeds needed: the spread of a few seeds is itself uncertain, so the plan uses its one-sided upper confidence bound at
+# SPREAD_BOUND, and asks for the number of seeds that decides the claim with probability POWER at the observed effect.
+SPREAD_BOUND = 0.80
+POWER = 0.80
+MAX_SEEDS = 100
+# Values bounded to [0, 1] whose interval is made on the logit scale; a value on a bound is moved inside by this much.
+LOGIT_EPS = 1e-3
+PER_SEED_BELOW = 5  # with fewer seeds a bounded cell lists them
 HOLDS, FAILS, INCONCLUSIVE = "holds", "does not hold", "inconclusive"
+# A number above what it is compared with by more than the noise allows (ours over the paper's, a check's gain over
+# its baseline): marked, not failed, since it may be right, but nobody should take it on trust (MLPerf's reference
+# convergence points flag both directions).
+TOO_GOOD = "better than expected: check"
 
 RULE = (f"Every number is the mean over seeds with its {LEVEL:.0%} Student-t interval (± half-width) and n, the "
         f"number of seeds; 'test ±' is the {LEVEL:.0%} Wilson interval of the mean test accuracy on the test set's "
@@ -35,7 +50,34 @@ RULE = (f"Every number is the mean over seeds with its {LEVEL:.0%} Student-t int
         f"the threshold. Differences between two methods are paired by "
         f"seed and test example; their interval is the wider of a bootstrap over test examples ({RESAMPLES} "
         f"resamples, the difference averaged over seeds) and a t interval over the seeds' differences. "
-        f"A verdict drawn from one seed says so.")
+        f"A verdict drawn from one seed says so. A quantity bounded to [0, 100%] (a sparsity, a share, a saving) "
+        f"gets its t interval on the logit scale, mapped back, so it never leaves its bounds (a gap between two such "
+        f"quantities, bounded to [-100, 100] points, likewise), shown as [low, high] with the per-seed values when "
+        f"fewer than {PER_SEED_BELOW} seeds ran.")
+SEEDS_RULE = (f"Seeds needed: for an undecided claim, the smallest number of seeds whose t interval would exclude the "
+              f"threshold with probability {POWER:.0%} if the observed effect were the true one, the seeds' standard "
+              f"deviation taken at its one-sided {SPREAD_BOUND:.0%} upper confidence bound (chi-square, the spread "
+              f"of a few seeds being itself uncertain), the power from the noncentral t distribution; the part of a "
+              f"paired interval that comes from the test examples is assumed not to shrink with seeds, so an effect "
+              f"inside it cannot be decided by seeds, and neither can a claim the grid's highest sparsity caps or one "
+              f"with no interval to narrow. Estimates above {MAX_SEEDS} seeds are reported as out of reach.")
+
+_LEVEL: contextvars.ContextVar[float] = contextvars.ContextVar("level", default=LEVEL)
+
+
+def level() -> float:
+    """The confidence level intervals are made at now: ``LEVEL``, or a stricter one inside :func:`confidence`."""
+    return _LEVEL.get()
+
+
+@contextlib.contextmanager
+def confidence(at: float) -> Iterator[None]:
+    """Make every interval inside the block at level ``at`` (a correction for repeated looks at the data)."""
+    token = _LEVEL.set(at)
+    try:
+        yield
+    finally:
+        _LEVEL.reset(token)
 
 
 @dataclass(frozen=True)
@@ -47,17 +89,26 @@ class Estimate:
     hi: float | None
     n: int
     test: str = ""  # how the interval was made, e.g. "t over seeds", "paired bootstrap"
+    sd: float | None = None  # the seeds' standard deviation of the quantity (what more seeds average away)
+    floor: float | None = None  # the half-width more seeds do not shrink (a paired interval's test-example part)
+    bounds: tuple[float, float] | None = None  # a bounded quantity: its interval came from the logit scale
+    values: tuple[float, ...] = field(default=(), compare=False)  # the per-seed values, for small n
 
     @property
     def half(self) -> float | None:
         return None if self.lo is None or self.hi is None else (self.hi - self.lo) / 2
 
     def fmt(self, scale: float = 100.0, digits: int = 2, unit: str = "") -> str:
-        """``98.61 ± 0.52 (n=3)``; with one sample, ``98.61 (n=1, no interval)``."""
+        """``98.61 ± 0.52 (n=3)``; with one sample, ``98.61 (n=1, no interval)``; a bounded quantity, whose interval
+        is not symmetric, ``55.47% [12.10, 88.02] (n=3: 0.00, 59.27, 97.44)``."""
         m = f"{self.mean * scale:.{digits}f}{unit}"
         if self.half is None:
             return f"{m} (n={self.n}, no interval)"
-        return f"{m} ± {self.half * scale:.{digits}f} (n={self.n})"
+        if self.bounds is None or self.half == 0:  # seeds that agree: a point, symmetric as any
+            return f"{m} ± {self.half * scale:.{digits}f} (n={self.n})"
+        each = (": " + ", ".join(f"{v * scale:.{digits}f}" for v in self.values)
+                if self.values and self.n < PER_SEED_BELOW else "")
+        return f"{m} {self.range(scale, digits)} (n={self.n}{each})"
 
     def range(self, scale: float = 100.0, digits: int = 2) -> str:
         """``[97.10, 99.30]``, or ``-`` without an interval."""
@@ -70,22 +121,39 @@ def _clean(values: Iterable[float | None]) -> list[float]:
     return [float(v) for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
 
 
-def seed_interval(values: Iterable[float | None], level: float = LEVEL) -> Estimate | None:
+def seed_interval(values: Iterable[float | None], level: float | None = None,
+                  bounds: tuple[float, float] | None = None) -> Estimate | None:
     """Mean over seeds with a Student-t interval; None when there is no value. Identical seeds give a zero-width
-    interval: the seeds agree, and nothing here widens it (tables also show the test-set interval)."""
+    interval: the seeds agree, and nothing here widens it (tables also show the test-set interval).
+
+    ``bounds`` (low, high): the quantity cannot leave them (a sparsity in [0, 1]); the t interval is made on the
+    logit scale of ``(x - low) / (high - low)``, values on a bound moved ``LOGIT_EPS`` inside, and mapped back, so
+    it stays inside; it always contains the mean.
+    """
+    level = _LEVEL.get() if level is None else level
     vals = _clean(values)
     if not vals:
         return None
     m = statistics.fmean(vals)
     if len(vals) < 2:
-        return Estimate(m, None, None, 1, "t over seeds")
-    sem = statistics.stdev(vals) / math.sqrt(len(vals))
-    half = float(stats.t.ppf(0.5 + level / 2, len(vals) - 1)) * sem
-    return Estimate(m, m - half, m + half, len(vals), "t over seeds")
+        return Estimate(m, None, None, 1, "t over seeds", bounds=bounds, values=tuple(vals))
+    sd = statistics.stdev(vals)
+    q = float(stats.t.ppf(0.5 + level / 2, len(vals) - 1))
+    if bounds is None or sd == 0:
+        half = q * sd / math.sqrt(len(vals))
+        return Estimate(m, m - half, m + half, len(vals), "t over seeds", sd=sd, bounds=bounds, values=tuple(vals))
+    low, high = bounds
+    z = [float(special.logit(min(max((v - low) / (high - low), LOGIT_EPS), 1 - LOGIT_EPS))) for v in vals]
+    zm, zhalf = statistics.fmean(z), q * statistics.stdev(z) / math.sqrt(len(z))
+    lo, hi = (low + (high - low) * float(special.expit(x)) for x in (zm - zhalf, zm + zhalf))
+    return Estimate(m, min(lo, m), max(hi, m), len(vals), "t over seeds, logit scale", sd=sd, bounds=bounds,
+                    values=tuple(vals))
 
 
-def test_interval(correct: Sequence[int] | int, total: Sequence[int] | int, level: float = LEVEL) -> tuple[float, float]:
+def test_interval(correct: Sequence[int] | int, total: Sequence[int] | int,
+                  level: float | None = None) -> tuple[float, float]:
     """Wilson interval of a test accuracy from its counts, pooled when given one count per seed."""
+    level = _LEVEL.get() if level is None else level
     k = int(np.sum(correct))
     n = int(np.sum(total))
     if n == 0:
@@ -110,7 +178,7 @@ def test_interval_of(records: Iterable[dict | None]) -> tuple[float, float] | No
     return test_interval(round(accuracy * n), n)
 
 
-def paired_difference(a: Sequence[np.ndarray], b: Sequence[np.ndarray], level: float = LEVEL,
+def paired_difference(a: Sequence[np.ndarray], b: Sequence[np.ndarray], level: float | None = None,
                       seed: int = 0) -> Estimate:
     """Accuracy of ``a`` minus that of ``b``, paired per test example and per seed, averaged over seeds.
 
@@ -122,6 +190,7 @@ def paired_difference(a: Sequence[np.ndarray], b: Sequence[np.ndarray], level: f
     * the seeds: a Student-t interval of the per-seed differences (none with one seed), which is what another
       set of seeds would move.
     """
+    level = _LEVEL.get() if level is None else level
     if len(a) != len(b) or not a:
         raise ValueError(f"paired_difference needs the same seeds on both sides, got {len(a)} and {len(b)}")
     diffs = []
@@ -148,16 +217,24 @@ def paired_difference(a: Sequence[np.ndarray], b: Sequence[np.ndarray], level: f
         res = stats.bootstrap(samples, statistic, n_resamples=RESAMPLES, confidence_level=level,
                               method="percentile", vectorized=True, rng=np.random.default_rng(seed))
         lo, hi = float(res.confidence_interval.low), float(res.confidence_interval.high)
+    floor = (hi - lo) / 2
     over_seeds = seed_interval(per_seed, level)
     if over_seeds is not None and over_seeds.lo is not None:
         lo, hi = min(lo, over_seeds.lo), max(hi, over_seeds.hi)
-    return Estimate(point, min(lo, point), max(hi, point), len(diffs), "paired")
+    return Estimate(point, min(lo, point), max(hi, point), len(diffs), "paired",
+                    sd=None if over_seeds is None else over_seeds.sd, floor=floor, values=tuple(per_seed))
 
 
-def paired_seed_difference(a: Sequence[float], b: Sequence[float], level: float = LEVEL) -> Estimate | None:
-    """``a - b`` paired by seed (e.g. two criteria's overlaps on the same seed), with a t interval over seeds."""
-    est = seed_interval([x - y for x, y in zip(a, b)], level)
-    return None if est is None else Estimate(est.mean, est.lo, est.hi, est.n, "paired t over seeds")
+def paired_seed_difference(a: Sequence[float], b: Sequence[float], level: float | None = None,
+                           bounds: tuple[float, float] | None = None) -> Estimate | None:
+    """``a - b`` paired by seed (e.g. two criteria's overlaps on the same seed), with a t interval over seeds;
+    ``bounds`` as :func:`seed_interval`'s (two fractions differ by -1 to 1)."""
+    est = seed_interval([x - y for x, y in zip(a, b)], level, bounds)
+    return None if est is None else dataclasses.replace(est, test="paired " + est.test)
+
+
+FRACTION = (0.0, 1.0)  # bounds of a share, a sparsity, an accuracy
+GAP = (-1.0, 1.0)  # bounds of the difference of two fractions
 
 
 def decide(est: Estimate | None, threshold: float, *, above: bool = True) -> str:
@@ -193,7 +270,63 @@ def accuracy_cell(runs: Sequence[dict], key: str = "test_acc") -> str:
     return text
 
 
-def value_cell(values: Iterable[float | None], scale: float = 100.0, digits: int = 2, unit: str = "") -> str:
-    """A table cell for any other number over seeds: mean ± t half-width (n), ``-`` when nothing ran."""
-    est = seed_interval(values)
+def value_cell(values: Iterable[float | None], scale: float = 100.0, digits: int = 2, unit: str = "",
+               bounds: tuple[float, float] | None = None) -> str:
+    """A table cell for any other number over seeds: mean ± t half-width (n), ``-`` when nothing ran. A percentage
+    (``unit="%"``) is a fraction of something and stays inside [0, 100]: its interval comes from the logit scale."""
+    est = seed_interval(values, bounds=bounds or (FRACTION if unit == "%" else None))
     return "-" if est is None else est.fmt(scale, digits, unit)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A claim's test: the estimate of the quantity it is about, on the claim's side of ``threshold`` or not."""
+
+    est: Estimate | None
+    threshold: float
+    above: bool = True
+    level: float | None = None  # where the claim widens its interval itself (a correction of its own)
+
+    @property
+    def verdict(self) -> str:
+        return decide(self.est, self.threshold, above=self.above)
+
+
+@dataclass(frozen=True)
+class SeedsNeeded:
+    seeds: int | None  # None: no number of seeds decides it (``why`` says why)
+    text: str
+
+
+def seeds_needed(d: Decision, level: float | None = None, *, power: float = POWER, bound: float = SPREAD_BOUND,
+                 most: int = MAX_SEEDS) -> SeedsNeeded:
+    """How many seeds would decide an undecided ``d`` at its observed effect (``SEEDS_RULE``).
+
+    The effect is the distance of the mean from the threshold; the spread is the seeds' standard deviation at its
+    one-sided ``bound`` upper confidence bound, ``sd * sqrt((n - 1) / chi2.ppf(1 - bound, n - 1))``; the answer is
+    the smallest n whose t interval at ``level`` excludes the threshold with probability ``power`` (noncentral t).
+    A bounded quantity is planned on its own scale, which is the conservative side where the logit interval is
+    narrower near the threshold.
+    """
+    level = d.level or (_LEVEL.get() if level is None else level)
+    est = d.est
+    if est is None:
+        return SeedsNeeded(None, "no estimate to narrow")
+    effect = abs(est.mean - d.threshold)
+    pts = f"{100 * effect:.2f} points"
+    if est.floor is not None and est.floor >= effect:
+        return SeedsNeeded(None, f"none: the margin ({pts}) lies within the test-set noise (±{100 * est.floor:.2f} "
+                           f"points), which more seeds do not shrink")
+    if est.n < 2 or est.sd is None:
+        return SeedsNeeded(None, "none estimable from one seed: run a second seed to measure the spread")
+    if effect == 0:
+        return SeedsNeeded(None, "none: the mean sits on the threshold")
+    if est.sd == 0:
+        return SeedsNeeded(est.n + 1, f"{est.n + 1}: the seeds agree exactly; one more seed measures a spread")
+    sd_hi = est.sd * math.sqrt((est.n - 1) / float(stats.chi2.ppf(1 - bound, est.n - 1)))
+    for n in range(est.n + 1, most + 1):
+        crit = float(stats.t.ppf(0.5 + level / 2, n - 1))
+        if float(stats.nct.sf(crit, n - 1, effect / (sd_hi / math.sqrt(n)))) >= power:
+            return SeedsNeeded(n, f"{n} (margin {pts}, seed sd {100 * est.sd:.2f}, upper bound {100 * sd_hi:.2f})")
+    return SeedsNeeded(None, f"none within {most} seeds (margin {pts}, seed sd {100 * est.sd:.2f}, upper bound "
+                       f"{100 * sd_hi:.2f})")

@@ -253,6 +253,9 @@ class Finding:
     verdict: str  # holds / does not hold / inconclusive
     test: str  # the statistic, its interval and the threshold
     seeds: int
+    # The interval and threshold the verdict was read from, for the seeds an undecided claim needs; None where the
+    # verdict rests on no interval (nothing to compare, a missing reference).
+    decision: stats.Decision | None = None
 
 
 @dataclass(frozen=True)
@@ -281,7 +284,7 @@ def _bits(rows: list[dict]) -> list | None:
     return [unpack_bits(r["test_correct"]) for r in rows]
 
 
-def paired_vs(a: dict[int, dict], b: dict[int, dict], level: float = stats.LEVEL) -> Estimate | None:
+def paired_vs(a: dict[int, dict], b: dict[int, dict], level: float | None = None) -> Estimate | None:
     """Accuracy of ``a`` minus ``b`` over their common seeds, paired per test example; None without the bits."""
     seeds = sorted(set(a) & set(b))
     xa, xb = _bits([a[s] for s in seeds]), _bits([b[s] for s in seeds])
@@ -304,18 +307,36 @@ def capped_note(kind: str, ext: dict[int, Extreme], seeds: list[int]) -> str:
         if n else ""
 
 
-def evaluate(res: Results) -> list[dict]:
-    """One row per claim and grid cell; claims with no run on any cell get a single 'not run' row."""
+def seeds_needed(f: Finding) -> stats.SeedsNeeded | None:
+    """For an undecided finding, how many seeds would decide it, or why none would; None when it is decided."""
+    if f.verdict != stats.INCONCLUSIVE:
+        return None
+    if f.decision is None:
+        return stats.SeedsNeeded(None, "none: the verdict rests on no interval here (see the measured value)")
+    if f.decision.verdict != stats.INCONCLUSIVE:
+        # The interval decided it, and the grid's highest sparsity undid that: more rounds, not seeds, can decide.
+        return stats.SeedsNeeded(None, "none: the grid's highest sparsity caps it; more rounds could decide it")
+    return stats.seeds_needed(f.decision)
+
+
+def evaluate(res: Results, level: float | None = None) -> list[dict]:
+    """One row per claim and grid cell; claims with no run on any cell get a single 'not run' row. ``level``: the
+    confidence level of every claim's interval (a correction for repeated looks), else ``stats.LEVEL``."""
     out = []
-    for c in CLAIMS:
-        rows = []
-        for cell in res.cells(c.phase):
-            f = c.judge(res, cell)
-            if f is not None:
-                verdict = f.verdict + (" (one seed)" if f.seeds == 1 else "")
-                rows.append({"paper": c.paper, "claim": c.text, "paper_value": c.paper_value,
-                             "cell": f"{cell[0]} x {cell[1]}", "measured": f.measured, "test": f.test,
-                             "seeds": f.seeds, "verdict": verdict})
-        out.extend(rows or [{"paper": c.paper, "claim": c.text, "paper_value": c.paper_value, "cell": "-",
-                             "measured": "not run", "test": "-", "seeds": 0, "verdict": "not run"}])
+    with stats.confidence(level or stats.LEVEL):
+        for c in CLAIMS:
+            rows = []
+            for cell in res.cells(c.phase):
+                f = c.judge(res, cell)
+                if f is not None:
+                    verdict = f.verdict + (" (one seed)" if f.seeds == 1 else "")
+                    need = seeds_needed(f)
+                    rows.append({"paper": c.paper, "claim": c.text, "paper_value": c.paper_value,
+                                 "cell": f"{cell[0]} x {cell[1]}", "measured": f.measured, "test": f.test,
+                                 "seeds": f.seeds, "verdict": verdict,
+                                 "seeds_needed": "-" if need is None else need.text,
+                                 "seeds_to_decide": None if need is None else need.seeds})
+            out.extend(rows or [{"paper": c.paper, "claim": c.text, "paper_value": c.paper_value, "cell": "-",
+                                 "measured": "not run", "test": "-", "seeds": 0, "verdict": "not run",
+                                 "seeds_needed": "-", "seeds_to_decide": None}])
     return out

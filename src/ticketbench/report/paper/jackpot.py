@@ -10,7 +10,7 @@ from .. import stats
 from ...runs import folder as run_folder
 from ..needs import Need, PaperTable, Reading, Run, cell_named, cell_of
 from ..results import Cell, Results, overlap_init
-from ..stats import FAILS, INCONCLUSIVE, decide, value_cell
+from ..stats import FAILS, INCONCLUSIVE, Decision, value_cell
 from .framework import (NO_BITS, Finding, SeedMean, cells_or_unmapped, claim, claim_cells, claim_row, diff_text,
                         label, paired_vs, runs_of, seed_mean, table, unmapped_row)
 
@@ -193,13 +193,14 @@ def _jackpot_matches(res: Results, cell: Cell) -> Finding | None:
     dense_acc = [m["test_acc"] for m in dense.values() if m.get("test_acc") is not None]
     sd = statistics.stdev(dense_acc) if len(dense_acc) > 1 else 0.0
     unchanged = weights_unchanged(jp.values())
-    verdict = decide(est, -sd) if unchanged else FAILS
+    d = Decision(est, -sd)
+    verdict = d.verdict if unchanged else FAILS
     return Finding(f"jackpot minus dense {diff_text(est)}; dense seed sd {100 * sd:.2f} points; weights unchanged: "
                    f"{unchanged}", verdict,
                    "at the paper's own sparsity (90%); the paper states no numeric matching rule (its full text is "
                    "not public), so ours: jackpot minus dense, paired by seed and test example; holds when the "
                    "interval is above minus the dense model's seed standard deviation (0 with one seed) and no "
-                   "weight changed", est.n)
+                   "weight changed", est.n, d if unchanged else None)
 
 
 @claim(PAPER, "Of the pruning criteria, magnitude pruning overlaps most with the jackpot mask "
@@ -217,12 +218,13 @@ def _overlap(res: Results, cell: Cell) -> Finding | None:
         return None
     mags = [rows["magnitude"] for rows in per_seed.values()]
     others = [max(v for k, v in rows.items() if k != "magnitude") for rows in per_seed.values()]
-    est = stats.paired_seed_difference(mags, others)
+    est = stats.paired_seed_difference(mags, others, bounds=stats.GAP)
     crit = sorted(next(iter(per_seed.values())))
     shown = ", ".join(f"{c} {value_cell((rows.get(c) for rows in per_seed.values()), unit='%')}" for c in crit)
-    return Finding(f"{shown}; magnitude minus the runner-up {est.fmt(unit=' points')}", decide(est, 0.0),
+    d = Decision(est, 0.0)
+    return Finding(f"{shown}; magnitude minus the runner-up {est.fmt(unit=' points')}", d.verdict,
                    "per seed: magnitude's overlap minus the best other criterion's; t interval over seeds; holds "
-                   "when above 0", est.n)
+                   "when above 0", est.n, d)
 
 
 @claim(PAPER, "Magnitude initialisation makes the search at least 3x cheaper than random initialisation",
@@ -237,4 +239,5 @@ def _cost(res: Results, cell: Cell) -> Finding | None:
     if None in factors:
         return Finding(search_cost(factors), FAILS, test, len(found))
     est = stats.seed_interval(factors)
-    return Finding(search_cost(factors), decide(est, 3.0), test, est.n)
+    d = Decision(est, 3.0)
+    return Finding(search_cost(factors), d.verdict, test, est.n, d)

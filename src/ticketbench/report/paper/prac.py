@@ -13,7 +13,7 @@ from ..needs import Need, PaperTable, Reading, Run, Unmapped, cell_named, cell_o
 from ..render import pct
 from ..results import Cell, Results, mean
 from ..sanity import beaten_text
-from ..stats import FAILS, HOLDS, INCONCLUSIVE, Estimate, decide, seed_interval, value_cell
+from ..stats import FAILS, FRACTION, GAP, HOLDS, INCONCLUSIVE, Decision, Estimate, seed_interval, value_cell
 from .framework import (NO_BITS, Finding, by_cell, capped_note, cells_or_unmapped, claim, claim_cells, claim_row,
                         diff_text, every_column, extremes_cell, label, mean_sparsities, nearest_round, no_cell,
                         paired_vs, round_mean_gaps, runs_of, seed_mean, table)
@@ -58,7 +58,7 @@ def saving(res: Results, cell: Cell, prac: str = "", full: str = "full") -> Savi
     s = res.savings(cell, prac, full)
     if s is None:
         return None
-    est = None if s["saving"] is None else seed_interval(s["seed_savings"])
+    est = None if s["saving"] is None else seed_interval(s["seed_savings"], bounds=FRACTION)
     return Saving(s["seeds"], est, s["seed_savings"], s.get("matched_sparsity"), s["matched_round"], s["capped"])
 
 
@@ -69,7 +69,7 @@ def set_fraction(run: dict) -> float | None:
 
 def set_size(runs: list[dict]) -> Estimate | None:
     """The PrAC sets' share of the training set over the seeds of a run."""
-    return seed_interval(set_fraction(m) for m in runs)
+    return seed_interval((set_fraction(m) for m in runs), bounds=FRACTION)
 
 
 # --- Table 1: settings; Tables A2-A4: set sizes ------------------------------------------------------------------
@@ -379,8 +379,9 @@ def _saving_verdict(res: Results, cell: Cell) -> Finding | None:
     lo, hi = PRAC_SAVING_RANGE
     where = "inside" if lo <= s.est.mean <= hi else ("below" if s.est.mean < lo else "above")
     note = f"; {CAPPED}" if s.capped else ""
+    d = Decision(s.est, lo)
     return Finding(f"{s.est.fmt(unit='%')} saved up to sparsity {pct(s.sparsity)} ({where} the paper's "
-                   f"range){note}", capped_verdict(decide(s.est, lo), claimant_capped=s.capped), test, s.seeds)
+                   f"range){note}", capped_verdict(d.verdict, claimant_capped=s.capped), test, s.seeds, d)
 
 
 @claim(PAPER, "The PrAC set's share of the training set lies in the paper's range for the dataset",
@@ -394,10 +395,12 @@ def _set_size_verdict(res: Results, cell: Cell) -> Finding | None:
     rng = PRAC_SET_RANGE.get(cell[0])
     if rng is None:
         return Finding(f"{measured}; the papers publish no range for {cell[0]}", INCONCLUSIVE, test, est.n)
-    below, above = decide(est, rng[0]), decide(est, rng[1], above=False)
-    verdict = (HOLDS if below == HOLDS and above == HOLDS else
-               FAILS if below == FAILS or above == FAILS else INCONCLUSIVE)
-    return Finding(f"{measured} vs {pct(rng[0])}-{pct(rng[1])}", verdict, test, est.n)
+    below, above = Decision(est, rng[0]), Decision(est, rng[1], above=False)
+    verdict = (HOLDS if below.verdict == HOLDS and above.verdict == HOLDS else
+               FAILS if FAILS in (below.verdict, above.verdict) else INCONCLUSIVE)
+    # Seeds are planned against the bound the interval still straddles.
+    return Finding(f"{measured} vs {pct(rng[0])}-{pct(rng[1])}", verdict, test, est.n,
+                   below if below.verdict == INCONCLUSIVE else above)
 
 
 def _vs_baseline(baseline: str, name: str):
@@ -430,9 +433,10 @@ def _vs_baseline(baseline: str, name: str):
         if est is None:
             return Finding(NO_BITS, INCONCLUSIVE, test, len(a))
         note = f"; {CAPPED}" if ext.capped else ""
+        d = Decision(est, 0.0)
         return Finding(f"at the IMP ticket's extreme matching sparsity {ext.describe()}: IMP minus {name} "
-                       f"{diff_text(est)}{note}{beaten_text(res, cell)}", capped_verdict(decide(est, 0.0), claimant_capped=ext.capped), test,
-                       est.n)
+                       f"{diff_text(est)}{note}{beaten_text(res, cell)}",
+                       capped_verdict(d.verdict, claimant_capped=ext.capped), test, est.n, d)
     return judge
 
 
@@ -457,18 +461,19 @@ def _extreme_vs_random(ticket: str):
         seeds = sorted(set.intersection(*(set(ext[k]) for k in [ticket, *randoms])))
         # Against the stronger baseline on each seed: the ticket must beat both.
         gaps = [ext[ticket][s].sparsity - max(ext[b][s].sparsity for b in randoms) for s in seeds]
-        est = seed_interval(gaps)
+        est = seed_interval(gaps, bounds=GAP)
         if est is None:
             return None
         shown = ", ".join(f"{k} {value_cell((e[s].sparsity for s in seeds), unit='%')}" for k, e in ext.items())
         notes = capped_note(ticket, ext[ticket], seeds) + "".join(capped_note(b, ext[b], seeds) for b in randoms)
         # A higher sparsity might separate them (ticket capped) or close the gap (a baseline capped).
-        verdict = capped_verdict(decide(est, 0.0), claimant_capped=any(ext[ticket][s].capped for s in seeds),
+        d = Decision(est, 0.0)
+        verdict = capped_verdict(d.verdict, claimant_capped=any(ext[ticket][s].capped for s in seeds),
                                  baseline_capped=any(ext[b][s].capped for b in randoms for s in seeds))
         return Finding(f"{shown}; gap {est.fmt(unit=' points')}{notes}", verdict,
                        f"per seed: the ticket's extreme matching sparsity minus the stronger baseline's (PrAC's rule: "
                        f"the highest sparsity whose accuracy is {WITHIN_1_OF_DENSE.name}, the seed's own); t "
-                       f"interval over seeds; holds when above 0", est.n)
+                       f"interval over seeds; holds when above 0", est.n, d)
     return judge
 
 

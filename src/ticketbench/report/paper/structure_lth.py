@@ -16,7 +16,7 @@ from ..matching import (AT_LEAST_DENSE, CAPPED, Extreme, MeanExtreme, capped_ver
 from ..needs import DATASETS, Need, PaperOnly, PaperTable, Reading, Run, Unmapped, cell_named, cell_of
 from ..render import pct
 from ..results import Cell, Results, mean
-from ..stats import INCONCLUSIVE, Estimate, decide, value_cell
+from ..stats import INCONCLUSIVE, Decision, Estimate, value_cell
 from .framework import (NO_BITS, Finding, SeedMean, by_cell, capped_note, cells_or_unmapped, claim, claim_row,
                         diff_text, every_column, extremes_cell, label, lr_text, mean_sparsities, nearest_round,
                         no_cell, paired_vs, round_mean_gaps, runs_of, seed_mean, table, unmapped_row)
@@ -463,7 +463,7 @@ def _refill_wins(res: Results, cell: Cell) -> Finding | None:
     # The round is picked after looking at the data: its interval is widened to 1 - 0.05/k (Bonferroni over the k
     # rounds) so that picking does not make a verdict likelier than 5% by chance.
     k = len(res.per_round("structure", cell, "refill"))
-    level = 1 - (1 - stats.LEVEL) / k
+    level = 1 - (1 - stats.level()) / k
     test = (f"Structure-LTH's rule ({AT_LEAST_DENSE.name}): refill ticket minus dense at the refill ticket's extreme "
             f"sparsity on the seed-mean curve (the highest sparsity where the rule holds; where it holds nowhere, the "
             f"round closest to dense), paired by seed and test example, each interval at {level:.1%} for the {k} "
@@ -482,10 +482,11 @@ def _refill_wins(res: Results, cell: Cell) -> Finding | None:
     where = (f"at the seed-mean extreme sparsity {ext.describe()}" if ext.point is not None else
              f"no round reaches dense accuracy on average; at the closest (sparsity {pct(point.sparsity)})")
     note = f"; {CAPPED}" if ext.capped else ""
+    d = Decision(est, 0.0, level=level)
     return Finding(f"extreme channel-wise sparsity per seed "
                    f"{value_cell((e.sparsity for e in per_seed.values()), unit='%')}; {where}: refill minus "
                    f"dense {diff_text(est)}{note}",
-                   capped_verdict(decide(est, 0.0), claimant_capped=ext.capped), test, est.n)
+                   capped_verdict(d.verdict, claimant_capped=ext.capped), test, est.n, d)
 
 
 @claim(PAPER, "Group-wise (regroup) tickets stay winning to higher sparsity than channel-wise ones",
@@ -497,15 +498,16 @@ def _regroup_vs_refill(res: Results, cell: Cell) -> Finding | None:
     if not seeds:
         return None
     a, b = [rg[s].sparsity for s in seeds], [rf[s].sparsity for s in seeds]
-    est = stats.paired_seed_difference(a, b)
+    est = stats.paired_seed_difference(a, b, bounds=stats.GAP)
     notes = capped_note("regroup", rg, seeds) + capped_note("refill", rf, seeds)
-    verdict = capped_verdict(decide(est, 0.0), claimant_capped=any(rg[s].capped for s in seeds),
+    d = Decision(est, 0.0)
+    verdict = capped_verdict(d.verdict, claimant_capped=any(rg[s].capped for s in seeds),
                              baseline_capped=any(rf[s].capped for s in seeds))
     return Finding(f"regroup {value_cell(a, unit='%')} vs refill {value_cell(b, unit='%')}; gap "
                    f"{est.fmt(unit=' points')}{notes}", verdict,
                    f"per seed: the extreme sparsity by Structure-LTH's rule (the highest sparsity with accuracy "
                    f"{AT_LEAST_DENSE.name}, the seed's own), regroup minus refill; t interval over seeds; holds "
-                   f"when above 0", est.n)
+                   f"when above 0", est.n, d)
 
 
 @claim(PAPER, "Group-wise (regroup) tickets run faster than the dense model",
@@ -534,5 +536,6 @@ def _regroup_time(res: Results, cell: Cell) -> Finding | None:
     if est is None:
         return Finding(f"round {ext.point.round}, the extreme one, has no time saving recorded", INCONCLUSIVE, test, 0)
     note = f"; {CAPPED}" if ext.capped else ""
+    d = Decision(est, 0.0)
     return Finding(f"{saving_cell(at.rows, unit='%')} saved at the extreme sparsity {ext.describe()}{note}",
-                   capped_verdict(decide(est, 0.0), claimant_capped=ext.capped), test, est.n)
+                   capped_verdict(d.verdict, claimant_capped=ext.capped), test, est.n, d)
