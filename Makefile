@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed-$(LOCK_HASH)
 CORES ?= all
 PYTEST_ARGS ?=
 
-.PHONY: install test reproduce smoke paper-mini check check-avx2 accept-baselines push pull bench lock clean
+.PHONY: install test reproduce decide smoke paper-mini check check-avx2 accept-baselines push pull bench lock clean
 
 install: $(STAMP)
 
@@ -42,6 +42,15 @@ CHECK_CONFIG := $(RUN) $(BIN)/ticketbench check-config --config config/config.ya
 reproduce: install
 	$(CHECK_CONFIG) $(foreach f,$(CONFIGS),--config $(f))
 	$(SNAKEMAKE) $(if $(CONFIGS),--configfile $(CONFIGS)) $(SNAKEMAKE_FLAGS)
+
+# Seeds where they decide (docs/statistics.md "Seeds needed, and adding them"): reads the report's undecided claims,
+# adds seeds to their cells through the same rules (a config overlay), looks again, within BUDGET (90s, 60m, 1.5h);
+# LOOKS fixes the most looks at the data (every verdict is then made at 1 - 0.05/LOOKS).
+BUDGET ?= 60m
+LOOKS ?= 3
+decide: install
+	$(RUN) $(BIN)/ticketbench decide --budget "$(BUDGET)" --looks "$(LOOKS)" $(if $(filter-out all,$(CORES)),--cores "$(CORES)") \
+		$(foreach f,$(CONFIGS),--configfile "$(f)")
 
 smoke: install
 	$(CHECK_CONFIG) --config config/smoke.yaml $(foreach f,$(CONFIGS),--config $(f))

@@ -31,6 +31,9 @@ STAGE_MODULES: dict[str, tuple[str, str]] = {
                      "print the first problem as the same one line Snakemake prints"),
     "collect": ("ticketbench.collect",
                 "gather every metrics.json under a results folder into summary.json and summary.csv"),
+    "decide": ("ticketbench.decide",
+               "add seeds where a claim is undecided and could be decided, through Snakemake, and look again, within "
+               "a time budget (a correction for the repeated looks)"),
     "fake-data": ("ticketbench.data.fake",
                   "write small generated replicas of CIFAR-10/100, Tiny-ImageNet and ImageNet in their real on-disk "
                   "formats (the paper grid in miniature runs on them; a lab checks its cluster set-up with them)"),
