@@ -11,6 +11,7 @@ import io as _io
 from pathlib import Path
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -20,6 +21,7 @@ import seaborn as sns  # noqa: E402
 from .. import storage  # noqa: E402
 from ..methods.registry import figure_order  # noqa: E402
 from .grid import NO_STRUCTURE, timed_rows  # noqa: E402
+from .needs import PaperTable, cell_of  # noqa: E402
 from .results import Results, overlap_init  # noqa: E402
 from .stats import seed_interval  # noqa: E402
 
@@ -60,23 +62,37 @@ def _accuracy_frame(res: Results) -> pd.DataFrame:
         if phase in ("imp", "prac", "structure"):
             for r in m.get("rounds", []):
                 rows.append({"cell": cell, "run": f"{phase}/{variant}", "round": r["round"], "method": m["method"],
-                             "sparsity": 100 * r["sparsity"], "test accuracy (%)": 100 * r["test_acc"]})
+                             REMAINING: 100 * (1 - r["sparsity"]), "test accuracy (%)": 100 * r["test_acc"]})
         elif phase == "jackpot" and variant.startswith("magnitude"):
             rows.append({"cell": cell, "run": f"{phase}/{variant}", "round": 0, "method": "jackpot",
-                         "sparsity": 100 * m["sparsity"], "test accuracy (%)": 100 * m["test_acc"]})
-    return _one_x_per_round(pd.DataFrame(rows), "sparsity", ["cell", "run", "round"]) if rows else pd.DataFrame()
+                         REMAINING: 100 * (1 - m["sparsity"]), "test accuracy (%)": 100 * m["test_acc"]})
+    return _one_x_per_round(pd.DataFrame(rows), REMAINING, ["cell", "run", "round"]) if rows else pd.DataFrame()
 
 
-def accuracy_vs_sparsity(res: Results, out: Path) -> str | None:
+def paper_points(tables: list[PaperTable], cell: tuple[str, str]) -> dict[str, list[tuple[float, float]]]:
+    """The (weights remaining %, accuracy %) points the papers' tables give for our ``cell``, by series
+    (``<table source>: <method>``), from each table's declared ``curves``."""
+    out: dict[str, list[tuple[float, float]]] = {}
+    for t in tables:
+        for name, (x, y) in t.curves.items():
+            for row in t.rows:
+                if cell_of(row, t) == cell and isinstance(row.get(x), (int, float)) and \
+                        isinstance(row.get(y), (int, float)):
+                    out.setdefault(f"{t.source}: {name}", []).append((float(row[x]), float(row[y])))
+    return out
+
+
+def accuracy_vs_sparsity(res: Results, out: Path, tables: list[PaperTable] = ()) -> str | None:
     df = _accuracy_frame(res)
     if df.empty:
         return None
     known = figure_order()
     # Registered methods in their order, then the controls of other variants' masks (random_reinit-of-snip, ...).
     order = [m for m in known if m in set(df["method"])] + sorted(set(df["method"]) - set(known))
-    g = sns.relplot(data=df, x="sparsity", y="test accuracy (%)", hue="method", hue_order=order, col="cell",
+    g = sns.relplot(data=df, x=REMAINING, y="test accuracy (%)", hue="method", hue_order=order, col="cell",
                     kind="line", marker="o", errorbar=CI, col_wrap=min(3, df["cell"].nunique()),
-                    height=3.2, facet_kws={"sharey": False})
+                    height=3.6, facet_kws={"sharey": False})
+    drawn = False
     for ax, cell in zip(g.axes.flat, g.col_names):
         d, b = cell.split(" x ")
         dense = seed_interval(m["test_acc"] for m in res.dense_runs((d, b)))
@@ -86,9 +102,21 @@ def accuracy_vs_sparsity(res: Results, out: Path) -> str | None:
             ax.axhline(100 * dense.mean - 1, color="k", ls=":", lw=1)
             if dense.half is not None:
                 ax.axhspan(100 * dense.lo, 100 * dense.hi, color="k", alpha=0.08, lw=0)
-    g.set_axis_labels("sparsity (%)", f"test accuracy (%)\n{SPREAD}")
+        for i, (series, points) in enumerate(sorted(paper_points(tables, (d, b)).items())):
+            xs, ys = zip(*sorted(points, reverse=True))
+            ax.plot(xs, ys, ls="none", marker="xP*+"[i % 4], ms=7, color="0.25", label=f"paper {series}")
+            drawn = True
+        if drawn:
+            ax.legend(fontsize=7, loc="lower left")
+        # The field's axis: weights remaining on a log scale, sparser to the right, so that 90-99% sparsity is
+        # spread over a decade instead of crowded at one end.
+        ax.set_xscale("log")
+        ax.invert_xaxis()
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    g.set_axis_labels(f"{REMAINING}, log scale", f"test accuracy (%)\n{SPREAD}")
     g.figure.text(0.01, -0.02, "dashed: dense (Structure-LTH's 'at least dense'); dotted: dense - 1 point (PrAC's "
-                  "'within 1% of dense')", fontsize=8, ha="left")
+                  "'within 1% of dense')" + ("; markers without lines: the paper's own numbers (its tables)"
+                                              if drawn else ""), fontsize=8, ha="left")
     return _save(g.figure, out / "accuracy_vs_sparsity.png")
 
 

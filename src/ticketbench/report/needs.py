@@ -47,6 +47,11 @@ class PaperTable:
     rows: list[dict[str, Any]]
     fixed: dict[str, Any]
     notes: str = ""
+    # Value columns where more is better (accuracies, savings): ours beating the paper's by more than our interval
+    # is "better than expected: check", the mirror of falling short.
+    higher_is_better: tuple[str, ...] = ()
+    # Series of (weights remaining, accuracy) column pairs, by the paper's method name: drawn beside our curves.
+    curves: dict[str, tuple[str, str]] = field(default_factory=dict)
 
 
 def load_tables(folder: str | Path) -> list[PaperTable]:
@@ -58,7 +63,9 @@ def load_tables(folder: str | Path) -> list[PaperTable]:
                                      kind=t.get("kind", "results"), key_columns=t["key_columns"],
                                      value_columns=t["value_columns"], units=t.get("units", {}),
                                      headers=t.get("headers", {}), rows=t["rows"], fixed=t.get("fixed") or {},
-                                     notes=t.get("notes") or ""))
+                                     notes=t.get("notes") or "",
+                                     higher_is_better=tuple(t.get("higher_is_better") or ()),
+                                     curves={k: tuple(v) for k, v in (t.get("curves") or {}).items()}))
     return tables
 
 
