@@ -150,7 +150,12 @@ def test_a_gain_is_not_a_regression_but_an_outcome_moves_both_ways(pinned, capsy
     for s in range(3):
         _edit(_metrics(run, "pretrain", f"seed{s}"), test_acc=1.0)
     code, out, _ = _check(base, run, capsys)
+    # A gain past the allowance a drop has is not a failure, but it is not passed silently either.
     assert code == 0
+    name = "pretrain/digits/test_resnet:test_acc"
+    assert "better than expected: check" in _line(out, name)
+    assert f"CHECK {name}: better than expected: check (baseline" in out
+    assert "1 better than expected (check them)" in out
     for s in range(3):
         _edit(_metrics(run, "structure", f"seed{s}", "regroup"), sparsity=0.4)
     code, out, _ = _check(base, run, capsys)
