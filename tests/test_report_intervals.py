@@ -89,6 +89,15 @@ def _t_half(values) -> float:
     return stats.t.ppf(0.975, len(values) - 1) * statistics.stdev(values) / math.sqrt(len(values))
 
 
+def _bounded(values) -> str:
+    """A fraction's cell: the mean, its t interval made on the logit scale and mapped back, the per-seed values."""
+    z = [math.log(v / (1 - v)) for v in values]
+    half = _t_half(z)
+    lo, hi = (100 / (1 + math.exp(-(statistics.mean(z) + d))) for d in (-half, half))
+    each = ", ".join(f"{100 * v:.2f}" for v in values)
+    return f"{100 * statistics.mean(values):.2f} [{lo:.2f}, {hi:.2f}] (n={len(values)}: {each})"
+
+
 def _wilson_half(accs) -> float:
     # The seeds share one test set: n is its size, not seeds x size.
     k = round(statistics.mean(round(a * N_TEST) / N_TEST for a in accs) * N_TEST)
@@ -100,25 +109,24 @@ def test_accuracy_cells_are_the_seed_mean_with_t_and_test_intervals(report):
     out, _, _ = report
     rows = {r["round"]: r for r in _table(out, "grid_imp_cifar10_cifar_resnet20")}
     for r, accs in IMP.items():
-        want = (f"{100 * statistics.mean(accs):.2f} ± {100 * _t_half(accs):.2f} (n=3; "
-                f"test ±{100 * _wilson_half(accs):.2f})")
+        want = f"{_bounded(accs)[:-1]}; test ±{100 * _wilson_half(accs):.2f})"
         assert rows[str(r)]["IMP acc (%)"] == want
     assert rows["1"]["sparsity (%)"] == "20.00"  # fixed by the pruning schedule: shown once, plainly
     assert "(n=1, no interval" in rows["1"]["random_reinit acc (%)"]
     assert rows["3"]["PrAC ticket acc (%)"] == "not run" and rows["3"]["PrAC set (%)"] == "not run"
     fraction = [0.4, 0.38, 0.36]
-    assert rows["1"]["PrAC set (%)"] == f"{100 * statistics.mean(fraction):.2f} ± {100 * _t_half(fraction):.2f} (n=3)"
+    assert rows["1"]["PrAC set (%)"] == _bounded(fraction)
 
 
 def test_other_seed_varying_numbers_have_intervals(report):
     out, _, _ = report
     savings = _table(out, "grid_prac_savings")[0]
-    want = f"{100 * statistics.mean(SAVING):.2f} ± {100 * _t_half(SAVING):.2f} (n=3)"
+    want = _bounded(SAVING)
     assert savings["iterations saved (%)"] == want
     assert savings["seeds"] == "3" and savings["highest matching sparsity (%)"] == "36.00"
     assert savings["capped"] == "yes"  # PrAC ran two rounds only and still matches at the second
     structure = _table(out, "grid_structure_cifar10_cifar_resnet20")[0]
-    assert structure["refill remaining (%)"].endswith("(n=3)")  # seeds differ: the interval shows it
+    assert structure["refill remaining (%)"] == "79.90 [79.65, 80.15] (n=3: 80.00, 79.90, 79.80)"  # seeds differ
     assert structure["refill time saving (%)"].startswith("21.00 ± ")
     timing = _table(out, "grid_timing")[0]
     assert "seed" not in timing and timing["dense (ms)"] == f"11.00 ± {_t_half([10, 11, 12]):.2f} (n=3)"

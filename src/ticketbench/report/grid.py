@@ -13,7 +13,7 @@ from ..runs import folder, recipe_of
 from .matching import AT_LEAST_DENSE, WITHIN_1_OF_DENSE, Rule, mean_extreme
 from .render import Table, fmt
 from .results import Cell, Results, overlap_init
-from .stats import LEVEL, Estimate, accuracy_cell, seed_interval, value_cell
+from .stats import FRACTION, GAP, LEVEL, Estimate, accuracy_cell, seed_interval, value_cell
 
 INTERVALS = (f"Each cell: mean ± {LEVEL:.0%} t-interval over n seeds; test ± = {LEVEL:.0%} Wilson interval over test "
              f"examples; 'not run' = no seed ran it.")
@@ -23,9 +23,11 @@ def _acc(rows: list[dict]) -> str:
     return accuracy_cell(rows) if rows else fmt(None)
 
 
-def _val(values: Iterable[float | None], scale: float = 100, digits: int = 2) -> str:
+def _val(values: Iterable[float | None], scale: float = 100, digits: int = 2,
+         bounds: tuple[float, float] | None = FRACTION) -> str:
+    """A number over seeds; shown in percent (``scale`` 100) it is a fraction, whose interval stays in [0, 100]."""
     vals = [v for v in values if v is not None]
-    return value_cell(vals, scale, digits) if vals else fmt(None)
+    return value_cell(vals, scale, digits, bounds=bounds if scale == 100 else None) if vals else fmt(None)
 
 
 def _fixed(values: Iterable[float | None], scale: float = 100, digits: int = 2) -> str:
@@ -250,8 +252,8 @@ def regroup_loop_table(res: Results, cell: Cell) -> Table | None:
         rows.append([r, _fixed(1 - x["imp_sparsity"] for x, _ in pairs if x.get("imp_sparsity") is not None),
                      _fixed(1 - x["sparsity"] for x, _ in pairs), _fixed(1 - y["sparsity"] for _, y in pairs),
                      _acc([x for x, _ in pairs]), _acc([y for _, y in pairs]),
-                     _val(y["test_acc"] - x["test_acc"] for x, y in pairs
-                          if x.get("test_acc") is not None and y.get("test_acc") is not None)])
+                     _val((y["test_acc"] - x["test_acc"] for x, y in pairs
+                           if x.get("test_acc") is not None and y.get("test_acc") is not None), bounds=GAP)])
     return Table(f"grid_regroup_loop_{cell[0]}_{cell[1]}", f"Regroup: the paper's column rule against the released "
                  f"loop: {cell[0]} x {cell[1]}",
                  ["round", "IMP remaining (%)", "paper rule remaining (%)", "released loop remaining (%)",
@@ -273,7 +275,7 @@ def jackpot_table(res: Results, cell: Cell) -> Table | None:
         gaps = [m["test_acc"] - dense[s]["test_acc"] for s, m in zip(seeds, ms)
                 if s in dense and m.get("test_acc") is not None and dense[s].get("test_acc") is not None]
         rows.append([ms[0]["init"], _fixed(m["sparsity"] for m in ms), _covered(ms),
-                     _fixed((len(m.get("epochs", [])) for m in ms), 1, 0), _acc(ms), _val(gaps),
+                     _fixed((len(m.get("epochs", [])) for m in ms), 1, 0), _acc(ms), _val(gaps, bounds=GAP),
                      _val(m.get("magnitude_overlap") for m in ms), fmt(all(x.get("weights_unchanged") for x in ms))])
     if not rows:
         return None

@@ -21,7 +21,7 @@ from .matching import WITHIN_1_OF_DENSE, mean_extreme, round_by_seed
 from .paper.framework import NO_BITS, diff_text, mean_sparsities, nearest_round, paired_vs
 from .render import Table, fmt, pct
 from .results import Cell, Results
-from .stats import FAILS, HOLDS, LEVEL, Estimate, accuracy_cell, decide, seed_interval, value_cell
+from .stats import FAILS, FRACTION, HOLDS, LEVEL, Estimate, accuracy_cell, decide, seed_interval, value_cell
 
 #: The error barrier under which a ticket's training is stable (Frankle et al. 2020; the instability stage's rule).
 STABLE_BARRIER = 0.02
@@ -186,7 +186,7 @@ def scratch_table(res: Results, cell: Cell) -> Table | None:
     rows = []
     for method, budgets in runs.items():
         for r, seeds in res.per_round("structure", cell, method).items():
-            row = [method, r, value_cell(x["sparsity"] for x in seeds), accuracy_cell(seeds)]
+            row = [method, r, value_cell((x["sparsity"] for x in seeds), bounds=FRACTION), accuracy_cell(seeds)]
             for budget in SCRATCH:
                 folder = budgets.get(budget)
                 est, theirs, n = paired_round(res, cell, "structure", method, folder, r) if folder else (None, [], 0)
@@ -274,7 +274,7 @@ def instability_table(res: Results, cell: Cell) -> Table | None:
         rewind = sorted({str(m.get("rewind")) for m in runs})
         for r, seeds in instability_rows(res, cell, source).items():
             est = seed_interval(x["error_barrier"] for x in seeds)
-            rows.append([source, ", ".join(rewind), r, value_cell(x["sparsity"] for x in seeds),
+            rows.append([source, ", ".join(rewind), r, value_cell((x["sparsity"] for x in seeds), bounds=FRACTION),
                          accuracy_cell(seeds), accuracy_cell(seeds, "copy_b_test_acc"),
                          est.fmt(unit=" points") if est else fmt(None),
                          ", ".join(f"{100 * x['error_barrier']:.2f}" for x in seeds), barrier_verdict(est)])

@@ -260,7 +260,7 @@ def accuracy_cell(runs: Sequence[dict], key: str = "test_acc") -> str:
     ``runs`` are per-seed records (metrics.json or one round's row) holding ``key`` and, for test accuracies,
     ``test_correct``, whose pooled Wilson interval gives the test-set part.
     """
-    est = seed_interval(r.get(key) for r in runs)
+    est = seed_interval((r.get(key) for r in runs), bounds=FRACTION)
     if est is None:
         return "-"
     text = est.fmt()
