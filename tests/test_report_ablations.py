@@ -64,7 +64,8 @@ def test_the_rewinding_ablation_ranks_rewind_points_and_compares_with_random_tic
     for suffix, acc in points.items():
         _runs(tmp_path, "structure", RN18_C10, f"refill{suffix}", acc, 3)
     text = ours(t, row, Results.scan(tmp_path))["value"]
-    assert text.startswith("CIFAR-10 RN-18: refill: best 50%; 50% 95.00% [91.89, 97.04] (n=3: 94.00, 95.00, 96.00), 10% 94.50% ")
+    assert text.startswith("CIFAR-10 RN-18: refill: best 50%; 50% 95.00% [91.89, 97.04] (n=3: 94.00, 95.00, 96.00), "
+                           "10% 94.50% ")
     # Rounds 2 and 3 (36% and 49% sparsity) are beyond 30%; regroup did not run, so only refill is shown.
     assert "minus random re-init beyond 30% sparsity: 50% 2.00 points ± 0.00 (n=3), 10% 1.50 points" in text
     assert "regroup" not in text
@@ -76,7 +77,8 @@ def test_the_mask_source_ablation_ranks_the_regrouped_tickets(tmp_path, tables):
     for folder, acc in accs.items():
         _runs(tmp_path, "structure", RN18_C10, folder, acc, 2)
     text = ours(t, row, Results.scan(tmp_path))["value"]
-    assert text.startswith("CIFAR-10 RN-18: regrouped tickets by mask source, best first: IMP 94.00% [91.02, 96.10] (n=3: 93.00, 94.00, "
+    assert text.startswith("CIFAR-10 RN-18: regrouped tickets by mask source, best first: IMP 94.00% [91.02, 96.10] "
+                           "(n=3: 93.00, 94.00, "
                            "95.00), "
                            "OMP 94.00% [91.02, 96.10] (n=3: 93.00, 94.00, 95.00), ADMM 92.00%")
     assert text.index("ADMM") < text.index("SNIP") and "SynFlow" not in text

@@ -30,8 +30,8 @@ whose noise is smaller.
 
 The output is one table: cell, metric, baseline (mean ± sd, n), now (seed mean, n), allowed drop (and which of
 sd, test set or floor set it), status (ok / FAIL / new / "better than expected: check", an accuracy above its
-baseline by more than the allowance a drop has: not a failure, but a number to look at) and the gate or the reason for a failure; then the rule,
-the failures by name, and a one-line summary.
+baseline by more than the allowance a drop has: not a failure, but a number to look at) and the gate or the reason
+for a failure; then the rule, the failures by name, and a one-line summary.
 """
 
 from __future__ import annotations

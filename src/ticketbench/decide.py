@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import csv
 import math
+import os
 import re
 import statistics
 import subprocess
@@ -124,8 +125,6 @@ def targets(config: dict[str, Any], added: dict[Cell, list[int]]) -> list[str]:
 
 def snakemake(configfiles: list[str], overlay: Path, outputs: list[str], cores: int, extra: list[str]) -> int:
     """Run the outputs through the workflow's own rules; an argument list, so no value reaches a shell."""
-    import os
-
     cmd = [sys.executable, "-m", "snakemake", *outputs, "--cores", str(cores), "--rerun-incomplete",
            "--configfile", *configfiles, str(overlay), *extra]
     # The rules call `ticketbench`: the one beside this interpreter, whatever PATH the caller had.
@@ -152,8 +151,20 @@ def counts(rows: list[dict]) -> dict[str, int]:
     return {v: sum(r["verdict"].startswith(v) for r in rows) for v in (HOLDS, FAILS, INCONCLUSIVE)}
 
 
+def wanted(rows: list[dict], have: dict[Cell, list[int]], max_seeds: int) -> dict[Cell, int]:
+    """The seeds each cell should reach: the most its undecided claims ask for, capped; cells already there left
+    out."""
+    want: dict[Cell, int] = {}
+    for r in rows:
+        if r["verdict"].startswith(INCONCLUSIVE) and r.get("seeds_to_decide"):
+            cell = _cell(r["cell"])
+            want[cell] = max(want.get(cell, 0), min(int(r["seeds_to_decide"]), max_seeds))
+    return {c: n for c, n in want.items() if n > len(have[c])}
+
+
 def decide(*, configfiles: list[str], budget: float, looks: int, max_seeds: int, cores: int, tables: str,
-           dry: bool = False, benchmarks: Path = Path("benchmarks"), runner: Callable[[list[str], Path, list[str], int], int] | None = None,
+           dry: bool = False, benchmarks: Path = Path("benchmarks"),
+           runner: Callable[[list[str], Path, list[str], int], int] | None = None,
            clock: Callable[[], float] = time.monotonic, say: Callable[[str], None] = print) -> dict:
     """The loop of the module's docstring; returns the plan's record with why it stopped."""
     config = load_config_files([DEFAULT_CONFIG, *configfiles])
@@ -172,65 +183,55 @@ def decide(*, configfiles: list[str], budget: float, looks: int, max_seeds: int,
         rows = look(results, tables, plan, dry)
         cells = sorted({_cell(r["cell"]) for r in rows if r["cell"] != "-"})
         have = {c: seeds_of(results, c) for c in cells}
-        plan.looks.append({"look": len(plan.looks) + 1, "elapsed_seconds": round(clock() - start, 1),
-                           "seeds": {f"{d} x {b}": len(have[(d, b)]) for d, b in cells}, **counts(rows)})
-        if not dry:
-            sequential.write(results, plan)
         c = counts(rows)
+        plan.looks.append({"look": len(plan.looks) + 1, "elapsed_seconds": round(clock() - start, 1),
+                           "seeds": {f"{d} x {b}": len(have[(d, b)]) for d, b in cells}, **c})
         say(f"look {len(plan.looks)}/{plan.max_looks} at {100 * plan.level:.2f}%: {c[HOLDS]} hold, {c[FAILS]} do "
-            f"not, {c[INCONCLUSIVE]} inconclusive ({', '.join(f'{d} x {b}: {len(have[(d, b)])} seeds' for d, b in cells)})")
-        undecided = [r for r in rows if r["verdict"].startswith(INCONCLUSIVE)]
-        want: dict[Cell, int] = {}
-        for r in undecided:
-            if r.get("seeds_to_decide"):
-                cell = _cell(r["cell"])
-                want[cell] = max(want.get(cell, 0), min(int(r["seeds_to_decide"]), max_seeds))
-        want = {c: n for c, n in want.items() if n > len(have[c])}
-        if not undecided:
+            f"not, {c[INCONCLUSIVE]} inconclusive (" +
+            ", ".join(f"{d} x {b}: {len(have[(d, b)])} seeds" for d, b in cells) + ")")
+        want = wanted(rows, have, max_seeds)
+        if not c[INCONCLUSIVE]:
             stop = "every claim is decided"
-        elif not want:
-            stop = (f"no undecided claim can gain from more seeds (or each would need more than --max-seeds "
-                    f"{max_seeds})")
-        elif len(plan.looks) >= plan.max_looks:
+            break
+        if not want:
+            stop = f"no undecided claim can gain from more seeds (or each would need more than --max-seeds {max_seeds})"
+            break
+        if len(plan.looks) >= plan.max_looks:
             stop = f"the plan's {plan.max_looks} looks are spent"
-        else:
-            cost = {c: seed_cost(results, benchmarks, c) for c in want}
-            unknown = [f"{d} x {b}" for (d, b), (s, _) in cost.items() if not math.isfinite(s)]
-            if unknown:
-                raise ConfigError("results", str(results), f"runs whose cost is recorded (benchmark files or "
-                                  f"wall_seconds); none for {', '.join(unknown)}")
-            left = budget - (clock() - start)
-            rnd = plan_round(want, have, {c: s for c, (s, _) in cost.items()}, left, cores)
-            if not rnd.added:
-                cheapest = min(cost[c][0] / cores for c in want)
-                stop = (f"budget spent: the next seed (~{cheapest / 60:.1f} min) does not fit the "
-                        f"{max(left, 0) / 60:.1f} min left")
-            else:
-                say("round: " + "; ".join(f"{d} x {b} + seeds {', '.join(map(str, s))} (wants {want[(d, b)]}, "
-                                          f"~{cost[(d, b)][0] / 60:.1f} core-min each from {cost[(d, b)][1]})"
-                                          for (d, b), s in rnd.added.items()) +
-                    f"; estimated {rnd.seconds / 60:.1f} min of the {left / 60:.1f} left")
-                seeds = sorted({*config["grid"]["seeds"], *(s for v in rnd.added.values() for s in v),
-                                *(s for v in have.values() for s in v)})
-                overlay = results / "decide.yaml"
-                storage.write_text(overlay, "# Written by `ticketbench decide`: the grid's seeds with those it added; "
-                                   "its targets were the added seeds of the undecided cells only.\n"
-                                   f"grid:\n  seeds: [{', '.join(map(str, seeds))}]\n")
-                merged = load_config_files([DEFAULT_CONFIG, *configfiles, str(overlay)])
-                outputs = targets(merged, rnd.added)
-                if dry:
-                    say(f"dry run: {len(outputs)} outputs, e.g. {outputs[0]}; nothing run or recorded")
-                    stop = "dry run"
-                    break
-                code = (runner or _default_runner)(configfiles, overlay, outputs, cores)
-                if code != 0:
-                    stop = f"Snakemake failed (exit {code}); the seeds it finished are kept, and the next look reads them"
-                    rows = look(results, tables, plan)
-                    plan.looks[-1]["stopped"] = stop
-                    break
-                continue
-        plan.looks[-1]["stopped"] = stop
-        break
+            break
+        cost = {c: seed_cost(results, benchmarks, c) for c in want}
+        unknown = [f"{d} x {b}" for (d, b), (s, _) in cost.items() if not math.isfinite(s)]
+        if unknown:
+            raise ConfigError("results", str(results), f"runs whose cost is recorded (benchmark files or "
+                              f"wall_seconds); none for {', '.join(unknown)}")
+        left = budget - (clock() - start)
+        rnd = plan_round(want, have, {c: s for c, (s, _) in cost.items()}, left, cores)
+        if not rnd.added:
+            cheapest = min(s for s, _ in cost.values()) / cores
+            stop = (f"budget spent: the next seed (~{cheapest / 60:.1f} min) does not fit the {max(left, 0) / 60:.1f} "
+                    f"min left")
+            break
+        say("round: " + "; ".join(f"{d} x {b} + seeds {', '.join(map(str, s))} (wants {want[(d, b)]}, "
+                                  f"~{cost[(d, b)][0] / 60:.1f} core-min each from {cost[(d, b)][1]})"
+                                  for (d, b), s in rnd.added.items()) +
+            f"; estimated {rnd.seconds / 60:.1f} min of the {left / 60:.1f} left")
+        seeds = sorted({*config["grid"]["seeds"], *(s for v in [*rnd.added.values(), *have.values()] for s in v)})
+        outputs = targets({**config, "grid": {**config["grid"], "seeds": seeds}}, rnd.added)
+        if dry:
+            say(f"dry run: {len(outputs)} outputs, e.g. {outputs[0]}; nothing run or recorded")
+            stop = "dry run"
+            break
+        sequential.write(results, plan)
+        overlay = results / "decide.yaml"
+        storage.write_text(overlay, "# Written by `ticketbench decide`: the grid's seeds with those it added; its "
+                           "targets were the added seeds of the undecided cells only.\n"
+                           f"grid:\n  seeds: [{', '.join(map(str, seeds))}]\n")
+        code = (runner or _default_runner)(configfiles, overlay, outputs, cores)
+        if code != 0:
+            # No look at a partial round: the finished seeds stay, and the next call's first look reads them.
+            stop = f"Snakemake failed (exit {code}); the seeds it finished are kept for the next look"
+            break
+    plan.looks[-1]["stopped"] = stop
     if not dry:
         sequential.write(results, plan)
     elapsed = clock() - start
@@ -268,8 +269,6 @@ class Decide(Stage):
 
     @classmethod
     def run(cls, args: argparse.Namespace, config: dict) -> int:
-        import os
-
         if args.looks < 1:
             raise ConfigError("looks", args.looks, "an integer of at least 1")
         if args.max_seeds < 2:

@@ -129,7 +129,8 @@ def build_report(results_root: str | Path, tables_dir: str | Path, out: str | Pa
         storage.write_text(out / "tables" / f"{t.id}.md", markdown(t))
         storage.write_text(out / "tables" / f"{t.id}.tex", latex(t))
         storage.write_text(out / "tables" / f"{t.id}.csv", csv_text(t))
-    figs = [f for f in (figures.accuracy_vs_sparsity(res, out / "figures", tables), figures.prac_set_size(res, out / "figures"),
+    figs = [f for f in (figures.accuracy_vs_sparsity(res, out / "figures", tables),
+                        figures.prac_set_size(res, out / "figures"),
                         figures.time_saving(res, out / "figures"), figures.search_cost(res, out / "figures"),
                         figures.instability(res, out / "figures"))
             if f] + figures.overlap_heatmaps(res, out / "figures") + figures.layer_speedups(res, out / "figures")
