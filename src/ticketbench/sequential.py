@@ -35,7 +35,7 @@ class Plan:
                 f"{self.max_looks}, adding seeds between looks where a claim was undecided; every claim is decided "
                 f"at the {100 * self.level:.2f}% level (alpha {self.alpha:g} spent equally over the {self.max_looks} "
                 f"looks, a Bonferroni bound that holds whatever the looks' dependence), not at the single look's "
-                f"95%.")
+                f"{100 * (1 - self.alpha):g}%.")
 
     def to_json(self) -> dict:
         return {"correction": CORRECTION, "alpha": self.alpha, "max_looks": self.max_looks, "looks": self.looks}

@@ -60,7 +60,10 @@ SEEDS_RULE = (f"Seeds needed: for an undecided claim, the smallest number of see
               f"of a few seeds being itself uncertain), the power from the noncentral t distribution; the part of a "
               f"paired interval that comes from the test examples is assumed not to shrink with seeds, so an effect "
               f"inside it cannot be decided by seeds, and neither can a claim the grid's highest sparsity caps or one "
-              f"with no interval to narrow. Estimates above {MAX_SEEDS} seeds are reported as out of reach.")
+              f"with no interval to narrow. Estimates above {MAX_SEEDS} seeds are reported as out of reach. "
+              f"`ticketbench decide` (make decide) adds the seeds and looks again, deciding every look at "
+              f"1 - alpha/K for a number of looks K fixed before the first (Bonferroni), which the report then "
+              f"states here.")
 
 _LEVEL: contextvars.ContextVar[float] = contextvars.ContextVar("level", default=LEVEL)
 
