@@ -226,10 +226,6 @@ def barrier_verdict(est: Estimate | None) -> str:
     return {HOLDS: "stable", FAILS: "unstable"}.get(v, "inconclusive") + (" (one seed)" if est.n == 1 else "")
 
 
-def instability_rows(res: Results, cell: Cell, source: str) -> dict[int, list[dict]]:
-    return res.per_round("instability", cell, source)
-
-
 def sanity_table(res: Results, cell: Cell) -> Table | None:
     rows = []
     for ticket in tickets(res, cell):
@@ -241,7 +237,7 @@ def sanity_table(res: Results, cell: Cell) -> Table | None:
         for c in compare(res, cell, ticket):
             rows.append([ticket, c.label, f"imp/{c.control}", c.round, pct(c.sparsity), ticket_acc, c.acc,
                          "-" if c.est is None else diff_text(c.est), c.line()])
-        barrier = instability_rows(res, cell, ticket).get(r, [])
+        barrier = res.per_round("instability", cell, ticket).get(r, [])
         if barrier:
             est = seed_interval(x["error_barrier"] for x in barrier)
             rows.append([ticket, "instability of its training", f"instability/{ticket}", r,
@@ -272,7 +268,7 @@ def instability_table(res: Results, cell: Cell) -> Table | None:
     for source in res.variants("instability", cell):
         runs = res.get("instability", cell, source)
         rewind = sorted({str(m.get("rewind")) for m in runs})
-        for r, seeds in instability_rows(res, cell, source).items():
+        for r, seeds in res.per_round("instability", cell, source).items():
             est = seed_interval(x["error_barrier"] for x in seeds)
             rows.append([source, ", ".join(rewind), r, value_cell((x["sparsity"] for x in seeds), bounds=FRACTION),
                          accuracy_cell(seeds), accuracy_cell(seeds, "copy_b_test_acc"),
