@@ -136,8 +136,7 @@ def compare(res: Results, cell: Cell, ticket: str) -> list[Comparison]:
 
 
 #: Liu et al.'s baselines for a structured ticket, by the budget field of its ``<method>-scratch_<budget>`` folder.
-SCRATCH = {"e": "Scratch-E (its slimmed architecture from a fresh init, the same epochs)",
-           "b": "Scratch-B (the same, for the dense run's compute)"}
+SCRATCH = {"e": "Scratch-E (slimmed, fresh init, same epochs)", "b": "Scratch-B (slimmed, fresh init, dense compute)"}
 
 
 def scratch_runs(res: Results, cell: Cell) -> dict[str, dict[str, str]]:
