@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from ticketbench.cli import main
-from ticketbench.errors import ConfigError, DataRootError
+from ticketbench.errors import ConfigError
 from ticketbench.cluster import SLURM_OPTIONS, cluster_resources
 from ticketbench.config import PATTERN_WORDS, RESULTS_PATH, check_config, load_config_files
 from ticketbench.runs import EXTRA_RUNS, planned_runs
