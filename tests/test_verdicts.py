@@ -85,19 +85,41 @@ def test_seeds_needed_reach_the_power_at_the_upper_bound_of_the_spread_and_no_fe
     assert seeds_needed(Decision(est, 0.0), 1 - 0.05 / 3).seeds > need.seeds
 
 
-def test_no_number_of_seeds_decides_an_effect_inside_the_test_set_noise():
+def _flipped(same_examples: bool, seeds: int = 3, n: int = 300):
+    """Per-seed correctness of two methods; ``b`` turns 4 of ``a``'s right examples wrong and 3 wrong ones right, so
+    ``a`` leads by one example of 300 on every seed: the same examples on every seed (a property of the test set),
+    or other examples on each seed (the seeds' own disagreement)."""
     rng = np.random.default_rng(1)
-    a = [rng.random(300) < 0.9 for _ in range(3)]
+    a = [rng.random(n) < 0.9 for _ in range(seeds)]
+    a = [a[0]] * seeds if same_examples else a
+    fixed = (rng.permutation(np.flatnonzero(a[0]))[:4], rng.permutation(np.flatnonzero(~a[0]))[:3])
     b = []
-    for x in a:  # 4 right examples turned wrong, 3 wrong ones right: a leads by one example of 300 on every seed
+    for x in a:
         y = x.copy()
-        y[rng.permutation(np.flatnonzero(x))[:4]] = False
-        y[rng.permutation(np.flatnonzero(~x))[:3]] = True
+        right, wrong = fixed if same_examples else (rng.permutation(np.flatnonzero(x))[:4],
+                                                    rng.permutation(np.flatnonzero(~x))[:3])
+        y[right], y[wrong] = False, True
         b.append(y)
-    est = paired_difference(a, b)
-    assert est.floor is not None and est.floor > abs(est.mean)
+    return a, b
+
+
+def test_no_number_of_seeds_decides_an_effect_inside_the_test_sets_own_noise():
+    est = paired_difference(*_flipped(same_examples=True))
+    # The same 7 examples disagree on every seed: more seeds average nothing away.
+    assert est.shrinking == 0 and est.floor == pytest.approx(est.half) and est.floor > abs(est.mean)
     need = seeds_needed(Decision(est, 0.0))
-    assert need.seeds is None and "test-set noise" in need.text
+    assert need.seeds is None and "test set's own noise" in need.text
+
+
+def test_the_seeds_own_disagreement_shrinks_with_more_seeds():
+    est = paired_difference(*_flipped(same_examples=False))
+    # Other examples disagree on each seed: the test-example part is mostly the seeds', which more seeds average.
+    assert est.floor < 0.5 * est.half and est.shrinking > 0
+    assert math.sqrt(est.floor ** 2 + est.shrinking / est.n) == pytest.approx(est.half)
+    # Averaging 30 seeds' per-example differences, the bootstrap half-width shrinks as the split predicts.
+    many = paired_difference(*_flipped(same_examples=False, seeds=30))
+    predicted = math.sqrt(est.floor ** 2 + est.shrinking / 30)
+    assert many.floor < est.half and abs(math.sqrt(many.floor ** 2 + many.shrinking / 30) - predicted) < 0.5 * predicted
 
 
 def test_one_seed_or_a_mean_on_the_threshold_gets_no_estimate():

@@ -57,10 +57,11 @@ RULE = (f"Every number is the mean over seeds with its {LEVEL:.0%} Student-t int
 SEEDS_RULE = (f"Seeds needed: for an undecided claim, the smallest number of seeds whose t interval would exclude the "
               f"threshold with probability {POWER:.0%} if the observed effect were the true one, the seeds' standard "
               f"deviation taken at its one-sided {SPREAD_BOUND:.0%} upper confidence bound (chi-square, the spread "
-              f"of a few seeds being itself uncertain), the power from the noncentral t distribution; the part of a "
-              f"paired interval that comes from the test examples is assumed not to shrink with seeds, so an effect "
-              f"inside it cannot be decided by seeds, and neither can a claim the grid's highest sparsity caps or one "
-              f"with no interval to narrow. Estimates above {MAX_SEEDS} seeds are reported as out of reach. "
+              f"of a few seeds being itself uncertain), the power from the noncentral t distribution. The part of a "
+              f"paired interval that comes from the test examples is split, from the per-example variance over "
+              f"seeds, into the test set's own noise, which no number of seeds shrinks, and the seeds' per-example "
+              f"disagreement, which more seeds average away; a margin inside the first cannot be decided by seeds, "
+              f"and neither can a claim the grid's highest sparsity caps or one with no interval to narrow. Estimates above {MAX_SEEDS} seeds are reported as out of reach. "
               f"`ticketbench decide` (make decide) adds the seeds and looks again, deciding every look at "
               f"1 - alpha/K for a number of looks K fixed before the first (Bonferroni), which the report then "
               f"states here.")
@@ -94,6 +95,9 @@ class Estimate:
     test: str = ""  # how the interval was made, e.g. "t over seeds", "paired bootstrap"
     sd: float | None = None  # the seeds' standard deviation of the quantity (what more seeds average away)
     floor: float | None = None  # the half-width more seeds do not shrink (a paired interval's test-example part)
+    # The part of a paired interval's test-example half-width that more seeds average away: at n seeds that half-width
+    # is about sqrt(floor**2 + shrinking / n) (``paired_difference``).
+    shrinking: float = 0.0
     bounds: tuple[float, float] | None = None  # a bounded quantity: its interval came from the logit scale
     values: tuple[float, ...] = field(default=(), compare=False)  # the per-seed values, for small n
 
@@ -220,12 +224,35 @@ def paired_difference(a: Sequence[np.ndarray], b: Sequence[np.ndarray], level: f
         res = stats.bootstrap(samples, statistic, n_resamples=RESAMPLES, confidence_level=level,
                               method="percentile", vectorized=True, rng=np.random.default_rng(seed))
         lo, hi = float(res.confidence_interval.low), float(res.confidence_interval.high)
-    floor = (hi - lo) / 2
+    floor, shrinking = _example_parts(diffs, (hi - lo) / 2, level)
     over_seeds = seed_interval(per_seed, level)
     if over_seeds is not None and over_seeds.lo is not None:
         lo, hi = min(lo, over_seeds.lo), max(hi, over_seeds.hi)
     return Estimate(point, min(lo, point), max(hi, point), len(diffs), "paired",
-                    sd=None if over_seeds is None else over_seeds.sd, floor=floor, values=tuple(per_seed))
+                    sd=None if over_seeds is None else over_seeds.sd, floor=floor, shrinking=shrinking,
+                    values=tuple(per_seed))
+
+
+def _example_parts(diffs: list[np.ndarray], half: float, level: float) -> tuple[float, float]:
+    """Split the test-example half-width ``half`` of a paired difference into what more seeds cannot shrink and what
+    they average away: (floor, shrinking), with the half-width at n seeds about ``sqrt(floor**2 + shrinking / n)``.
+
+    Per example, the difference averaged over n seeds varies over the examples by ``var_b + var_w / n``: ``var_b``
+    the examples' own differences (a property of the test set), ``var_w`` how much a seed moves an example's
+    difference (estimated from the per-example variance over seeds). With one seed, or test sets that differ per
+    seed, nothing is split and the whole half-width is the floor (the conservative side).
+    """
+    n = len(diffs)
+    if n < 2 or len({d.size for d in diffs}) != 1 or half == 0:
+        return half, 0.0
+    d = np.stack(diffs)
+    within = float(d.var(axis=0, ddof=1).mean())
+    total = float(d.mean(axis=0).var(ddof=1))
+    if total <= 0:
+        return half, 0.0
+    between = max(total - within / n, 0.0)
+    # The bootstrap's half-width, scaled: its share of the variance that stays is between / total.
+    return half * math.sqrt(between / total), half ** 2 * (within / total)
 
 
 def paired_seed_difference(a: Sequence[float], b: Sequence[float], level: float | None = None,
@@ -318,8 +345,8 @@ def seeds_needed(d: Decision, level: float | None = None, *, power: float = POWE
     effect = abs(est.mean - d.threshold)
     pts = f"{100 * effect:.2f} points"
     if est.floor is not None and est.floor >= effect:
-        return SeedsNeeded(None, f"none: the margin ({pts}) lies within the test-set noise (±{100 * est.floor:.2f} "
-                           f"points), which more seeds do not shrink")
+        return SeedsNeeded(None, f"none: the margin ({pts}) lies within the test set's own noise (±"
+                           f"{100 * est.floor:.2f} points at any number of seeds)")
     if est.n < 2 or est.sd is None:
         return SeedsNeeded(None, "none estimable from one seed: run a second seed to measure the spread")
     if effect == 0:
@@ -328,6 +355,8 @@ def seeds_needed(d: Decision, level: float | None = None, *, power: float = POWE
         return SeedsNeeded(est.n + 1, f"{est.n + 1}: the seeds agree exactly; one more seed measures a spread")
     sd_hi = est.sd * math.sqrt((est.n - 1) / float(stats.chi2.ppf(1 - bound, est.n - 1)))
     for n in range(est.n + 1, most + 1):
+        if est.floor is not None and math.sqrt(est.floor ** 2 + est.shrinking / n) >= effect:
+            continue  # the test-example part of the interval alone still straddles the threshold
         crit = float(stats.t.ppf(0.5 + level / 2, n - 1))
         if float(stats.nct.sf(crit, n - 1, effect / (sd_hi / math.sqrt(n)))) >= power:
             return SeedsNeeded(n, f"{n} (margin {pts}, seed sd {100 * est.sd:.2f}, upper bound {100 * sd_hi:.2f})")
